@@ -1,0 +1,3 @@
+"""moderator: Korean-first content moderation over Kafka."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""The ten UnSmile label keys, in the order every model and verdict uses."""
+
+from typing import Final
+
+#: Verdict label keys, in UnSmile's column order.
+LABEL_KEYS: Final[tuple[str, ...]] = (
+    "women_family",
+    "men",
+    "lgbtq",
+    "race_nationality",
+    "age",
+    "region",
+    "religion",
+    "other_hate",
+    "profanity",
+    "clean",
+)
+
+#: Every key but ``clean``: the ones that can appear in a verdict's ``categories``.
+HATE_LABEL_KEYS: Final[tuple[str, ...]] = LABEL_KEYS[:-1]
+
+#: UnSmile's own Korean column names, aligned with ``LABEL_KEYS``.
+UNSMILE_COLUMNS: Final[tuple[str, ...]] = (
+    "여성/가족",
+    "남성",
+    "성소수자",
+    "인종/국적",
+    "연령",
+    "지역",
+    "종교",
+    "기타 혐오",
+    "악플/욕설",
+    "clean",
+)

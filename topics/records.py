@@ -1,0 +1,139 @@
+"""Record shapes on the input and output topics.
+
+Inputs keep the producer's original text: the worker normalises a copy for the models and the cache
+key, and never writes raw text anywhere but back into the verdict stream's own id.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["comment", "reply"]
+Action = Literal["allow", "review", "block"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where a record came from: enough to find it again in the input topic."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class CommentIn:
+    """A platform comment: ``{"id", "text", ...optional "author", "channel", "ts", "meta"}``."""
+
+    id: str
+    text: str
+    author: str | None = None
+    channel: str | None = None
+    ts: float | str | None = None
+    meta: dict[str, Any] | None = None
+
+    kind: Kind = field(default="comment", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyIn:
+    """A chatbot reply with the user message it answered: ``{"id", "prompt", "reply", ...}``."""
+
+    id: str
+    prompt: str
+    reply: str
+    bot: str | None = None
+    conversation: str | None = None
+    ts: float | str | None = None
+    meta: dict[str, Any] | None = None
+
+    kind: Kind = field(default="reply", init=False)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """One verdict per valid input, keyed by the input's id (idempotent on redelivery)."""
+
+    id: str
+    kind: Kind
+    flagged: bool
+    action: Action
+    categories: list[str]
+    scores: dict[str, float]
+    unsafe: float | None
+    cached: bool
+    model: dict[str, str | None]
+    policy: str
+    latency_ms: float
+    ts: float
+    truncated: bool = False
+    source: SourcePosition | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "flagged": self.flagged,
+            "action": self.action,
+            "categories": self.categories,
+            "scores": self.scores,
+            "unsafe": self.unsafe,
+            "cached": self.cached,
+            "model": self.model,
+            "policy": self.policy,
+            "latency_ms": self.latency_ms,
+            "ts": self.ts,
+            "truncated": self.truncated,
+        }
+        if self.source is not None:
+            out["source"] = self.source.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        src = data.get("source")
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            flagged=data["flagged"],
+            action=data["action"],
+            categories=list(data["categories"]),
+            scores=dict(data["scores"]),
+            unsafe=data.get("unsafe"),
+            cached=data["cached"],
+            model=dict(data["model"]),
+            policy=data["policy"],
+            latency_ms=data["latency_ms"],
+            ts=data["ts"],
+            truncated=data.get("truncated", False),
+            source=SourcePosition(**src) if src else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record the worker could not verdict, with the reason and the original bytes (base64)."""
+
+    reason: str
+    detail: str
+    source: SourcePosition | None
+    original: bytes
+    id: str | None = None
+    kind: Kind | None = None
+    ts: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "detail": self.detail,
+            "id": self.id,
+            "kind": self.kind,
+            "source": self.source.to_dict() if self.source else None,
+            "original_b64": base64.b64encode(self.original).decode("ascii"),
+            "ts": self.ts,
+        }

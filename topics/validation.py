@@ -1,0 +1,198 @@
+"""Decode and validate input records before any work, with a reason code for every refusal.
+
+Every limit is checked on the raw bytes or the parsed fields before a tokenizer or model sees them,
+so a hostile record costs a parse at most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from topics.records import CommentIn, ReplyIn
+from topics.text import normalize_text
+
+
+class Reason(StrEnum):
+    TOO_LARGE = "too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    EMPTY_TEXT = "empty_text"
+    TOO_LONG = "too_long"
+    TOO_DEEP = "too_deep"
+    UNKNOWN_FIELD = "unknown_field"
+    DUPLICATE_ID = "duplicate_id"
+    MODEL_ERROR = "model_error"
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be verdicted; ``reason`` is a stable code, ``detail`` says what to fix."""
+
+    def __init__(self, reason: Reason, detail: str, record_id: str | None = None) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.record_id = record_id
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """Size limits, enforced before any work. Defaults suit chat and comment traffic."""
+
+    max_record_bytes: int = 64 * 1024
+    max_text_chars: int = 8000
+    max_id_chars: int = 256
+    max_short_field_chars: int = 256
+    max_meta_bytes: int = 8192
+    max_meta_depth: int = 8
+    strict_fields: bool = True
+
+
+_COMMENT_FIELDS = frozenset({"id", "text", "author", "channel", "ts", "meta"})
+_REPLY_FIELDS = frozenset({"id", "prompt", "reply", "bot", "conversation", "ts", "meta"})
+
+
+def _parse(raw: bytes | bytearray | memoryview, limits: InputLimits) -> dict[str, Any]:
+    if len(raw) > limits.max_record_bytes:
+        raise InvalidRecord(Reason.TOO_LARGE, f"record is {len(raw)} bytes; the limit is {limits.max_record_bytes}")
+    raw_bytes = bytes(raw)
+    try:
+        raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord(Reason.INVALID_UTF8, f"not valid UTF-8 at byte {exc.start}") from None
+    try:
+        data = orjson.loads(raw_bytes)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(Reason.INVALID_JSON, f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRecord(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _record_id(data: dict[str, Any], limits: InputLimits) -> str:
+    if "id" not in data or data["id"] is None:
+        raise InvalidRecord(Reason.MISSING_FIELD, "field 'id' is required")
+    rid = data["id"]
+    if not isinstance(rid, str):
+        raise InvalidRecord(Reason.WRONG_TYPE, f"field 'id' must be a string, got {type(rid).__name__}")
+    if not rid.strip():
+        raise InvalidRecord(Reason.EMPTY_TEXT, "field 'id' is empty")
+    if len(rid) > limits.max_id_chars:
+        raise InvalidRecord(Reason.TOO_LONG, f"field 'id' has {len(rid)} chars; the limit is {limits.max_id_chars}")
+    return rid
+
+
+def _text(data: dict[str, Any], name: str, rid: str, limits: InputLimits, allow_empty: bool = False) -> str:
+    if name not in data or data[name] is None:
+        raise InvalidRecord(Reason.MISSING_FIELD, f"field {name!r} is required", rid)
+    value = data[name]
+    if not isinstance(value, str):
+        raise InvalidRecord(Reason.WRONG_TYPE, f"field {name!r} must be a string, got {type(value).__name__}", rid)
+    if len(value) > limits.max_text_chars:
+        raise InvalidRecord(
+            Reason.TOO_LONG, f"field {name!r} has {len(value)} chars; the limit is {limits.max_text_chars}", rid
+        )
+    if not allow_empty and not normalize_text(value):
+        raise InvalidRecord(Reason.EMPTY_TEXT, f"field {name!r} is empty after normalisation", rid)
+    return value
+
+
+def _optional_str(data: dict[str, Any], name: str, rid: str, limits: InputLimits) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecord(Reason.WRONG_TYPE, f"field {name!r} must be a string, got {type(value).__name__}", rid)
+    if len(value) > limits.max_short_field_chars:
+        raise InvalidRecord(
+            Reason.TOO_LONG, f"field {name!r} has {len(value)} chars; the limit is {limits.max_short_field_chars}", rid
+        )
+    return value
+
+
+def _ts(data: dict[str, Any], rid: str, limits: InputLimits) -> float | str | None:
+    value = data.get("ts")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidRecord(Reason.WRONG_TYPE, f"field 'ts' must be a number or a string, got {type(value).__name__}", rid)
+    if isinstance(value, str) and len(value) > limits.max_short_field_chars:
+        raise InvalidRecord(Reason.TOO_LONG, "field 'ts' is too long", rid)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion, so a hostile document cannot exhaust the stack."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
+def _meta(data: dict[str, Any], rid: str, limits: InputLimits) -> dict[str, Any] | None:
+    value = data.get("meta")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRecord(Reason.WRONG_TYPE, f"field 'meta' must be an object, got {type(value).__name__}", rid)
+    depth = _depth(value)
+    if depth > limits.max_meta_depth:
+        raise InvalidRecord(Reason.TOO_DEEP, f"field 'meta' nests {depth} levels; the limit is {limits.max_meta_depth}", rid)
+    size = len(orjson.dumps(value))
+    if size > limits.max_meta_bytes:
+        raise InvalidRecord(Reason.TOO_LARGE, f"field 'meta' is {size} bytes; the limit is {limits.max_meta_bytes}", rid)
+    return value
+
+
+def _check_fields(data: dict[str, Any], allowed: frozenset[str], rid: str, limits: InputLimits) -> None:
+    if not limits.strict_fields:
+        return
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise InvalidRecord(
+            Reason.UNKNOWN_FIELD, f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))} (put extras in 'meta')", rid
+        )
+
+
+def decode_comment(raw: bytes | bytearray | memoryview, limits: InputLimits | None = None) -> CommentIn:
+    limits = limits or InputLimits()
+    data = _parse(raw, limits)
+    rid = _record_id(data, limits)
+    _check_fields(data, _COMMENT_FIELDS, rid, limits)
+    return CommentIn(
+        id=rid,
+        text=_text(data, "text", rid, limits),
+        author=_optional_str(data, "author", rid, limits),
+        channel=_optional_str(data, "channel", rid, limits),
+        ts=_ts(data, rid, limits),
+        meta=_meta(data, rid, limits),
+    )
+
+
+def decode_reply(raw: bytes | bytearray | memoryview, limits: InputLimits | None = None) -> ReplyIn:
+    limits = limits or InputLimits()
+    data = _parse(raw, limits)
+    rid = _record_id(data, limits)
+    _check_fields(data, _REPLY_FIELDS, rid, limits)
+    return ReplyIn(
+        id=rid,
+        prompt=_text(data, "prompt", rid, limits, allow_empty=True),
+        reply=_text(data, "reply", rid, limits),
+        bot=_optional_str(data, "bot", rid, limits),
+        conversation=_optional_str(data, "conversation", rid, limits),
+        ts=_ts(data, rid, limits),
+        meta=_meta(data, rid, limits),
+    )
