@@ -4,7 +4,7 @@ Producers, dashboards and the worker import this package; it needs only orjson, 
 onnxruntime, so a producer can validate what it sends with the same code the worker uses.
 """
 
-from topics.labels import LABEL_KEYS, UNSMILE_COLUMNS, HATE_LABEL_KEYS
+from topics.labels import HATE_LABEL_KEYS, LABEL_KEYS, UNSMILE_COLUMNS
 from topics.names import TopicNames
 from topics.records import (
     CommentIn,

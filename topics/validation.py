@@ -60,7 +60,9 @@ _REPLY_FIELDS = frozenset({"id", "prompt", "reply", "bot", "conversation", "ts",
 
 def _parse(raw: bytes | bytearray | memoryview, limits: InputLimits) -> dict[str, Any]:
     if len(raw) > limits.max_record_bytes:
-        raise InvalidRecord(Reason.TOO_LARGE, f"record is {len(raw)} bytes; the limit is {limits.max_record_bytes}")
+        raise InvalidRecord(
+            Reason.TOO_LARGE, f"record is {len(raw)} bytes; the limit is {limits.max_record_bytes}"
+        )
     raw_bytes = bytes(raw)
     try:
         raw_bytes.decode("utf-8")
@@ -84,7 +86,9 @@ def _record_id(data: dict[str, Any], limits: InputLimits) -> str:
     if not rid.strip():
         raise InvalidRecord(Reason.EMPTY_TEXT, "field 'id' is empty")
     if len(rid) > limits.max_id_chars:
-        raise InvalidRecord(Reason.TOO_LONG, f"field 'id' has {len(rid)} chars; the limit is {limits.max_id_chars}")
+        raise InvalidRecord(
+            Reason.TOO_LONG, f"field 'id' has {len(rid)} chars; the limit is {limits.max_id_chars}"
+        )
     return rid
 
 
@@ -93,10 +97,14 @@ def _text(data: dict[str, Any], name: str, rid: str, limits: InputLimits, allow_
         raise InvalidRecord(Reason.MISSING_FIELD, f"field {name!r} is required", rid)
     value = data[name]
     if not isinstance(value, str):
-        raise InvalidRecord(Reason.WRONG_TYPE, f"field {name!r} must be a string, got {type(value).__name__}", rid)
+        raise InvalidRecord(
+            Reason.WRONG_TYPE, f"field {name!r} must be a string, got {type(value).__name__}", rid
+        )
     if len(value) > limits.max_text_chars:
         raise InvalidRecord(
-            Reason.TOO_LONG, f"field {name!r} has {len(value)} chars; the limit is {limits.max_text_chars}", rid
+            Reason.TOO_LONG,
+            f"field {name!r} has {len(value)} chars; the limit is {limits.max_text_chars}",
+            rid,
         )
     if not allow_empty and not normalize_text(value):
         raise InvalidRecord(Reason.EMPTY_TEXT, f"field {name!r} is empty after normalisation", rid)
@@ -108,10 +116,14 @@ def _optional_str(data: dict[str, Any], name: str, rid: str, limits: InputLimits
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidRecord(Reason.WRONG_TYPE, f"field {name!r} must be a string, got {type(value).__name__}", rid)
+        raise InvalidRecord(
+            Reason.WRONG_TYPE, f"field {name!r} must be a string, got {type(value).__name__}", rid
+        )
     if len(value) > limits.max_short_field_chars:
         raise InvalidRecord(
-            Reason.TOO_LONG, f"field {name!r} has {len(value)} chars; the limit is {limits.max_short_field_chars}", rid
+            Reason.TOO_LONG,
+            f"field {name!r} has {len(value)} chars; the limit is {limits.max_short_field_chars}",
+            rid,
         )
     return value
 
@@ -121,7 +133,9 @@ def _ts(data: dict[str, Any], rid: str, limits: InputLimits) -> float | str | No
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidRecord(Reason.WRONG_TYPE, f"field 'ts' must be a number or a string, got {type(value).__name__}", rid)
+        raise InvalidRecord(
+            Reason.WRONG_TYPE, f"field 'ts' must be a number or a string, got {type(value).__name__}", rid
+        )
     if isinstance(value, str) and len(value) > limits.max_short_field_chars:
         raise InvalidRecord(Reason.TOO_LONG, "field 'ts' is too long", rid)
     return value
@@ -146,13 +160,19 @@ def _meta(data: dict[str, Any], rid: str, limits: InputLimits) -> dict[str, Any]
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidRecord(Reason.WRONG_TYPE, f"field 'meta' must be an object, got {type(value).__name__}", rid)
+        raise InvalidRecord(
+            Reason.WRONG_TYPE, f"field 'meta' must be an object, got {type(value).__name__}", rid
+        )
     depth = _depth(value)
     if depth > limits.max_meta_depth:
-        raise InvalidRecord(Reason.TOO_DEEP, f"field 'meta' nests {depth} levels; the limit is {limits.max_meta_depth}", rid)
+        raise InvalidRecord(
+            Reason.TOO_DEEP, f"field 'meta' nests {depth} levels; the limit is {limits.max_meta_depth}", rid
+        )
     size = len(orjson.dumps(value))
     if size > limits.max_meta_bytes:
-        raise InvalidRecord(Reason.TOO_LARGE, f"field 'meta' is {size} bytes; the limit is {limits.max_meta_bytes}", rid)
+        raise InvalidRecord(
+            Reason.TOO_LARGE, f"field 'meta' is {size} bytes; the limit is {limits.max_meta_bytes}", rid
+        )
     return value
 
 
@@ -163,7 +183,9 @@ def _check_fields(data: dict[str, Any], allowed: frozenset[str], rid: str, limit
     if unknown:
         shown = ", ".join(repr(k[:40]) for k in unknown[:5])
         raise InvalidRecord(
-            Reason.UNKNOWN_FIELD, f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))} (put extras in 'meta')", rid
+            Reason.UNKNOWN_FIELD,
+            f"unknown field(s) {shown}; allowed: {', '.join(sorted(allowed))} (put extras in 'meta')",
+            rid,
         )
 
 

@@ -1,0 +1,201 @@
+"""The faust worker: one agent per input topic, thin — take a batch, call the pipeline, hand to sinks.
+
+Topics are read as raw bytes: decoding is the pipeline's job, so a malformed record becomes a
+dead letter instead of a crashed deserializer. Each batch's events are pinned (``incref``) until the
+broker has acked every output record; only then are they acked, so the committed offset never passes
+an unsent verdict, whether the batch fails, the worker is SIGTERMed or SIGKILLed mid-batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from moderator.health import Liveness
+from moderator.metrics import Metrics
+from moderator.pipeline import InputMessage, Pipeline
+from moderator.settings import Settings
+from moderator.sinks import VerdictSink
+from topics import SourcePosition
+from topics.records import Kind
+
+log = logging.getLogger(__name__)
+
+#: How long a SIGTERM waits for the in-flight batch to finish before giving up on it (it is then
+#: re-delivered, not lost: its events were never acked).
+DRAIN_TIMEOUT_S = 20.0
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Kafka SASL/SSL from settings (secrets come from the environment only)."""
+    protocol = settings.broker_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context: ssl.SSLContext | None = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.broker_ssl_cafile or None)
+        if settings.broker_ssl_certfile:
+            context.load_cert_chain(settings.broker_ssl_certfile, settings.broker_ssl_keyfile or None)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=settings.broker_sasl_username,
+            password=settings.broker_sasl_password,
+            mechanism=settings.broker_sasl_mechanism,
+            ssl_context=context,
+        )
+    raise ValueError(f"MODERATOR_BROKER_SECURITY_PROTOCOL: unknown protocol {protocol!r}")
+
+
+@dataclass
+class BatchHandler:
+    """Between the stream and the pipeline: pin events, process, emit, then ack."""
+
+    pipeline: Pipeline
+    sink: VerdictSink
+    metrics: Metrics
+    liveness: Liveness
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def handle(self, kind: Kind, events: Sequence[EventT]) -> None:
+        for event in events:
+            event.message.incref()
+        task = asyncio.ensure_future(self._run(kind, events))
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Shutdown: let the in-flight batch reach the broker so its offsets can be committed.
+            try:
+                await asyncio.wait_for(asyncio.shield(task), DRAIN_TIMEOUT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
+            raise
+
+    async def _run(self, kind: Kind, events: Sequence[EventT]) -> None:
+        started = time.perf_counter()
+        messages = []
+        for event in events:
+            msg = event.message
+            self.metrics.messages_in.labels(topic=msg.topic).inc()
+            value = (
+                msg.value
+                if isinstance(msg.value, bytes)
+                else (b"" if msg.value is None else bytes(msg.value))
+            )
+            messages.append(
+                InputMessage(kind, value, SourcePosition(msg.topic, msg.partition, msg.offset), started)
+            )
+        result = await self.pipeline.process(messages)
+        await self.sink.emit(result)
+        for event in events:
+            event.ack()  # drop our pin; the stream's own ack then marks the offset safe to commit
+        self.metrics.batch_latency.observe(time.perf_counter() - started)
+        self.liveness.progress()
+
+
+def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faust.App:
+    """Build the faust app around an already-loaded pipeline (models load before anything consumes)."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=broker_credentials(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        broker_commit_interval=settings.broker_commit_interval_s,
+        stream_ack_exceptions=False,
+        stream_ack_cancelled_tasks=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_metrics_enabled=False,
+        loghandlers=[],
+    )
+    topics = settings.topics
+    liveness = Liveness(app, metrics, stall_timeout_s=settings.stall_timeout_s)
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    sink = VerdictSink(topics, send, metrics)
+    handler = BatchHandler(pipeline, sink, metrics, liveness)
+    window = settings.batch_window_ms / 1000.0
+    inputs = {
+        "comment": app.topic(
+            topics.comments, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+        ),
+        "reply": app.topic(
+            topics.replies, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+        ),
+    }
+    outputs = [app.topic(name, partitions=settings.topic_partitions) for name in topics.outputs()]
+
+    def make_agent(kind: Kind) -> Any:
+        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for events in stream.take_events(settings.batch_size, within=window):
+                await handler.handle(kind, events)
+                yield None
+
+        agent.__name__ = f"moderate_{kind}s"
+        agent.__qualname__ = agent.__name__
+        return app.agent(inputs[kind], name=f"moderator.{kind}s", concurrency=1, sink=None)(agent)
+
+    make_agent("comment")
+    make_agent("reply")
+
+    @app.task
+    async def declare_outputs() -> None:
+        for topic in outputs:
+            await topic.maybe_declare()
+        metrics.ready.set(1)
+        log.info(
+            "worker ready: classifier=%s judge=%s policy=%s",
+            *pipeline.model_ids.values(),
+            pipeline.policy.version,
+        )
+
+    @app.timer(interval=5.0)
+    async def watch_progress() -> None:
+        liveness.check()
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        report = liveness.report()
+        report["providers"] = {"classifier": pipeline.classifier.provider, "judge": pipeline.judge.provider}
+        report["cache"] = "off" if pipeline.cache is None else ("up" if pipeline.cache.available else "down")
+        return web.json(report, status=200 if report["live"] else 503)
+
+    @app.page("/ready")
+    async def ready_view(web: Any, request: Any) -> Any:
+        ready = bool(metrics.ready._value.get())
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    app.moderator_pipeline = pipeline  # type: ignore[attr-defined]
+    app.moderator_handler = handler  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,322 @@
+"""Batch in, verdicts and dead letters out: validate → normalise → cache → models → policy → cache.
+
+No Kafka here, so the faust agents, ``moderator score`` and the tests share one code path and give the
+same verdict for the same input. Models run in one worker thread so the event loop (and with it the
+Kafka heartbeats) never blocks on ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from moderator.cache import VerdictCache, cache_key, id_key
+from moderator.metrics import Metrics
+from moderator.policy import Policy
+from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
+from topics import (
+    LABEL_KEYS,
+    CommentIn,
+    DeadLetter,
+    InputLimits,
+    InvalidRecord,
+    Reason,
+    ReplyIn,
+    SourcePosition,
+    Verdict,
+    decode_comment,
+    decode_reply,
+    normalize_text,
+)
+from topics.records import Kind
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_SCORE_DIGITS = 6
+_SEEN_IDS_MAX = 200_000
+
+
+@dataclass(slots=True)
+class InputMessage:
+    """One raw record as it came off a topic (or a line of a ``score`` input file)."""
+
+    kind: Kind
+    value: bytes
+    source: SourcePosition | None = None
+    received: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    verdicts: list[Verdict]
+    dead_letters: list[DeadLetter]
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    message: InputMessage
+    record: CommentIn | ReplyIn
+    text: str
+    prompt: str | None
+    key: str
+
+
+def _position(message: InputMessage, index: int) -> str:
+    src = message.source
+    return f"{src.topic}/{src.partition}/{src.offset}" if src else f"local/{index}"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        classifier: TextClassifier,
+        judge: ReplyJudge,
+        policy: Policy,
+        *,
+        cache: VerdictCache | None = None,
+        limits: InputLimits | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.judge = judge
+        self.policy = policy
+        self.cache = cache
+        self.limits = limits or InputLimits()
+        self.metrics = metrics or Metrics()
+        self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
+        self._model_key = f"{classifier.model_id}|{judge.model_id}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
+        self._seen: OrderedDict[str, str] = OrderedDict()
+        self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
+        self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self.cache is not None:
+            await self.cache.close()
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def _decode(self, messages: Sequence[InputMessage]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
+        items: list[_Item] = []
+        dead: list[tuple[int, DeadLetter]] = []
+        for index, message in enumerate(messages):
+            try:
+                record: CommentIn | ReplyIn
+                if message.kind == "comment":
+                    record = decode_comment(message.value, self.limits)
+                    text, prompt = normalize_text(record.text), None
+                else:
+                    record = decode_reply(message.value, self.limits)
+                    text, prompt = normalize_text(record.reply), normalize_text(record.prompt)
+            except InvalidRecord as exc:
+                dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
+                continue
+            key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
+            items.append(_Item(index, message, record, text, prompt, key))
+        return items, dead
+
+    async def _dedupe(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
+        """Refuse a second record with an id already verdicted from another position (redelivery is fine)."""
+        claims = [(id_key(_topic(it.message), it.record.id), _position(it.message, it.index)) for it in items]
+        holders: list[str | None] = [None] * len(items)
+        if self.cache is not None:
+            holders = await self.cache.claim_ids(claims)
+        kept: list[_Item] = []
+        dead: list[tuple[int, DeadLetter]] = []
+        for item, (key, position), holder in zip(items, claims, holders, strict=True):
+            local = self._seen.get(key)
+            if holder is None and local is not None and local != position:
+                holder = local
+            if holder is not None:
+                dead.append(
+                    (
+                        item.index,
+                        self._dead_letter(
+                            item.message,
+                            Reason.DUPLICATE_ID,
+                            f"id already verdicted from {holder}",
+                            item.record.id,
+                        ),
+                    )
+                )
+                continue
+            self._seen[key] = position
+            self._seen.move_to_end(key)
+            kept.append(item)
+        while len(self._seen) > _SEEN_IDS_MAX:
+            self._seen.popitem(last=False)
+        return kept, dead
+
+    async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        result = await loop.run_in_executor(self._executor, fn)
+        self.metrics.model_latency.labels(model=name).observe(time.perf_counter() - started)
+        return result
+
+    async def _score(self, items: list[_Item]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Run the models once per distinct cache key; returns key → verdict core, key → model error."""
+        unique: dict[str, _Item] = {}
+        for item in items:
+            unique.setdefault(item.key, item)
+        if not unique:
+            return {}, {}
+        keys = list(unique)
+        texts = [unique[k].text for k in keys]
+        reply_keys = [k for k in keys if unique[k].message.kind == "reply"]
+        pairs = [(unique[k].prompt or "", unique[k].text) for k in reply_keys]
+        errors: dict[str, str] = {}
+
+        probs, cls_trunc = await self._classify(keys, texts, errors)
+        unsafe: dict[str, tuple[float, bool]] = {}
+        if pairs:
+            unsafe = await self._judge(reply_keys, pairs, errors)
+        cores: dict[str, dict[str, Any]] = {}
+        for i, key in enumerate(keys):
+            if key in errors:
+                continue
+            judged = unsafe.get(key)
+            cores[key] = {
+                "scores": [round(float(p), _SCORE_DIGITS) for p in probs[i]],
+                "unsafe": round(judged[0], _SCORE_DIGITS) if judged else None,
+                "truncated": bool(cls_trunc[i] or (judged[1] if judged else False)),
+            }
+        return cores, errors
+
+    async def _classify(
+        self, keys: list[str], texts: list[str], errors: dict[str, str]
+    ) -> tuple[np.ndarray, list[bool]]:
+        self.metrics.model_rows.labels(model="classifier").inc(len(texts))
+        try:
+            out: ClassifierOutput = await self._run_model(
+                "classifier", lambda: self.classifier.predict(texts)
+            )
+            self.metrics.padded_tokens.labels(model="classifier").observe(out.padded_tokens)
+            return out.probs, out.truncated
+        except Exception:
+            log.exception("classifier failed on a batch of %d; retrying row by row", len(texts))
+        probs = np.zeros((len(texts), len(LABEL_KEYS)), dtype=np.float32)
+        truncated = [False] * len(texts)
+        for i, text in enumerate(texts):
+            try:
+                one = await self._run_model("classifier", lambda t=text: self.classifier.predict([t]))  # type: ignore[misc]
+                probs[i], truncated[i] = one.probs[0], one.truncated[0]
+            except Exception as exc:
+                errors[keys[i]] = f"classifier failed: {type(exc).__name__}: {exc}"[:500]
+        return probs, truncated
+
+    async def _judge(
+        self, keys: list[str], pairs: list[tuple[str, str]], errors: dict[str, str]
+    ) -> dict[str, tuple[float, bool]]:
+        self.metrics.model_rows.labels(model="judge").inc(len(pairs))
+        try:
+            out: JudgeOutput = await self._run_model("judge", lambda: self.judge.predict(pairs))
+            self.metrics.padded_tokens.labels(model="judge").observe(out.padded_tokens)
+            return {k: (float(out.unsafe[i]), out.truncated[i]) for i, k in enumerate(keys)}
+        except Exception:
+            log.exception("judge failed on a batch of %d; retrying row by row", len(pairs))
+        result: dict[str, tuple[float, bool]] = {}
+        for key, pair in zip(keys, pairs, strict=True):
+            try:
+                one = await self._run_model("judge", lambda p=pair: self.judge.predict([p]))  # type: ignore[misc]
+                result[key] = (float(one.unsafe[0]), one.truncated[0])
+            except Exception as exc:
+                errors[key] = f"judge failed: {type(exc).__name__}: {exc}"[:500]
+        return result
+
+    # -- the batch -----------------------------------------------------------------------------------
+
+    async def process(self, messages: Sequence[InputMessage]) -> BatchResult:
+        """Verdict or dead-letter every message, in input order; never raises on bad input."""
+        self.metrics.batch_size.observe(len(messages))
+        items, dead = self._decode(messages)
+        items, dup_dead = await self._dedupe(items)
+        dead.extend(dup_dead)
+
+        cached: list[dict[str, Any] | None] = [None] * len(items)
+        if self.cache is not None and items:
+            cached = await self.cache.get_many([it.key for it in items])
+        hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
+        misses = [it for it in items if it.key not in hits]
+        fresh, errors = await self._score(misses)
+        if self.cache is not None and fresh:
+            await self.cache.set_many(list(fresh.items()))
+        self.metrics.cache_hits.inc(len(items) - len(misses))
+        self.metrics.cache_misses.inc(len(misses))
+
+        verdicts: list[tuple[int, Verdict]] = []
+        first_use: set[str] = set()
+        for item in items:
+            if item.key in errors:
+                dead.append(
+                    (
+                        item.index,
+                        self._dead_letter(item.message, Reason.MODEL_ERROR, errors[item.key], item.record.id),
+                    )
+                )
+                continue
+            core = hits.get(item.key)
+            was_cached = core is not None
+            if core is None:
+                core = fresh[item.key]
+                # Later copies of a text within one batch reuse the first copy's scores: cached, not re-run.
+                was_cached = item.key in first_use
+                first_use.add(item.key)
+            verdicts.append((item.index, self._verdict(item, core, was_cached)))
+        verdicts.sort(key=lambda pair: pair[0])
+        dead.sort(key=lambda pair: pair[0])
+        for _, v in verdicts:
+            self.metrics.verdicts.labels(kind=v.kind, action=v.action).inc()
+            for category in v.categories:
+                self.metrics.categories.labels(category=category).inc()
+        for _, d in dead:
+            self.metrics.dead_letters.labels(reason=d.reason).inc()
+        return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+
+    def _verdict(self, item: _Item, core: dict[str, Any], was_cached: bool) -> Verdict:
+        scores = np.asarray(core["scores"], dtype=np.float32)
+        unsafe = core.get("unsafe")
+        truncated = bool(core.get("truncated", False))
+        decision = self.policy.decide(scores, unsafe, truncated)
+        return Verdict(
+            id=item.record.id,
+            kind=item.message.kind,
+            flagged=decision.flagged,
+            action=decision.action,
+            categories=decision.categories,
+            scores=dict(zip(LABEL_KEYS, core["scores"], strict=True)),
+            unsafe=unsafe if item.message.kind == "reply" else None,
+            cached=was_cached,
+            model=self.model_ids,
+            policy=self.policy.version,
+            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
+            ts=time.time(),
+            truncated=truncated,
+            source=item.message.source,
+        )
+
+    @staticmethod
+    def _dead_letter(message: InputMessage, reason: Reason, detail: str, record_id: str | None) -> DeadLetter:
+        return DeadLetter(
+            reason=reason.value,
+            detail=detail,
+            source=message.source,
+            original=message.value,
+            id=record_id,
+            kind=message.kind,
+            ts=time.time(),
+        )
+
+
+def _topic(message: InputMessage) -> str:
+    return message.source.topic if message.source else f"local-{message.kind}"

@@ -1,0 +1,167 @@
+"""One settings object for the worker, `score`, `demo` and the tests.
+
+Values come from ``MODERATOR_*`` environment variables, then CLI flags override them. Secrets (SASL
+password, Redis password inside the URL) are read from the environment only, never from flags, so
+they do not show up in ``ps``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from moderator.runtime.options import RuntimeOptions
+from topics import InputLimits, TopicNames
+
+#: Repository root when running from a checkout; the shipped models live in ``models/`` there.
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+DEFAULT_CLASSIFIER = _REPO_ROOT / "models" / "unsmile-e5-small"
+DEFAULT_JUDGE = _REPO_ROOT / "models" / "kosbi-judge-e5-small"
+DEFAULT_POLICY = _PACKAGE_DIR / "policies" / "default.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker reads at start; frozen so no module changes it behind another's back."""
+
+    # Kafka
+    broker: str = "kafka://127.0.0.1:9092"
+    app_id: str = "moderator"
+    topic_comments: str = "comments"
+    topic_replies: str = "llm-replies"
+    topic_verdicts: str = "verdicts"
+    topic_flagged: str = "verdicts.flagged"
+    topic_dead_letter: str = "dead-letter"
+    topic_partitions: int = 4
+    topic_replication: int = 1
+    broker_session_timeout_s: float = 10.0
+    broker_commit_interval_s: float = 1.0
+    broker_security_protocol: str = "PLAINTEXT"
+    broker_sasl_mechanism: str = "PLAIN"
+    broker_sasl_username: str = ""
+    broker_sasl_password: str = field(default="", repr=False)
+    broker_ssl_cafile: str = ""
+    broker_ssl_certfile: str = ""
+    broker_ssl_keyfile: str = ""
+    broker_wait_s: float = 120.0
+    # Redis verdict cache ("" disables it)
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    redis_ssl_ca_certs: str = ""
+    cache_ttl_s: int = 7 * 24 * 3600
+    cache_timeout_ms: int = 100
+    cache_retry_s: float = 2.0
+    dedupe_ttl_s: int = 24 * 3600
+    # Batching
+    batch_size: int = 64
+    batch_window_ms: float = 50.0
+    max_batch_tokens: int = 8192
+    # Models and policy
+    classifier_path: Path = DEFAULT_CLASSIFIER
+    judge_path: Path = DEFAULT_JUDGE
+    policy_path: Path = DEFAULT_POLICY
+    device: str = "auto"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    # Input limits
+    max_record_bytes: int = 64 * 1024
+    max_text_chars: int = 8000
+    strict_fields: bool = True
+    # Web (metrics, health): localhost only unless asked
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    stall_timeout_s: float = 60.0
+    log_level: str = "info"
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(
+            comments=self.topic_comments,
+            replies=self.topic_replies,
+            verdicts=self.topic_verdicts,
+            flagged=self.topic_flagged,
+            dead_letter=self.topic_dead_letter,
+        )
+
+    @property
+    def limits(self) -> InputLimits:
+        return InputLimits(
+            max_record_bytes=self.max_record_bytes,
+            max_text_chars=self.max_text_chars,
+            strict_fields=self.strict_fields,
+        )
+
+    @property
+    def runtime(self) -> RuntimeOptions:
+        if self.device not in ("auto", "cuda", "cpu"):
+            raise ValueError(f"MODERATOR_DEVICE must be auto, cuda or cpu, not {self.device!r}")
+        return RuntimeOptions(
+            device=self.device,  # type: ignore[arg-type]
+            intra_op_threads=self.intra_op_threads,
+            inter_op_threads=self.inter_op_threads,
+            max_batch_tokens=self.max_batch_tokens,
+            max_batch_rows=self.batch_size,
+        )
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply CLI flags (``None`` means "not given") on top of the environment."""
+        given = {k: _coerce(k, v) for k, v in overrides.items() if v is not None}
+        return replace(self, **given)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = env_name(f.name)
+            if name in env:
+                values[f.name] = _coerce(f.name, env[name])
+        return cls(**values)
+
+
+_TYPES: dict[str, Any] = {}
+
+
+def _field_type(name: str) -> Any:
+    if not _TYPES:
+        defaults = Settings()
+        for f in fields(Settings):
+            _TYPES[f.name] = type(getattr(defaults, f.name))
+    return _TYPES[name]
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _field_type(name)
+    if not isinstance(value, str):
+        return (
+            Path(value)
+            if kind is not str and issubclass(kind, Path) and not isinstance(value, Path)
+            else value
+        )
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{env_name(name)} must be true or false, not {value!r}")
+    if issubclass(kind, Path):
+        return Path(value).expanduser()
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{env_name(name)} must be a {kind.__name__}, not {value!r}") from None
+
+
+def env_name(field_name: str) -> str:
+    return "MODERATOR_" + field_name.upper()
+
+
+def env_names() -> set[str]:
+    """Every supported ``MODERATOR_*`` variable (the README's config table and the compose test use it)."""
+    return {env_name(f.name) for f in fields(Settings)}

@@ -1,0 +1,102 @@
+"""Assemble a worker from settings: load models and policy, connect the cache, wait for the broker.
+
+Everything that can refuse to start (a missing model directory, a wrong provider, a bad policy) fails
+here, before the worker joins a consumer group, with a message that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from moderator.cache import VerdictCache
+from moderator.metrics import Metrics
+from moderator.pipeline import Pipeline
+from moderator.policy import load_policy
+from moderator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_pipeline(settings: Settings, metrics: Metrics, *, use_cache: bool = True) -> Pipeline:
+    from moderator.runtime.loader import load_classifier, load_judge
+
+    options = settings.runtime
+    policy = load_policy(settings.policy_path)
+    classifier = load_classifier(settings.classifier_path, options)
+    judge = load_judge(settings.judge_path, options)
+    log.info(
+        "models loaded: classifier %s on %s, judge %s on %s; policy %s",
+        classifier.model_id,
+        classifier.provider,
+        judge.model_id,
+        judge.provider,
+        policy.version,
+    )
+    cache = None
+    if use_cache and settings.redis_url:
+        cache = VerdictCache(
+            settings.redis_url,
+            ttl_s=settings.cache_ttl_s,
+            timeout_ms=settings.cache_timeout_ms,
+            retry_s=settings.cache_retry_s,
+            dedupe_ttl_s=settings.dedupe_ttl_s,
+            ssl_ca_certs=settings.redis_ssl_ca_certs,
+            metrics=metrics,
+        )
+    return Pipeline(classifier, judge, policy, cache=cache, limits=settings.limits, metrics=metrics)
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+async def wait_for_broker(settings: Settings, *, timeout_s: float, log_every_s: float = 5.0) -> None:
+    """Bounded, logged retries until the broker answers a metadata request (no crash loop)."""
+    from aiokafka import AIOKafkaClient
+
+    from moderator.embedded import bootstrap_servers
+
+    deadline = time.monotonic() + timeout_s
+    delay, attempt, last_log = 0.25, 0, 0.0
+    while True:
+        attempt += 1
+        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers(settings.broker), request_timeout_ms=3000)
+        try:
+            await client.bootstrap()
+            return
+        except Exception as exc:
+            now = time.monotonic()
+            if now >= deadline:
+                raise BrokerUnavailable(
+                    f"broker {settings.broker} unreachable after {attempt} attempts over {timeout_s:.0f}s: {exc}. "
+                    "Fix: start the broker or set MODERATOR_BROKER"
+                ) from None
+            if now - last_log >= log_every_s:
+                log.warning(
+                    "broker %s not reachable yet (attempt %d): %s; retrying", settings.broker, attempt, exc
+                )
+                last_log = now
+            await asyncio.sleep(min(delay, max(0.0, deadline - now)))
+            delay = min(delay * 2, 5.0)
+        finally:
+            await client.close()
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the faust worker in this process until SIGTERM/SIGINT; returns the exit code."""
+    import faust
+
+    from moderator.app import create_app
+
+    metrics = Metrics()
+    pipeline = build_pipeline(settings, metrics)
+    asyncio.run(wait_for_broker(settings, timeout_s=settings.broker_wait_s))
+    app = create_app(settings, pipeline, metrics)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
