@@ -1,0 +1,25 @@
+# Front door. `make demo` and `make test` are the two commands a newcomer needs; both run the
+# idempotent scripts/setup.sh first (a second or so once everything is installed).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+LINT_PATHS := moderator topics onnx_export tests scripts bench
+
+.PHONY: setup demo test lint bench
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/moderator demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m mypy moderator topics onnx_export
+
+bench: setup
+	$(PY) -m bench

