@@ -3,7 +3,6 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-LINT_PATHS := moderator topics onnx_export tests scripts bench
 
 .PHONY: setup demo test lint bench
 
@@ -17,8 +16,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(PY) -m ruff check $(LINT_PATHS)
-	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy moderator topics onnx_export
 
 bench: setup
