@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from topics import HATE_LABEL_KEYS, LABEL_KEYS
+from topics import HATE_LABEL_KEYS
 from topics.records import Action
 
 
@@ -90,7 +90,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}: missing key {exc}; expected name, labels, judge") from None
     if not isinstance(raw_labels, dict):
         raise PolicyError(f"{source}: 'labels' must be an object of label -> {{threshold, block}}")
-    unknown = set(raw_labels) - set(LABEL_KEYS)
+    unknown = set(raw_labels) - set(HATE_LABEL_KEYS) - {"*"}
     if unknown:
         raise PolicyError(
             f"{source}: unknown label(s) {sorted(unknown)}; known: {', '.join(HATE_LABEL_KEYS)}"

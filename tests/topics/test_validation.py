@@ -1,0 +1,119 @@
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from topics import InputLimits, InvalidRecord, Reason, decode_comment, decode_reply, normalize_text
+
+
+def raw(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+def reason_of(data: bytes, decode=decode_comment, limits: InputLimits | None = None) -> Reason:
+    with pytest.raises(InvalidRecord) as info:
+        decode(data, limits)
+    return info.value.reason
+
+
+def test_valid_comment_keeps_original_text_and_optional_fields() -> None:
+    rec = decode_comment(raw({"id": "c1", "text": "  안녕\u200b하세요  ", "channel": "news", "ts": 1.5, "meta": {"a": [1]}}))
+    assert rec.id == "c1"
+    assert rec.text == "  안녕\u200b하세요  "
+    assert rec.channel == "news" and rec.ts == 1.5 and rec.meta == {"a": [1]}
+    assert rec.kind == "comment"
+
+
+def test_valid_reply_allows_empty_prompt_but_not_empty_reply() -> None:
+    rec = decode_reply(raw({"id": "r1", "prompt": "", "reply": "네, 알겠습니다.", "bot": "kid-bot"}))
+    assert rec.reply == "네, 알겠습니다." and rec.prompt == "" and rec.kind == "reply"
+    assert reason_of(raw({"id": "r1", "prompt": "hi", "reply": "   "}), decode_reply) is Reason.EMPTY_TEXT
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff\xfe{}", Reason.INVALID_UTF8),
+        (b'{"id": "x", "text": ', Reason.INVALID_JSON),
+        (b"[1, 2]", Reason.NOT_AN_OBJECT),
+        (b'"just a string"', Reason.NOT_AN_OBJECT),
+        (raw({"text": "hi"}), Reason.MISSING_FIELD),
+        (raw({"id": None, "text": "hi"}), Reason.MISSING_FIELD),
+        (raw({"id": 7, "text": "hi"}), Reason.WRONG_TYPE),
+        (raw({"id": "x"}), Reason.MISSING_FIELD),
+        (raw({"id": "x", "text": 5}), Reason.WRONG_TYPE),
+        (raw({"id": "x", "text": ["a"]}), Reason.WRONG_TYPE),
+        (raw({"id": "x", "text": ""}), Reason.EMPTY_TEXT),
+        (raw({"id": "x", "text": "\x00\x01\u200b "}), Reason.EMPTY_TEXT),
+        (raw({"id": "x", "text": "a" * 9000}), Reason.TOO_LONG),
+        (raw({"id": "x" * 300, "text": "a"}), Reason.TOO_LONG),
+        (raw({"id": "x", "text": "a", "extra": 1}), Reason.UNKNOWN_FIELD),
+        (raw({"id": "x", "text": "a", "ts": True}), Reason.WRONG_TYPE),
+        (raw({"id": "x", "text": "a", "meta": []}), Reason.WRONG_TYPE),
+        (raw({"id": "x", "text": "a", "author": 3}), Reason.WRONG_TYPE),
+        (b"[" * 5000 + b"]" * 5000, Reason.INVALID_JSON),
+    ],
+)
+def test_bad_comments_get_a_reason(data: bytes, reason: Reason) -> None:
+    assert reason_of(data) is reason
+
+
+def test_deeply_nested_meta_and_oversized_records_are_refused_before_work() -> None:
+    nested: dict = {}
+    node = nested
+    for _ in range(20):
+        node["k"] = {}
+        node = node["k"]
+    assert reason_of(raw({"id": "x", "text": "a", "meta": nested})) is Reason.TOO_DEEP
+    assert reason_of(b" " * 70_000) is Reason.TOO_LARGE
+
+
+def test_unknown_fields_pass_when_not_strict() -> None:
+    rec = decode_comment(raw({"id": "x", "text": "a", "extra": 1}), InputLimits(strict_fields=False))
+    assert rec.text == "a"
+
+
+def test_invalid_record_carries_the_id_when_known() -> None:
+    with pytest.raises(InvalidRecord) as info:
+        decode_comment(raw({"id": "abc", "text": 1}))
+    assert info.value.record_id == "abc"
+    assert "text" in info.value.detail
+
+
+def test_normalize_text_nfc_controls_and_spaces() -> None:
+    decomposed = "\u1100\u1161"  # 가 as conjoining jamo
+    assert normalize_text(decomposed) == "가"
+    assert normalize_text(" 안녕 \t\n 하세요\x07 ") == "안녕 하세요"
+    assert normalize_text("\ufeffㅅㅂ") == "ㅅㅂ"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_crash(data: bytes) -> None:
+    try:
+        decode_comment(data)
+        decode_reply(data)
+    except InvalidRecord as exc:
+        assert isinstance(exc.reason, Reason)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["id", "text", "prompt", "reply", "ts", "meta", "author", "x"]), json_values))
+def test_arbitrary_json_objects_either_decode_or_get_a_reason(obj: dict) -> None:
+    data = json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    for decode in (decode_comment, decode_reply):
+        try:
+            rec = decode(data)
+        except InvalidRecord as exc:
+            assert isinstance(exc.reason, Reason) and exc.detail
+        else:
+            assert isinstance(rec.id, str) and rec.id
