@@ -1,0 +1,135 @@
+"""ONNX Runtime session factory: the provider is checked after creation, not trusted.
+
+onnxruntime-gpu lists ``CUDAExecutionProvider`` as available and then quietly builds a CPU-only
+session when the CUDA/cuDNN libraries cannot be loaded. So the factory asks the session what it got:
+``cuda`` raises ``ProviderError``, ``auto`` logs the fallback, and the provider actually in use is
+what the model reports in metrics and ``/health``. On CUDA, runs go through IO binding so outputs that
+are fed back in (a cached prefix) can stay on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from moderator.runtime.errors import ModelLoadError, ProviderError
+from moderator.runtime.options import RuntimeOptions
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+Feed: TypeAlias = "npt.NDArray[Any] | ort.OrtValue"
+
+
+class Session:
+    """A created ``InferenceSession`` plus the provider it really runs on (``"cuda"`` or ``"cpu"``)."""
+
+    def __init__(self, session: ort.InferenceSession, provider: str) -> None:
+        self.session = session
+        self.provider = provider
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.input_types = {i.name: i.type for i in session.get_inputs()}
+
+    def run(self, feeds: Mapping[str, Feed], outputs: Sequence[str] | None = None) -> list[npt.NDArray[Any]]:
+        """Run and return numpy outputs (in ``outputs`` order, default all)."""
+        names = list(outputs) if outputs is not None else self.output_names
+        if self.provider == "cuda":
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                if isinstance(value, ort.OrtValue):
+                    binding.bind_ortvalue_input(name, value)
+                else:
+                    binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            for name in names:
+                binding.bind_output(name, "cpu")
+            self.session.run_with_iobinding(binding)
+            return [v.numpy() for v in binding.get_outputs()]
+        arrays = {k: (v.numpy() if isinstance(v, ort.OrtValue) else v) for k, v in feeds.items()}
+        return list(self.session.run(names, arrays))
+
+    def run_device(
+        self, feeds: Mapping[str, Feed], host_outputs: Sequence[str], device_outputs: Sequence[str]
+    ) -> tuple[list[npt.NDArray[Any]], list[ort.OrtValue]]:
+        """Like ``run``, but ``device_outputs`` come back as OrtValues left where the session made them.
+
+        On CUDA they stay in GPU memory (a cached prefix's keys/values are fed straight back); on CPU
+        they are plain host values.
+        """
+        if self.provider != "cuda":
+            values = self.run(feeds, [*host_outputs, *device_outputs])
+            n = len(host_outputs)
+            return values[:n], [ort.OrtValue.ortvalue_from_numpy(v) for v in values[n:]]
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in host_outputs:
+            binding.bind_output(name, "cpu")
+        for name in device_outputs:
+            binding.bind_output(name, "cuda")
+        self.session.run_with_iobinding(binding)
+        out = binding.get_outputs()
+        n = len(host_outputs)
+        return [v.numpy() for v in out[:n]], list(out[n:])
+
+    def to_device(self, array: npt.NDArray[Any]) -> Feed:
+        """Place an input where the session runs, so repeated feeds are not copied every call."""
+        if self.provider == "cuda":
+            return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), "cuda", 0)
+        return np.ascontiguousarray(array)
+
+
+def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if options.intra_op_threads:
+        so.intra_op_num_threads = options.intra_op_threads
+    if options.inter_op_threads:
+        so.inter_op_num_threads = options.inter_op_threads
+    so.log_severity_level = 3
+    return so
+
+
+def create_session(model_path: Path, options: RuntimeOptions) -> Session:
+    """Create a session on ``options.device`` and verify the provider it actually uses."""
+    if not model_path.is_file():
+        raise ModelLoadError(model_path, "ONNX model file is missing", "copy the whole exported directory")
+    available = ort.get_available_providers()
+    want_cuda = options.device in ("cuda", "auto") and CUDA in available
+    if options.device == "cuda" and CUDA not in available:
+        raise ProviderError(
+            f"MODERATOR_DEVICE=cuda but this onnxruntime ({ort.__version__}) has no CUDA provider "
+            f"(available: {available}); install moderator[gpu] (onnxruntime-gpu) instead of moderator[cpu]"
+        )
+    providers: list[Any] = [CUDA, CPU] if want_cuda else [CPU]
+    try:
+        session = ort.InferenceSession(str(model_path), _session_options(options), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeException types
+        raise ModelLoadError(
+            model_path,
+            f"ONNX Runtime cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})",
+            "the file is corrupt or from an incompatible exporter: re-export it with `python -m onnx_export`",
+        ) from exc
+    got = session.get_providers()
+    provider = "cuda" if got and got[0] == CUDA else "cpu"
+    if want_cuda and provider != "cuda":
+        message = (
+            f"{model_path}: asked for CUDA but the session runs on {got}: the CUDA/cuDNN libraries "
+            "onnxruntime-gpu needs are not loadable (check LD_LIBRARY_PATH, CUDA 12 and cuDNN 9)"
+        )
+        if options.device == "cuda":
+            raise ProviderError(message)
+        log.warning("%s; MODERATOR_DEVICE=auto falls back to CPU", message)
+    log.info("loaded %s on %s (providers %s)", model_path, provider, got)
+    return Session(session, provider)
