@@ -21,12 +21,16 @@ from topics import LABEL_KEYS, SourcePosition
 
 
 def comment(i: int, text: str) -> InputMessage:
-    return InputMessage("comment", orjson.dumps({"id": f"c{i}", "text": text}), SourcePosition("comments", 0, i))
+    return InputMessage(
+        "comment", orjson.dumps({"id": f"c{i}", "text": text}), SourcePosition("comments", 0, i)
+    )
 
 
 def reply(i: int, prompt: str, text: str) -> InputMessage:
     return InputMessage(
-        "reply", orjson.dumps({"id": f"r{i}", "prompt": prompt, "reply": text}), SourcePosition("llm-replies", 0, i)
+        "reply",
+        orjson.dumps({"id": f"r{i}", "prompt": prompt, "reply": text}),
+        SourcePosition("llm-replies", 0, i),
     )
 
 
@@ -52,7 +56,9 @@ def redis_url(redis_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 def make_pipeline(models, redis_url: str | None, metrics: Metrics | None = None, policy=None) -> Pipeline:  # type: ignore[no-untyped-def]
     metrics = metrics or Metrics()
-    cache = VerdictCache(redis_url, ttl_s=60, timeout_ms=200, retry_s=0.2, metrics=metrics) if redis_url else None
+    cache = (
+        VerdictCache(redis_url, ttl_s=60, timeout_ms=200, retry_s=0.2, metrics=metrics) if redis_url else None
+    )
     return Pipeline(*models, policy or load_policy(DEFAULT_POLICY), cache=cache, metrics=metrics)
 
 
@@ -62,7 +68,11 @@ def rows(metrics: Metrics, model: str) -> float:
 
 def test_verdicts_in_order_with_all_scores(run, models, redis_url: str) -> None:  # type: ignore[no-untyped-def]
     pipe = make_pipeline(models, redis_url)
-    msgs = [comment(0, "안녕하세요 좋은 아침"), reply(1, "숙제 도와줘", "네, 같이 해봐요."), comment(2, "이 나라 사람들은 다 별로야")]
+    msgs = [
+        comment(0, "안녕하세요 좋은 아침"),
+        reply(1, "숙제 도와줘", "네, 같이 해봐요."),
+        comment(2, "이 나라 사람들은 다 별로야"),
+    ]
     result = run(pipe.process(msgs))
     assert [v.id for v in result.verdicts] == ["c0", "r1", "c2"]
     assert not result.dead_letters
@@ -99,7 +109,9 @@ def test_repeats_are_cached_and_never_reach_the_model(run, models, redis_url: st
 def test_policy_change_never_serves_a_stale_verdict(run, models, redis_url: str) -> None:  # type: ignore[no-untyped-def]
     metrics = Metrics()
     run(make_pipeline(models, redis_url, metrics).process([comment(0, "같은 문장")]))
-    strict = parse_policy({"name": "strict", "labels": {"*": {"threshold": 0.0001, "block": 0.9999}}, "judge": {}})
+    strict = parse_policy(
+        {"name": "strict", "labels": {"*": {"threshold": 0.0001, "block": 0.9999}}, "judge": {}}
+    )
     v = run(make_pipeline(models, redis_url, metrics, strict).process([comment(1, "같은 문장")])).verdicts[0]
     assert v.cached is False and v.policy.startswith("strict@")
     assert rows(metrics, "classifier") == 2
@@ -115,14 +127,23 @@ def test_bad_records_become_dead_letters_and_the_rest_go_on(run, models, redis_u
     ]
     result = run(pipe.process([comment(0, "정상 댓글"), *bad, comment(5, "또 다른 댓글")]))
     assert [v.id for v in result.verdicts] == ["c0", "c5"]
-    assert [d.reason for d in result.dead_letters] == ["invalid_utf8", "invalid_json", "empty_text", "missing_field"]
+    assert [d.reason for d in result.dead_letters] == [
+        "invalid_utf8",
+        "invalid_json",
+        "empty_text",
+        "missing_field",
+    ]
     assert result.dead_letters[0].original == b"\xff\xfe"
     assert result.dead_letters[3].source == SourcePosition("llm-replies", 0, 4)
 
 
-def test_duplicate_ids_from_another_offset_are_dead_lettered_but_redelivery_is_not(run, models, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_ids_from_another_offset_are_dead_lettered_but_redelivery_is_not(
+    run, models, redis_url: str
+) -> None:  # type: ignore[no-untyped-def]
     pipe = make_pipeline(models, redis_url)
-    a = InputMessage("comment", orjson.dumps({"id": "same", "text": "하나"}), SourcePosition("comments", 0, 1))
+    a = InputMessage(
+        "comment", orjson.dumps({"id": "same", "text": "하나"}), SourcePosition("comments", 0, 1)
+    )
     b = InputMessage("comment", orjson.dumps({"id": "same", "text": "둘"}), SourcePosition("comments", 0, 2))
     result = run(pipe.process([a, b]))
     assert [v.id for v in result.verdicts] == ["same"]
