@@ -41,13 +41,14 @@ install_redis_with_apt() {
     local policy=/usr/sbin/policy-rc.d made_policy=0
     if [[ ! -e "$policy" ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT  # even if apt-get is interrupted
     fi
     local rc=0
     {
         apt-get update -qq >/dev/null &&
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
     } || rc=$?
-    if [[ "$made_policy" == 1 ]]; then rm -f "$policy"; fi
+    if [[ "$made_policy" == 1 ]]; then rm -f "$policy" && trap - EXIT; fi
     return "$rc"
 }
 

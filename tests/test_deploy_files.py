@@ -169,7 +169,7 @@ def test_topic_init_creates_exactly_the_default_topics_with_partitions() -> None
     script = "\n".join(init["command"]) if isinstance(init["command"], list) else init["command"]
     assert "--create" in script and "--if-not-exists" in script
     assert "--partitions" in script
-    partitions = re.fullmatch(r"\$\{MODERATOR_PARTITIONS:-(\d+)\}|(\d+)", env["PARTITIONS"])
+    partitions = re.fullmatch(r"\$\{MODERATOR_TOPIC_PARTITIONS:-(\d+)\}|(\d+)", env["PARTITIONS"])
     assert partitions is not None, env["PARTITIONS"]
     assert int(partitions.group(1) or partitions.group(2)) >= 2, "two replicas need at least two partitions"
     assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
