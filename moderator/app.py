@@ -154,7 +154,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     def make_agent(kind: Kind) -> Any:
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for events in stream.take_events(settings.batch_size, within=window):
+            async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
                 await handler.handle(kind, events)
                 yield None
 

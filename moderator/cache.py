@@ -101,7 +101,8 @@ class VerdictCache:
         """One MGET for the whole batch; a miss, a bad value or an outage all read as ``None``."""
         if not keys:
             return []
-        raw = await self._call("get", lambda: self._client.mget(list(keys)), [None] * len(keys))
+        missing: list[bytes | str | None] = [None] * len(keys)
+        raw = await self._call("get", lambda: self._client.mget(list(keys)), missing)
         out: list[dict[str, Any] | None] = []
         for value in raw:
             if value is None:

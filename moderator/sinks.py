@@ -43,8 +43,8 @@ class VerdictSink:
             if verdict.flagged:
                 out.append((self.topics.flagged, key, value))
         for dead in result.dead_letters:
-            key = dead.id.encode("utf-8") if dead.id else None
-            out.append((self.topics.dead_letter, key, dumps(dead.to_dict())))
+            dead_key = dead.id.encode("utf-8") if dead.id else None
+            out.append((self.topics.dead_letter, dead_key, dumps(dead.to_dict())))
         return out
 
     async def emit(self, result: BatchResult) -> None:
