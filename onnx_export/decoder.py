@@ -1,0 +1,207 @@
+"""Shared export steps for decoder-only checkpoints (the judge and the generative classifier).
+
+Loads with eager attention (Gemma-2's SDPA path drops attention soft-capping, so an SDPA export
+disagrees with the checkpoint), exports through optimum with past keys/values and a ``position_ids``
+input (added for Gemma/Gemma-2, whose stock config lacks it), and builds prompts from the project's
+own chat wrappers instead of a tokenizer's chat template.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from moderator.runtime.metadata import MODEL_FILE, TOKENIZER_FILE, ModelMetadata, Precision
+from onnx_export.errors import ExportError
+
+OPSET = 18
+SUPPORTED_DECODERS = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2"})
+
+ChatFormat = Literal["llama3", "gemma", "none"]
+#: User turn + generation prompt, written out by the project (tokenizer chat templates guess).
+#: Llama-3's template trims the message, so ``{content}`` is stripped before it is placed here.
+CHAT_WRAPPERS: dict[str, str] = {
+    "llama3": (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    ),
+    "gemma": "<bos><start_of_turn>user\n{content}<end_of_turn>\n<start_of_turn>model\n",
+    "none": "{content}",
+}
+_DEFAULT_CHAT = {"llama": "llama3", "gemma": "gemma", "gemma2": "gemma"}
+
+
+def default_chat_format(model_type: str) -> ChatFormat:
+    fmt = _DEFAULT_CHAT.get(model_type, "none")
+    return "llama3" if fmt == "llama3" else "gemma" if fmt == "gemma" else "none"
+
+
+def wrap_prompt(content: str, chat_format: ChatFormat) -> str:
+    """Place ``content`` (with its ``{fields}``) in the chat wrapper, trimmed like Llama-3's template."""
+    return CHAT_WRAPPERS[chat_format].replace("{content}", content.strip())
+
+
+@dataclass
+class LoadedDecoder:
+    config: Any
+    tokenizer: Any
+    model: Any
+
+
+def load_causal_lm(checkpoint: Path, *, device: str = "cpu", fp16: bool = False) -> LoadedDecoder:
+    """Load a local causal-LM checkpoint in eager attention, fp32 (or fp16 on CUDA)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if not (checkpoint / "config.json").is_file():
+        raise ExportError(
+            checkpoint / "config.json",
+            "not a Hugging Face checkpoint directory (config.json missing)",
+            "pass the directory written by save_pretrained (config.json, weights, tokenizer files); merge "
+            "LoRA adapters into the base model first",
+        )
+    config = AutoConfig.from_pretrained(checkpoint)
+    if config.model_type not in SUPPORTED_DECODERS:
+        raise ExportError(
+            checkpoint / "config.json",
+            f"model_type {config.model_type!r} is not a supported decoder",
+            f"use one of {sorted(SUPPORTED_DECODERS)} (or `encoder` for encoder classifiers)",
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise ExportError(
+            checkpoint, f"cannot load the tokenizer ({exc})", "save the tokenizer files"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(checkpoint, "only a slow tokenizer is available", "save a fast tokenizer.json")
+    dtype = torch.float16 if fp16 and device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, attn_implementation="eager")
+    model.eval().to(device)
+    embedded = int(model.get_input_embeddings().weight.shape[0])  # type: ignore[index]
+    if len(tokenizer) > embedded:
+        raise ExportError(
+            checkpoint,
+            f"tokenizer has {len(tokenizer)} tokens but the model embeds {embedded}",
+            "save the tokenizer the model was trained with",
+        )
+    return LoadedDecoder(config, tokenizer, model)
+
+
+def kv_geometry(config: Any) -> tuple[int, int, int]:
+    """(layers, kv heads, head dim) of the past tensors."""
+    heads = int(config.num_attention_heads)
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+    return int(config.num_hidden_layers), kv_heads, head_dim
+
+
+def single_token(tokenizer: Any, text: str, checkpoint: Path) -> int:
+    ids = tokenizer.convert_tokens_to_ids(text)
+    if ids is None or ids == tokenizer.unk_token_id:
+        raise ExportError(
+            checkpoint,
+            f"the tokenizer has no token {text!r} used by the chat format",
+            "pick the chat format the model was trained with (--chat-format llama3|gemma|none)",
+        )
+    return int(ids)
+
+
+def check_template_tokens(tokenizer: Any, template: str, chat_format: ChatFormat, checkpoint: Path) -> None:
+    """Every special marker of the chat wrapper must be one token of this tokenizer."""
+    import re
+
+    for marker in re.findall(
+        r"<\|[a-z_]+\|>|<bos>|<start_of_turn>|<end_of_turn>", CHAT_WRAPPERS[chat_format]
+    ):
+        single_token(tokenizer, marker, checkpoint)
+
+
+def prune_lm_head(model: Any, rows: list[int]) -> None:
+    """Keep only ``rows`` of the LM head: an 8B model's 128k-row head becomes a handful of rows.
+
+    The head is replaced by a fresh Linear holding copies of those rows (untied from the embedding).
+    """
+    import torch
+
+    head = model.get_output_embeddings()
+    pruned = torch.nn.Linear(head.in_features, len(rows), bias=head.bias is not None)
+    pruned = pruned.to(device=head.weight.device, dtype=head.weight.dtype)
+    with torch.no_grad():
+        pruned.weight.copy_(head.weight[rows])
+        if head.bias is not None:
+            pruned.bias.copy_(head.bias[rows])
+    model.config.tie_word_embeddings = False
+    model.set_output_embeddings(pruned)
+
+
+def export_with_past(model: Any, out: Path, *, device: str = "cpu") -> Path:
+    """optimum export of ``model`` as one graph with past inputs and ``position_ids``; returns the graph."""
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    custom: dict[str, Any] | None = None
+    if model.config.model_type in ("gemma", "gemma2"):
+        custom = {"model": _gemma_config_with_positions(model)}
+    onnx_export_from_model(
+        model,
+        out,
+        task="text-generation-with-past",
+        opset=OPSET,
+        do_validation=False,
+        custom_onnx_configs=custom,
+        device=device,
+    )
+    graph = out / MODEL_FILE
+    if not graph.is_file():
+        raise ExportError(out, "optimum wrote no model.onnx", "report the optimum/transformers versions")
+    return graph
+
+
+def _gemma_config_with_positions(model: Any) -> Any:
+    from optimum.exporters.onnx.model_configs import Gemma2OnnxConfig, GemmaOnnxConfig
+
+    base = Gemma2OnnxConfig if model.config.model_type == "gemma2" else GemmaOnnxConfig
+
+    class WithPositionIds(base):  # type: ignore[misc, valid-type]
+        """Stock Gemma configs omit position_ids; a cached prefix needs them explicit."""
+
+        @property
+        def inputs(self) -> dict[str, dict[int, str]]:
+            common = dict(super().inputs)
+            common["position_ids"] = {0: "batch_size", 1: "sequence_length"}
+            return common
+
+    dtype = "fp16" if str(next(model.parameters()).dtype) == "torch.float16" else "fp32"
+    return WithPositionIds(
+        model.config, task="text-generation", use_past=True, use_past_in_inputs=True, float_dtype=dtype
+    )
+
+
+def move_graph(src_dir: Path, dst_dir: Path) -> list[str]:
+    """Move ``model.onnx`` and its external data (if any) into ``dst_dir``; returns the file names."""
+    names = sorted(p.name for p in src_dir.glob(MODEL_FILE + "*"))
+    for stale in dst_dir.glob(MODEL_FILE + "*"):
+        stale.unlink()
+    for name in names:
+        shutil.move(str(src_dir / name), str(dst_dir / name))
+    return names
+
+
+def save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
+    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_FILE))
+
+
+def precision_of(int8: bool, fp16: bool) -> Precision:
+    if int8 and fp16:
+        raise ExportError(
+            "<options>", "--int8 and --fp16 are exclusive", "pick int8 for CPU or fp16 for CUDA"
+        )
+    return "int8" if int8 else "fp16" if fp16 else "fp32"
+
+
+def with_files(meta: ModelMetadata, **changes: Any) -> ModelMetadata:
+    from dataclasses import replace
+
+    return replace(meta, **changes)
