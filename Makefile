@@ -20,5 +20,8 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy moderator topics onnx_export
 
+# `make bench BENCH=bench.other BENCH_ARGS="--rounds 1"` runs another benchmark module or changes its size.
+BENCH ?= bench.overhead
+BENCH_ARGS ?=
 bench: setup
-	$(PY) -m bench
+	$(PY) -m $(BENCH) $(BENCH_ARGS)
