@@ -1,3 +1,3 @@
 """Session-wide fixtures: real services (broker, Redis) and tiny real models built in the test session."""
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.models"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.models", "tests.fixtures.faults"]
