@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.metadata import read_metadata
 from moderator.runtime.options import RuntimeOptions
@@ -165,3 +166,36 @@ def test_metadata_records_export_facts(tiny_classifier_dir: Path) -> None:
     assert raw["label_keys"] == list(LABEL_KEYS)
     assert raw["validation"]["max_abs_diff"] < 1e-4
     assert set(raw["files"]) == {"model.onnx", "tokenizer.json"}
+
+
+@pytest.mark.slow
+def test_fp16_export_runs_and_records_its_error(tmp_path: Path) -> None:
+    ckpt = build_encoder_checkpoint(tmp_path / "ckpt", seed=8, layers=1)
+    out = export_encoder(ckpt, tmp_path / "fp16", kind="encoder-classifier", max_length=48, fp16=True)
+    meta = read_metadata(out)
+    assert meta.dtype == "fp16"
+    assert meta.validation.fp32_max_abs_diff < 1e-4 < meta.validation.max_abs_diff <= 0.05
+    probs = load_classifier(out, CPU).predict(TEXTS).probs
+    np.testing.assert_allclose(probs, sigmoid(torch_logits(ckpt, TEXTS, 48)), atol=0.02)
+
+
+def test_external_data_export_loads_and_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models over 2 GB keep weights in model.onnx_data; forced here with a zero threshold."""
+    import onnx_export.quantize as quantize
+
+    ckpt = build_encoder_checkpoint(tmp_path / "ckpt", seed=9, layers=1)
+    plain = export_encoder(ckpt, tmp_path / "plain", kind="encoder-classifier", max_length=32)
+    monkeypatch.setattr(quantize, "_EXTERNAL_DATA_THRESHOLD", 0)
+    split = export_encoder(ckpt, tmp_path / "split", kind="encoder-classifier", max_length=32)
+    meta = read_metadata(split)
+    assert set(meta.files) == {"model.onnx", "model.onnx_data", "tokenizer.json"}
+    assert (split / "model.onnx").stat().st_size < (split / "model.onnx_data").stat().st_size
+    np.testing.assert_allclose(
+        load_classifier(split, CPU).predict(TEXTS).probs,
+        load_classifier(plain, CPU).predict(TEXTS).probs,
+        atol=1e-6,
+    )
+    data = split / "model.onnx_data"
+    data.write_bytes(data.read_bytes()[:-100])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        load_classifier(split, CPU)

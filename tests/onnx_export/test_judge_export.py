@@ -182,3 +182,16 @@ def test_stock_gemma2_export_without_position_ids_is_refused(
     (stock / "metadata.json").write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match="no position_ids input.*Fix: re-export"):
         load_judge(stock, SMALL_BATCHES)
+
+
+@pytest.mark.slow
+def test_fp16_judge_keeps_an_fp16_cache(workdir: Path) -> None:
+    ckpt = build_decoder_checkpoint(workdir / "fp16-ckpt", architecture="llama", seed=13)
+    kwargs: dict[str, Any] = dict(max_length=400, template=workdir / "template.txt")
+    fp32 = load_judge(export_judge(ckpt, workdir / "fp16-ref", **kwargs), SMALL_BATCHES)
+    out = export_judge(ckpt, workdir / "fp16-judge", fp16=True, **kwargs)
+    meta = read_metadata(out)
+    assert meta.dtype == "fp16" and meta.generative is not None and meta.generative.past_dtype == "fp16"
+    judge = load_judge(out, SMALL_BATCHES)
+    assert isinstance(judge, GenerativeJudge) and judge.graph.past_dtype == np.float16
+    assert np.abs(judge.predict(PAIRS).unsafe - fp32.predict(PAIRS).unsafe).max() <= 0.05
