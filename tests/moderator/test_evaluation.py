@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ class _FixedClassifier:
     def __init__(self, table: dict[str, list[float]]) -> None:
         self.table = table
 
-    def predict(self, texts: list[str]) -> ClassifierOutput:
+    def predict(self, texts: Sequence[str]) -> ClassifierOutput:
         return ClassifierOutput(np.asarray([self.table[t] for t in texts], np.float32), [False] * len(texts))
 
 
@@ -93,7 +94,7 @@ class _FixedJudge:
     def __init__(self, table: dict[tuple[str, str], float]) -> None:
         self.table = table
 
-    def predict(self, pairs: list[tuple[str, str]]) -> JudgeOutput:
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> JudgeOutput:
         return JudgeOutput(np.asarray([self.table[p] for p in pairs], np.float32), [False] * len(pairs))
 
 

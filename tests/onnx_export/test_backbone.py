@@ -136,7 +136,8 @@ def test_q4_roundtrip_layout() -> None:
 def test_read_image_and_load_bert(tmp_path: Path) -> None:
     values = write_image(tmp_path / "m.bin", np.random.default_rng(1))
     header, tensors = read_e5_image(tmp_path / "m.bin")
-    assert header == E5Header(H, LAYERS, HEADS, FF, VOCAB, MAXPOS, TYPES, pytest.approx(1e-12))
+    assert header == E5Header(H, LAYERS, HEADS, FF, VOCAB, MAXPOS, TYPES, header.eps)
+    assert header.eps == pytest.approx(1e-12)
     assert set(tensors) == set(values)
     for name, v in values.items():
         np.testing.assert_allclose(tensors[name].reshape(v.shape), v, rtol=0, atol=1e-6)
