@@ -19,7 +19,9 @@ def test_one_overlong_row_gets_its_own_batch() -> None:
     assert [5000] in [[[10, 5000, 10][i] for i in b] for b in batches]
 
 
-@given(st.lists(st.integers(min_value=0, max_value=600), max_size=200), st.integers(1, 4096), st.integers(1, 64))
+@given(
+    st.lists(st.integers(min_value=0, max_value=600), max_size=200), st.integers(1, 4096), st.integers(1, 64)
+)
 def test_every_index_exactly_once_and_limits_hold(lengths: list[int], max_tokens: int, max_rows: int) -> None:
     batches = plan_batches(lengths, max_tokens, max_rows)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))

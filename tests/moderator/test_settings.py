@@ -6,7 +6,9 @@ from moderator.settings import Settings, env_names
 
 
 def test_env_then_flags() -> None:
-    s = Settings.from_env({"MODERATOR_BATCH_SIZE": "16", "MODERATOR_STRICT_FIELDS": "no", "MODERATOR_JUDGE_PATH": "/m/j"})
+    s = Settings.from_env(
+        {"MODERATOR_BATCH_SIZE": "16", "MODERATOR_STRICT_FIELDS": "no", "MODERATOR_JUDGE_PATH": "/m/j"}
+    )
     assert s.batch_size == 16 and s.strict_fields is False and s.judge_path == Path("/m/j")
     s2 = s.with_overrides(batch_size=8, broker=None)
     assert s2.batch_size == 8 and s2.broker == s.broker
@@ -23,7 +25,9 @@ def test_bad_values_name_the_variable() -> None:
 
 
 def test_secrets_are_not_in_repr_and_defaults_bind_localhost() -> None:
-    s = Settings.from_env({"MODERATOR_BROKER_SASL_PASSWORD": "hunter2", "MODERATOR_REDIS_URL": "redis://:pw@h/0"})
+    s = Settings.from_env(
+        {"MODERATOR_BROKER_SASL_PASSWORD": "hunter2", "MODERATOR_REDIS_URL": "redis://:pw@h/0"}
+    )
     assert "hunter2" not in repr(s) and "pw@" not in repr(s)
     assert Settings().web_host == "127.0.0.1"
     assert "MODERATOR_BROKER" in env_names() and "MODERATOR_REDIS_URL" in env_names()

@@ -19,7 +19,9 @@ def reason_of(data: bytes, decode=decode_comment, limits: InputLimits | None = N
 
 
 def test_valid_comment_keeps_original_text_and_optional_fields() -> None:
-    rec = decode_comment(raw({"id": "c1", "text": "  안녕\u200b하세요  ", "channel": "news", "ts": 1.5, "meta": {"a": [1]}}))
+    rec = decode_comment(
+        raw({"id": "c1", "text": "  안녕\u200b하세요  ", "channel": "news", "ts": 1.5, "meta": {"a": [1]}})
+    )
     assert rec.id == "c1"
     assert rec.text == "  안녕\u200b하세요  "
     assert rec.channel == "news" and rec.ts == 1.5 and rec.meta == {"a": [1]}
@@ -101,13 +103,19 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=30,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["id", "text", "prompt", "reply", "ts", "meta", "author", "x"]), json_values))
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "text", "prompt", "reply", "ts", "meta", "author", "x"]), json_values
+    )
+)
 def test_arbitrary_json_objects_either_decode_or_get_a_reason(obj: dict) -> None:
     data = json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
     for decode in (decode_comment, decode_reply):
