@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.transport import by_url
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import EventT, TransportT
 
 from moderator.health import Liveness
 from moderator.metrics import Metrics
@@ -32,6 +34,44 @@ log = logging.getLogger(__name__)
 #: How long a SIGTERM waits for the in-flight batch to finish before giving up on it (it is then
 #: re-delivered, not lost: its events were never acked).
 DRAIN_TIMEOUT_S = 20.0
+
+#: Bytes a single fetch may bring per partition (the broker still returns one record larger than this).
+_MAX_FETCH_BYTES = 1024 * 1024
+
+
+#: Longest a fetch waits at the broker for records to arrive. faust's aiokafka driver asks for 1500 ms.
+#: Kafka answers a long poll as soon as records arrive, but a broker that answers only when the wait
+#: expires (tansu, the embedded broker of ``moderator demo`` and the tests) then holds every record produced
+#: into a quiet partition for up to that long: measured p50 ~370 ms, max ~720 ms from produce to consume
+#: at 10 records/s, vs ~4 ms with 100 ms (``bench.latency``). The price is an idle consumer fetching 10×/s.
+FETCH_MAX_WAIT_MS = 100
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust passes a fixed fetch_max_wait_ms; aiokafka reads this attribute when start() builds the Fetcher.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class _App(faust.App):
+    """faust's App with the consumer fetch wait of ``FETCH_MAX_WAIT_MS`` (Kafka transports only)."""
+
+    def _new_transport(self) -> TransportT:
+        url = self.conf.broker_consumer[0]
+        if by_url(url) is faust_aiokafka.Transport:
+            return _Transport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -106,7 +146,7 @@ class BatchHandler:
 
 def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faust.App:
     """Build the faust app around an already-loaded pipeline (models load before anything consumes)."""
-    app = faust.App(
+    app = _App(
         settings.app_id,
         broker=settings.broker,
         broker_credentials=broker_credentials(settings),
@@ -119,6 +159,12 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         broker_commit_interval=settings.broker_commit_interval_s,
         stream_ack_exceptions=False,
+        # Backpressure, not growth: each input stream buffers at most this many records (faust pauses
+        # fetching a partition once its buffer is under pressure), a poll returns at most this many,
+        # and a fetch brings at most this many bytes per partition. A burst waits in the broker.
+        stream_buffer_maxsize=max(4 * settings.batch_size, 1024),
+        broker_max_poll_records=max(2 * settings.batch_size, 500),
+        consumer_max_fetch_size=_MAX_FETCH_BYTES,
         stream_ack_cancelled_tasks=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
@@ -165,16 +211,30 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
     make_agent("comment")
     make_agent("reply")
 
+    # Ready = models loaded (they load before this app exists), output topics declared, and the consumer
+    # holds an assignment, i.e. the worker consumes. Until both, /ready answers 503.
+    readiness = {"outputs": False, "assigned": False}
+
+    def update_ready() -> None:
+        if all(readiness.values()) and not metrics.ready._value.get():
+            metrics.ready.set(1)
+            log.info(
+                "worker ready: classifier=%s judge=%s policy=%s",
+                *pipeline.model_ids.values(),
+                pipeline.policy.version,
+            )
+
     @app.task
     async def declare_outputs() -> None:
         for topic in outputs:
             await topic.maybe_declare()
-        metrics.ready.set(1)
-        log.info(
-            "worker ready: classifier=%s judge=%s policy=%s",
-            *pipeline.model_ids.values(),
-            pipeline.policy.version,
-        )
+        readiness["outputs"] = True
+        update_ready()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        readiness["assigned"] = True
+        update_ready()
 
     @app.timer(interval=5.0)
     async def watch_progress() -> None:

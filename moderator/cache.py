@@ -73,8 +73,15 @@ class VerdictCache:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    async def _call(self, op: str, fn: Callable[[], Awaitable[T]], fallback: T) -> T:
+    async def _call(self, op: str, fn: Callable[[], Awaitable[T]], fallback: T, rows: int = 0) -> T:
+        """Run one Redis round trip; on an outage, a timeout or while backing off, return ``fallback``.
+
+        ``rows`` is how many records the call serves: when it falls back they are counted in
+        ``moderator_cache_uncached_total`` (scored without the cache).
+        """
         if not self.available:
+            if rows:
+                self._metrics.cache_uncached.inc(rows)
             return fallback
         try:
             result = await asyncio.wait_for(fn(), self._timeout * 2)
@@ -90,6 +97,8 @@ class VerdictCache:
                 )
             self.was_down = True
             self._down_until = time.monotonic() + self._retry_s
+            if rows:
+                self._metrics.cache_uncached.inc(rows)
             return fallback
         if self.was_down:
             log.info("redis is back; cache in use again")
@@ -102,7 +111,7 @@ class VerdictCache:
         if not keys:
             return []
         missing: list[bytes | str | None] = [None] * len(keys)
-        raw = await self._call("get", lambda: self._client.mget(list(keys)), missing)
+        raw = await self._call("get", lambda: self._client.mget(list(keys)), missing, rows=len(keys))
         out: list[dict[str, Any] | None] = []
         for value in raw:
             if value is None:

@@ -45,8 +45,9 @@ class Liveness:
         for tp in assignment:
             highwater = consumer.highwater(tp)
             committed = committed_map.get(tp)
-            # faust records the last processed offset; the next one to read is committed + 1
-            next_offset = 0 if committed is None else committed + 1
+            # faust keeps Kafka's meaning: the committed offset is the next one to read (last acked + 1),
+            # and the high-water mark is the next one to be written, so lag is their difference.
+            next_offset = 0 if committed is None else committed
             part_lag = max(0, (highwater or 0) - next_offset)
             lag += part_lag
             self._metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(part_lag)

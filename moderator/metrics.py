@@ -41,6 +41,11 @@ class Metrics:
             ["op"],
             registry=r,
         )
+        self.cache_uncached = Counter(
+            "moderator_cache_uncached_total",
+            "Records looked up while Redis was down or slower than its timeout (scored without the cache)",
+            registry=r,
+        )
         self.cache_up = Gauge(
             "moderator_cache_up", "1 while Redis answers, 0 while the stream runs uncached", registry=r
         )
@@ -86,7 +91,10 @@ class Metrics:
             registry=r,
         )
         self.committed_offset = Gauge(
-            "moderator_committed_offset", "Last committed offset", ["topic", "partition"], registry=r
+            "moderator_committed_offset",
+            "Committed offset (the next offset the group will read)",
+            ["topic", "partition"],
+            registry=r,
         )
         self.provider = Gauge(
             "moderator_execution_provider",

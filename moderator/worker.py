@@ -7,8 +7,12 @@ here, before the worker joins a consumer group, with a message that names the fi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from moderator.cache import VerdictCache
 from moderator.metrics import Metrics
@@ -84,15 +88,84 @@ async def wait_for_broker(settings: Settings, *, timeout_s: float, log_every_s: 
             await client.close()
 
 
+class StartupStatus:
+    """``/health``, ``/ready`` and ``/metrics`` while the worker loads models and waits for the broker.
+
+    Faust's web server only comes up with the faust worker, after both; until then this small server
+    answers on the same address so an orchestrator sees a live process (``/health`` 200) that is not
+    ready (``/ready`` 503) instead of a refused connection. It is closed before faust binds the port.
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.stage = "starting"
+        status = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    code, body, kind = 200, metrics.render(), "text/plain; version=0.0.4"
+                elif path in ("/health", "/ready"):
+                    report: dict[str, Any] = {"live": True, "ready": False, "stage": status.stage}
+                    code = 200 if path == "/health" else 503
+                    body, kind = json.dumps(report).encode(), "application/json"
+                else:
+                    code, body, kind = 404, b"not found", "text/plain"
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer((settings.web_host, settings.web_port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="startup-status", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 def run_worker(settings: Settings) -> int:
-    """Run the faust worker in this process until SIGTERM/SIGINT; returns the exit code."""
+    """Run the faust worker in this process until SIGTERM/SIGINT; returns the exit code.
+
+    Refuses to start (exit 2, via the CLI) on a missing or corrupt model, a wrong provider or a bad
+    policy; exits 3 when the broker stays unreachable for ``broker_wait_s`` after bounded, logged
+    retries, so a supervisor restarts it with its position intact (offsets live in the broker).
+    """
     import faust
 
     from moderator.app import create_app
 
     metrics = Metrics()
-    pipeline = build_pipeline(settings, metrics)
-    asyncio.run(wait_for_broker(settings, timeout_s=settings.broker_wait_s))
+    status: StartupStatus | None = None
+    if settings.web_enabled:
+        try:
+            status = StartupStatus(settings, metrics)
+        except OSError as exc:
+            log.warning(
+                "startup status server not started on %s:%s: %s", settings.web_host, settings.web_port, exc
+            )
+    try:
+        if status is not None:
+            status.stage = "loading models"
+        pipeline = build_pipeline(settings, metrics)
+        if status is not None:
+            status.stage = "waiting for broker"
+        try:
+            asyncio.run(wait_for_broker(settings, timeout_s=settings.broker_wait_s))
+        except BrokerUnavailable as exc:
+            log.error("%s", exc)
+            return 3
+    finally:
+        if status is not None:
+            status.close()
     app = create_app(settings, pipeline, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
     try:
