@@ -10,6 +10,7 @@ for benchmarks and for the tests that prove both paths agree.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.prompt import PromptEncoder
 from moderator.runtime.tokenize import load_tokenizer
 
-#: Expanded prefix caches kept per batch size (full batches and the last, shorter one).
+#: Expanded prefix caches kept per batch size on CUDA (full batches and the last, shorter one).
 _EXPANDED_KEEP = 2
 
 
@@ -61,6 +62,7 @@ class GenerativeJudge:
             )
         self.safe_rows, self.unsafe_rows = self._verdict_rows(where)
         self._expanded: OrderedDict[int, Past] = OrderedDict()
+        self._lock = threading.Lock()
         self._prefix: Past | None = None
         if prefix_cache:
             _, past = self.graph.forward(self.graph.empty(1), [self.prompt.prefix_ids], keep=True)
@@ -83,17 +85,30 @@ class GenerativeJudge:
         return [rows[t] for t in ids["safe"]], [rows[t] for t in ids["unsafe"]]
 
     def _prefix_for(self, batch: int) -> Past:
+        """The prefix cache repeated ``batch`` times, built once per batch size and reused.
+
+        On CPU one copy at the largest batch size serves every smaller batch as a leading-rows view
+        (no copy); on CUDA device buffers cannot be sliced, so the last two sizes are kept.
+        """
         if self._prefix is None:
             raise RuntimeError("prefix cache disabled")
-        past = self._expanded.get(batch)
-        if past is None:
-            past = self.graph.on_device(self.graph.select(self._prefix, [0] * batch))
-            self._expanded[batch] = past
-            while len(self._expanded) > _EXPANDED_KEEP:
-                self._expanded.popitem(last=False)
-        else:
-            self._expanded.move_to_end(batch)
-        return past
+        with self._lock:
+            if self.provider == "cpu":
+                have = next(iter(self._expanded.values()), None)
+                if have is None or have.batch < batch:
+                    self._expanded.clear()
+                    have = self.graph.select(self._prefix, [0] * batch)
+                    self._expanded[batch] = have
+                return Past([np.asarray(v)[:batch] for v in have.kv], have.mask[:batch])
+            past = self._expanded.get(batch)
+            if past is None:
+                past = self.graph.on_device(self.graph.select(self._prefix, [0] * batch))
+                self._expanded[batch] = past
+                while len(self._expanded) > _EXPANDED_KEEP:
+                    self._expanded.popitem(last=False)
+            else:
+                self._expanded.move_to_end(batch)
+            return past
 
     def encode_pre(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[list[int]], list[bool]]:
         return self.prompt.encode_values([{"instruction": p, "response": r} for p, r in pairs])

@@ -85,11 +85,13 @@ def test_prefix_cached_equals_full_prompt_and_pytorch(judge_export: tuple[Path, 
     np.testing.assert_allclose(a.unsafe, b.unsafe, atol=1e-4)
     np.testing.assert_allclose(a.unsafe, torch_unsafe(ckpt, cached, PAIRS), atol=1e-4)
     assert a.truncated == b.truncated == [False] * 6 + [True]
+    suffixes, _ = cached.encode_pre(PAIRS)
+    assert cached.prefix_tokens + len(suffixes[-1]) == meta.max_length  # cut to fit exactly
+    assert suffixes[-1][-8:] == cached.encode_pre([("q", "a")])[0][0][-8:]  # the template tail survives
     # The cached path counts suffix tokens only; the full path pays for the prefix on every row.
     assert b.tokens == a.tokens + len(PAIRS) * cached.prefix_tokens
     assert np.ptp(a.unsafe) > 1e-3
     # Raw verdict logits, one mixed-length batch: cached vs full within 1e-4.
-    suffixes, _ = cached.encode_pre(PAIRS)
     np.testing.assert_allclose(cached.encode_core(suffixes), full.encode_core(suffixes), atol=1e-4)
 
 

@@ -157,3 +157,24 @@ def test_cuda_requested_without_cuda_fails_loudly(tiny_classifier_dir: Path) -> 
     with pytest.raises(ProviderError, match="moderator\\[gpu\\]"):
         create_session(tiny_classifier_dir / "model.onnx", RuntimeOptions(device="cuda"))
     assert create_session(tiny_classifier_dir / "model.onnx", RuntimeOptions(device="auto")).provider == "cpu"
+
+
+def test_runtime_loads_and_predicts_without_torch_or_transformers(
+    tiny_classifier_dir: Path, tiny_judge_dir: Path
+) -> None:
+    """The worker image has no torch: loading and scoring must not import it (or the exporter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from moderator.runtime.loader import load_classifier, load_judge\n"
+        "from moderator.runtime.options import RuntimeOptions\n"
+        "o = RuntimeOptions(device='cpu')\n"
+        f"load_classifier(Path({str(tiny_classifier_dir)!r}), o).predict(['안녕'])\n"
+        f"load_judge(Path({str(tiny_judge_dir)!r}), o).predict([('a', 'b')])\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'optimum', 'onnx_export')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
