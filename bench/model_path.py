@@ -1,0 +1,227 @@
+"""Benchmark 1: the shipped classifier on ONNX Runtime vs a plain Hugging Face ``pipeline`` on PyTorch.
+
+The user-facing comparison: the same model weights, the same texts (UnSmile dev comments and KoSBi dev
+replies), the same thread count, each side in its own process (torch is never imported next to
+onnxruntime), several rounds:
+
+* **moderator**: ``moderator.runtime.loader.load_classifier`` on the shipped ONNX export, fed the
+  worker's batches of 64 texts; inside, token-budget batching (sort by length, cap padded tokens);
+* **Hugging Face**: ``transformers.pipeline("text-classification")`` on the PyTorch checkpoint the
+  export was made from, ``batch_size=32``, padding to the longest text of each batch, sigmoid scores for
+  every label: what one writes without this project.
+
+Each child warms up on 32 texts before timing. The largest score difference between the two sides is
+reported so the speed-up is known to be for the same answers. (The engine-level comparison with equal
+batches on both sides is ``bench.encoder_ort_vs_torch``.)
+
+    python -m bench.model_path --texts 512 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    REPO,
+    Section,
+    Stat,
+    bar_with_range,
+    base_parser,
+    command_line,
+    finish,
+    guard_training,
+    img_dir_for,
+    load_data,
+    model_dir,
+    model_label,
+    new_figure,
+    save_figure,
+    table,
+)
+
+GOAL = 3.0
+HF_BATCH = 32
+WORKER_BATCH = 64
+#: Where training leaves the PyTorch checkpoint a shipped export was made from.
+CHECKPOINT_CANDIDATES = (REPO / "build" / "classifier" / "checkpoint",)
+
+
+def texts_for(n: int) -> list[str]:
+    data = load_data()
+    return (
+        data.texts[:n] if n <= len(data.comments) else (data.comments + data.texts[len(data.comments) :])[:n]
+    )
+
+
+def child_ort(model: Path, texts: list[str], threads: int, out: Path) -> None:
+    import numpy as np
+
+    from moderator.runtime.loader import load_classifier
+    from moderator.runtime.options import RuntimeOptions
+
+    clf = load_classifier(
+        model, RuntimeOptions(device="cpu", intra_op_threads=threads, max_batch_rows=WORKER_BATCH)
+    )
+    clf.predict(texts[:32])
+    started = time.perf_counter()
+    probs = [clf.predict(texts[i : i + WORKER_BATCH]).probs for i in range(0, len(texts), WORKER_BATCH)]
+    elapsed = time.perf_counter() - started
+    np.save(out.with_suffix(".npy"), np.concatenate(probs))
+    out.write_text(json.dumps({"seconds": elapsed}))
+
+
+def child_hf(checkpoint: Path, model: Path, texts: list[str], threads: int, out: Path) -> None:
+    import numpy as np
+    import torch
+    from transformers import pipeline
+
+    from moderator.runtime.metadata import read_metadata
+    from topics.labels import LABEL_KEYS
+
+    torch.set_num_threads(threads)
+    meta = read_metadata(model)
+    pipe = pipeline("text-classification", model=str(checkpoint), tokenizer=str(checkpoint), device=-1)
+    kwargs: dict[str, Any] = dict(
+        batch_size=HF_BATCH,
+        truncation=True,
+        max_length=meta.max_length,
+        top_k=None,
+        function_to_apply="sigmoid",
+    )
+    pipe(texts[:32], **kwargs)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        results = pipe(texts, **kwargs)
+    elapsed = time.perf_counter() - started
+    id2label = pipe.model.config.id2label
+    names = [id2label[i] for i in range(len(id2label))]
+    rows = []
+    for res in results:
+        by = {r["label"]: r["score"] for r in res}
+        rows.append([by[n] for n in names])
+    arr = np.asarray(rows, dtype=np.float32)
+    # map the checkpoint's label order onto LABEL_KEYS when the names are the English keys
+    if set(names) == set(LABEL_KEYS):
+        arr = arr[:, [names.index(k) for k in LABEL_KEYS]]
+    np.save(out.with_suffix(".npy"), arr)
+    out.write_text(json.dumps({"seconds": elapsed}))
+
+
+def run_child(side: str, args: argparse.Namespace, work: Path, r: int) -> tuple[float, Path]:
+    out = work / f"{side}-{r}.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.model_path",
+        "--phase",
+        side,
+        "--work",
+        str(out),
+        "--texts",
+        str(args.texts),
+        "--threads",
+        str(args.threads),
+        "--classifier",
+        str(args.classifier_dir),
+        "--checkpoint",
+        str(args.checkpoint_dir),
+    ]
+    subprocess.run(cmd, check=True, cwd=REPO)
+    return float(json.loads(out.read_text())["seconds"]), out.with_suffix(".npy")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.split("\n")[0], rounds=3)
+    parser.add_argument(
+        "--texts", type=int, default=512, help="texts per round (UnSmile dev, then KoSBi replies)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
+    parser.add_argument("--classifier", help="ONNX classifier dir (default: the shipped one)")
+    parser.add_argument("--checkpoint", help="PyTorch checkpoint the export was made from")
+    parser.add_argument("--phase", choices=["ort", "hf"], help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    texts = texts_for(args.texts)
+    if args.phase:
+        model, ckpt = Path(args.classifier), Path(args.checkpoint)
+        if args.phase == "ort":
+            child_ort(model, texts, args.threads, args.work)
+        else:
+            child_hf(ckpt, model, texts, args.threads, args.work)
+        return 0
+    guard_training(args)
+    args.classifier_dir = model_dir("classifier", args.classifier)
+    candidates = [Path(args.checkpoint)] if args.checkpoint else list(CHECKPOINT_CANDIDATES)
+    ckpt = next((c for c in candidates if (c / "config.json").exists()), None)
+    if ckpt is None:
+        raise SystemExit(
+            f"no PyTorch checkpoint for the Hugging Face side (looked in {[str(c) for c in candidates]}); "
+            "pass --checkpoint DIR (the checkpoint the ONNX export was made from)"
+        )
+    args.checkpoint_dir = ckpt
+    import numpy as np
+
+    secs: dict[str, list[float]] = {"ort": [], "hf": []}
+    diffs: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-model-path-") as tmp:
+        work = Path(tmp)
+        for r in range(args.rounds):
+            got = {side: run_child(side, args, work, r) for side in ("ort", "hf")}
+            for side, (s, _) in got.items():
+                secs[side].append(s)
+            diffs.append(float(np.abs(np.load(got["ort"][1]) - np.load(got["hf"][1])).max()))
+            print(
+                f"round {r + 1}/{args.rounds}: ORT {len(texts) / secs['ort'][-1]:,.1f} texts/s, "
+                f"HF pipeline {len(texts) / secs['hf'][-1]:,.1f} texts/s, max |Δscore| {diffs[-1]:.2e}",
+                file=sys.stderr,
+            )
+    ort = Stat.of(len(texts) / s for s in secs["ort"])
+    hf = Stat.of(len(texts) / s for s in secs["hf"])
+    ratio = Stat.of(h / o for o, h in zip(secs["ort"], secs["hf"], strict=True))
+    body = table(
+        ["side", "texts/s, median (min–max)", "speed-up"],
+        [
+            [f"Hugging Face `pipeline`, PyTorch, batch {HF_BATCH}, pad to longest", hf.fmt(1), "1.00×"],
+            [
+                f"moderator runtime, ONNX Runtime, token-budget batches (worker batches of {WORKER_BATCH})",
+                ort.fmt(1),
+                f"**{ratio.fmt(2, '×')}**",
+            ],
+        ],
+    )
+    body += (
+        f"\n\nClassifier `{model_label(args.classifier_dir)}` (ONNX) and its checkpoint "
+        f"`{ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt}` (PyTorch); {len(texts)} texts "
+        f"(UnSmile dev comments{', then KoSBi dev replies' if len(texts) > 1491 else ''}); {args.threads} threads "
+        f"each; {args.rounds} rounds, each side in a fresh process. Largest score difference between the "
+        f"sides: {max(diffs):.1e}. Goal ≥{GOAL:.0f}×: **{'met' if ratio.median >= GOAL else 'not met'}**."
+    )
+    fig, ax = new_figure(6, 4)
+    bar_with_range(
+        ax,
+        ["HF pipeline\n(PyTorch, batch 32)", "moderator runtime\n(ONNX Runtime)"],
+        [hf, ort],
+        ylabel="texts/s",
+    )
+    ax.set_title("Model path: classifier texts/s, median and min–max")
+    img = save_figure(fig, "bench_model_path.png", img_dir_for(args.doc))
+    section = Section(
+        "model_path",
+        "1. Model path: shipped classifier on ONNX Runtime vs a Hugging Face pipeline",
+        body,
+        command_line("bench.model_path", argv if argv is not None else sys.argv[1:]),
+        [img],
+    )
+    finish(args, section, {"seconds": secs, "texts": len(texts), "max_abs_diff": diffs})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
