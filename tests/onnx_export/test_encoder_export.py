@@ -107,7 +107,8 @@ def test_pair_judge_matches_pytorch(tmp_path: Path, labels: tuple[str, ...]) -> 
 
 @pytest.mark.slow
 def test_int8_drift_is_bounded_and_recorded(tmp_path: Path) -> None:
-    ckpt = build_encoder_checkpoint(tmp_path / "ckpt", seed=7, hidden=64)
+    # 0.1: closer to trained weights than 0.3, whose outliers make int8 drift a coin toss near 0.1.
+    ckpt = build_encoder_checkpoint(tmp_path / "ckpt", seed=7, hidden=64, init_range=0.1)
     fp32 = export_encoder(ckpt, tmp_path / "fp32", kind="encoder-classifier", max_length=48)
     int8 = export_encoder(
         ckpt, tmp_path / "int8", kind="encoder-classifier", max_length=48, int8=True, sample_texts=TEXTS

@@ -111,7 +111,8 @@ def test_pruned_head_gives_the_same_p_unsafe(judge_export: tuple[Path, Path], wo
 
 @pytest.mark.slow
 def test_int8_judge_drift_is_bounded(workdir: Path) -> None:
-    ckpt = build_decoder_checkpoint(workdir / "int8-ckpt", architecture="llama", seed=12)
+    # 0.1: closer to trained weights than the fixture's 0.2, whose outliers push int8 drift towards 0.1.
+    ckpt = build_decoder_checkpoint(workdir / "int8-ckpt", architecture="llama", seed=12, init_range=0.1)
     kwargs: dict[str, Any] = dict(max_length=400, template=workdir / "template.txt")
     fp32 = export_judge(ckpt, workdir / "int8-ref", **kwargs)
     int8 = export_judge(ckpt, workdir / "int8-judge", int8=True, **kwargs)
