@@ -64,6 +64,10 @@ class _EncoderModel:
                 "export a sequence-classification checkpoint with `python -m onnx_export encoder`",
             )
         self.pad_id = meta.pad_token_id
+        # One tiny run at load: a graph whose output does not match metadata.json fails here, with the
+        # file named, instead of in the first batch of the stream.
+        probe = self.encoder.encode([("probe", "probe")] if meta.kind == "encoder-pair-judge" else ["probe"])
+        self.encode_post(self.encode_core(probe, [0]))
 
     def encode_core(self, enc: Encoded, rows: Sequence[int]) -> npt.NDArray[Any]:
         """Run one batch of already-tokenised rows; returns the logits matrix."""

@@ -63,11 +63,15 @@ class GenerativeJudge:
         self.safe_rows, self.unsafe_rows = self._verdict_rows(where)
         self._expanded: OrderedDict[int, Past] = OrderedDict()
         self._lock = threading.Lock()
-        self._prefix: Past | None = None
-        if prefix_cache:
-            _, past = self.graph.forward(self.graph.empty(1), [self.prompt.prefix_ids], keep=True)
-            assert past is not None
-            self._prefix = past
+        logits, past = self.graph.forward(self.graph.empty(1), [self.prompt.prefix_ids], keep=True)
+        rows = len(spec.logit_rows) or meta.vocab_size
+        if rows and logits.shape[-1] != rows:
+            raise ModelLoadError(
+                directory / "model.onnx",
+                f"the graph returns {logits.shape[-1]} logit rows, metadata.json expects {rows}",
+                "re-export so model.onnx and metadata.json come from the same export",
+            )
+        self._prefix: Past | None = past if prefix_cache else None
         self.prefix_tokens = len(self.prompt.prefix_ids)
 
     def _verdict_rows(self, where: Path) -> tuple[list[int], list[int]]:

@@ -14,6 +14,7 @@ from moderator.runtime.errors import ModelLoadError, ProviderError
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.session import create_session
+from topics.labels import LABEL_KEYS
 
 CPU = RuntimeOptions(device="cpu")
 TEXTS = [
@@ -178,3 +179,14 @@ def test_runtime_loads_and_predicts_without_torch_or_transformers(
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
+
+
+def test_graph_that_does_not_match_metadata_fails_at_load(tiny_judge_dir: Path, tmp_path: Path) -> None:
+    """A pair judge's 2-logit graph relabelled as a ten-label classifier is caught before any batch."""
+    d = copy_dir(tiny_judge_dir, tmp_path)
+    raw = json.loads((d / "metadata.json").read_text())
+    raw["kind"] = "encoder-classifier"
+    raw["label_keys"] = list(LABEL_KEYS)
+    (d / "metadata.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=r"logits of shape \(1, 2\) but metadata.json lists 10 labels"):
+        load_classifier(d, CPU)
