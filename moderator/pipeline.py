@@ -305,13 +305,21 @@ class Pipeline:
             source=item.message.source,
         )
 
-    @staticmethod
-    def _dead_letter(message: InputMessage, reason: Reason, detail: str, record_id: str | None) -> DeadLetter:
+    def _dead_letter(
+        self, message: InputMessage, reason: Reason, detail: str, record_id: str | None
+    ) -> DeadLetter:
+        # A dead letter keeps at most max_record_bytes of the original: a record the broker accepted
+        # can be far larger, and a dead letter the producer cannot send would stall the partition.
+        original = message.value
+        cap = self.limits.max_record_bytes
+        if len(original) > cap:
+            original = original[:cap]
+            detail = f"{detail} (original truncated to its first {cap} bytes; see source)"
         return DeadLetter(
             reason=reason.value,
             detail=detail,
             source=message.source,
-            original=message.value,
+            original=original,
             id=record_id,
             kind=message.kind,
             ts=time.time(),
