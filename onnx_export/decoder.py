@@ -179,6 +179,17 @@ def _gemma_config_with_positions(model: Any) -> Any:
     )
 
 
+def release_torch_memory() -> None:
+    """After export the PyTorch model is dropped before ONNX Runtime loads the graph (8B: twice 16 GB)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def move_graph(src_dir: Path, dst_dir: Path) -> list[str]:
     """Move ``model.onnx`` and its external data (if any) into ``dst_dir``; returns the file names."""
     names = sorted(p.name for p in src_dir.glob(MODEL_FILE + "*"))

@@ -39,6 +39,7 @@ from onnx_export.decoder import (
     load_causal_lm,
     move_graph,
     precision_of,
+    release_torch_memory,
     save_tokenizer,
     single_token,
     wrap_prompt,
@@ -105,6 +106,7 @@ def export_generative_classifier(
         )
     loaded = load_causal_lm(checkpoint, device=device, fp16=fp16)
     config, tokenizer, model = loaded.config, loaded.tokenizer, loaded.model
+    del loaded  # the model must be freeable once exported (8B weights)
     chat = chat_format or default_chat_format(config.model_type)
     check_template_tokens(tokenizer, content, chat, checkpoint)
     prefix, suffix = split_template(wrap_prompt(content, chat) + answer_prefix)
@@ -165,6 +167,7 @@ def export_generative_classifier(
         tmp = Path(tmp_name)
         export_with_past(model, tmp / "graph", device=device)
         del model
+        release_torch_memory()
         files = move_graph(tmp / "graph", out_dir)
         diff, scores = _validate(out_dir, meta, files, reference, suffixes, device)
         enforce(diff, tolerance, f"{meta.dtype} logits", out_dir / files[0])

@@ -41,6 +41,7 @@ from onnx_export.decoder import (
     move_graph,
     precision_of,
     prune_lm_head,
+    release_torch_memory,
     save_tokenizer,
     wrap_prompt,
 )
@@ -136,6 +137,7 @@ def export_judge(
     content = read_template(template or DEFAULT_TEMPLATE)
     loaded = load_causal_lm(checkpoint, device=device, fp16=fp16)
     config, tokenizer, model = loaded.config, loaded.tokenizer, loaded.model
+    del loaded  # the model must be freeable once exported (8B weights)
     chat = chat_format or default_chat_format(config.model_type)
     check_template_tokens(tokenizer, content, chat, checkpoint)
     prefix, suffix = split_template(wrap_prompt(content, chat))
@@ -195,6 +197,7 @@ def export_judge(
         tmp = Path(tmp_name)
         export_with_past(model, tmp / "graph", device=device)
         del model
+        release_torch_memory()
         files = move_graph(tmp / "graph", out_dir)
         diff, p_ref, p_got = _validate(out_dir, meta, files, reference, pairs, device)
         enforce(diff, tolerance, f"{meta.dtype} verdict logits", out_dir / files[0])
