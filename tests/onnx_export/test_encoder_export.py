@@ -200,3 +200,17 @@ def test_external_data_export_loads_and_is_checked(tmp_path: Path, monkeypatch: 
     data.write_bytes(data.read_bytes()[:-100])
     with pytest.raises(ModelLoadError, match="truncated"):
         load_classifier(split, CPU)
+
+
+def test_cli_exports_an_encoder_and_reports_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onnx_export.cli import main
+
+    ckpt = build_encoder_checkpoint(tmp_path / "ckpt", labels=("safe", "unsafe"), layers=1)
+    out = tmp_path / "judge"
+    assert main(["encoder", str(ckpt), str(out), "--kind", "encoder-pair-judge", "--max-length", "64"]) == 0
+    assert "encoder-pair-judge fp32 model_id=sha256-" in capsys.readouterr().out
+    assert read_metadata(out).label_keys == ("safe", "unsafe")
+    assert main(["encoder", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    assert "config.json missing" in capsys.readouterr().err

@@ -190,3 +190,23 @@ def test_graph_that_does_not_match_metadata_fails_at_load(tiny_judge_dir: Path, 
     (d / "metadata.json").write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=r"logits of shape \(1, 2\) but metadata.json lists 10 labels"):
         load_classifier(d, CPU)
+
+
+def test_silent_cuda_fallback_is_caught(
+    tiny_classifier_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """onnxruntime-gpu without CUDA libraries lists CUDA, then builds a CPU session: the factory notices."""
+    import moderator.runtime.session as session_module
+
+    monkeypatch.setattr(
+        session_module.ort,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    with pytest.raises(ProviderError, match="asked for CUDA but the session runs on"):
+        create_session(tiny_classifier_dir / "model.onnx", RuntimeOptions(device="cuda"))
+    with caplog.at_level("WARNING", logger="moderator.runtime.session"):
+        model = load_classifier(tiny_classifier_dir, RuntimeOptions(device="auto"))
+    assert model.provider == "cpu"
+    assert "falls back to CPU" in caplog.text
+    assert model.predict(["안녕"]).probs.shape == (1, 10)
