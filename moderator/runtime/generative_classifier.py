@@ -158,7 +158,7 @@ class GenerativeClassifier:
         chosen: list[list[str]] = [[] for _ in range(n)]
         active = list(range(n))
         options = self.first
-        for _ in range(len(self.later)):
+        for _ in range(self.graph.spec.max_new_tokens or len(self.later)):
             if not active:
                 break
             banned = [{self.lines[line] for line in chosen[i]} for i in active]

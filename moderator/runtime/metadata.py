@@ -62,6 +62,8 @@ class GenerativeSpec:
     first-token ids whose logits decide the judge's verdict (``safe``/``unsafe``). ``category_lines``:
     for the generative classifier, answer line text → label key. ``logit_rows``: when the LM head was
     pruned, the original vocabulary id of each output row (empty = full vocabulary).
+    ``max_new_tokens``: for the generative classifier, the most answer lines decoded (0 = one per
+    category plus the end of the turn).
     """
 
     prompt_prefix: str
