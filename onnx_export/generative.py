@@ -157,7 +157,14 @@ def export_generative_classifier(
     )
     from tokenizers import Tokenizer
 
-    encoder = PromptEncoder(Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length)
+    try:
+        encoder = PromptEncoder(
+            Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length
+        )
+    except ValueError as exc:
+        raise ExportError(
+            template or checkpoint, str(exc), "put fixed text before the first field, or raise --max-length"
+        ) from exc
     texts = list(samples or KOREAN_SAMPLES)
     suffixes, _ = encoder.encode_values([{"text": t} for t in texts])
     reference = _torch_last_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes])

@@ -185,7 +185,14 @@ def export_judge(
     )
     from tokenizers import Tokenizer
 
-    encoder = PromptEncoder(Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length)
+    try:
+        encoder = PromptEncoder(
+            Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length
+        )
+    except ValueError as exc:
+        raise ExportError(
+            template or checkpoint, str(exc), "put fixed text before the first field, or raise --max-length"
+        ) from exc
     pairs = list(samples or PAIR_SAMPLES)
     suffixes, _ = encoder.encode_values([{"instruction": p, "response": r} for p, r in pairs])
     reference = _torch_verdict_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes], rows)

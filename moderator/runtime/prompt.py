@@ -66,6 +66,8 @@ class PromptEncoder:
             pos = match.end()
         if suffix_template[pos:]:
             self.parts.append(_Part(literal=self._literal(suffix_template[pos:])))
+        if not self.prefix_ids:
+            raise ValueError("the prompt has no fixed text before its first field, so nothing can be cached")
         self.fields = tuple(p.field for p in self.parts if p.field is not None)
         self.fixed = len(self.prefix_ids) + sum(len(p.literal) for p in self.parts if p.literal is not None)
         if self.fixed + len(self.fields) >= max_length:

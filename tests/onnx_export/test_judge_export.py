@@ -198,3 +198,9 @@ def test_fp16_judge_keeps_an_fp16_cache(workdir: Path) -> None:
     judge = load_judge(out, SMALL_BATCHES)
     assert isinstance(judge, GenerativeJudge) and judge.graph.past_dtype == np.float16
     assert np.abs(judge.predict(PAIRS).unsafe - fp32.predict(PAIRS).unsafe).max() <= 0.05
+
+
+def test_template_too_long_for_max_length_is_refused(judge_export: tuple[Path, Path], workdir: Path) -> None:
+    ckpt, _ = judge_export
+    with pytest.raises(ExportError, match="the prompt template alone takes .* tokens, over max_length 40"):
+        export_judge(ckpt, workdir / "too-short", max_length=40, template=workdir / "template.txt")
