@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from topics import Reason
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _TOKEN_BUCKETS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -110,6 +112,12 @@ class Metrics:
             "moderator_sink_retries_total", "Batch sends retried after a broker error", registry=r
         )
         self.live.set(1)
+        # Export every known series at zero from the start, so a dashboard's rate() has a baseline and an
+        # alert on "dead letters by reason" or "cache errors" does not wait for the first occurrence.
+        for reason in Reason:
+            self.dead_letters.labels(reason=reason.value)
+        for op in ("get", "set", "claim", "ping"):
+            self.cache_errors.labels(op=op)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
