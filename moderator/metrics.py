@@ -118,6 +118,8 @@ class Metrics:
             self.dead_letters.labels(reason=reason.value)
         for op in ("get", "set", "claim", "ping"):
             self.cache_errors.labels(op=op)
+        for model in ("classifier", "judge"):
+            self.model_rows.labels(model=model)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -54,9 +55,30 @@ def test_sigkill_in_the_middle_of_10000_messages_loses_nothing(
     started = time.monotonic()
     send(broker.url, topics.comments, records)
     first = worker_factory(broker.url, topics, app_id, **FAST)
-    # kill while the stream is mid-way: some verdicts out, most inputs still to do
-    at_kill = wait_for(lambda: (n := verdicts_out(first)) >= 3000 and n, 180, "3000 verdicts before the kill")
+    # kill mid-way: once the broker holds a committed offset, with most inputs still to do
+    at_kill = wait_for(
+        lambda: (
+            sum(committed_offsets(broker.url, app_id, topics.comments).values()) >= 1000
+            and verdicts_out(first)
+        ),
+        180,
+        "a commit before the kill",
+        interval_s=0.1,
+    )
     first.kill()
+    # at-least-once: nothing at or past a committed offset, and every offset below it has its verdict
+    committed = committed_offsets(broker.url, app_id, topics.comments)
+    so_far = read_outputs(broker.url, topics, lambda o: False, timeout_s=3)[topics.verdicts]
+    verdicted: dict[int, set[int]] = {}
+    for _, value in so_far:
+        source = orjson.loads(value)["source"]
+        verdicted.setdefault(source["partition"], set()).add(source["offset"])
+    assert 1000 <= sum(committed.values()) < len(records), committed
+    for partition, offset in committed.items():
+        unsent = set(range(offset)) - verdicted.get(partition, set())
+        assert not unsent, (
+            f"partition {partition} committed {offset} past unsent verdicts {sorted(unsent)[:5]}"
+        )
     second = worker_factory(broker.url, topics, app_id, **FAST)
     ids = [r["id"] for r in records]
     out = read_outputs(broker.url, topics, all_ids_done(topics, ids), timeout_s=240)
@@ -65,6 +87,8 @@ def test_sigkill_in_the_middle_of_10000_messages_loses_nothing(
         "SIGKILL mid-stream, restart",
         **t.row(),
         verdicts_before_kill=int(at_kill),
+        committed_at_kill=sum(committed.values()),
+        verdicts_read_after_kill=len(so_far),
         seconds=round(time.monotonic() - started, 1),
     )
     assert t.lost == 0, f"lost {t.lost}: {t.missing}\n{second.log_tail()}"
