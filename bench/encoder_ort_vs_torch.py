@@ -31,6 +31,7 @@ from bench.common import (
     guard_training,
     load_data,
     table,
+    training_running,
 )
 
 MAX_LENGTH = 128
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         (args.work / f"{args.phase}.json").write_text(json.dumps(phases[args.phase]()))
         return
     guard_training(args)
+    busy = bool(training_running())
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="encoder-bench-") as tmp:
@@ -218,6 +220,11 @@ def main(argv: list[str] | None = None) -> None:
             "own validation samples (metadata.json, `validation.quantization_drift`).",
         ]
     )
+    if busy:
+        body += (
+            "\n\n*Measured while another job (a model training) ran on the same cores: absolute rates are "
+            "low and noisy, and the backends ran one after the other under that load.*"
+        )
     section = Section(
         "encoder_ort",
         "Encoder classifier: ONNX Runtime fp32/int8 vs PyTorch eager",

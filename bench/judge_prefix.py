@@ -33,6 +33,7 @@ from bench.common import (
     guard_training,
     load_data,
     table,
+    training_running,
 )
 
 TARGET_PREFIX = 550
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         (args.work / f"{args.phase}.json").write_text(json.dumps(result))
         return
     guard_training(args)
+    busy = bool(training_running())
     with tempfile.TemporaryDirectory(prefix="judge-prefix-") as tmp:
         work = Path(tmp)
         built = _child("build", work, args.pairs, args.rounds, args.threads)
@@ -245,6 +247,11 @@ def main(argv: list[str] | None = None) -> None:
             "measured pairs (same batches).",
         ]
     )
+    if busy:
+        body += (
+            "\n\n*Measured while another job (a model training) ran on the same cores: absolute rates are "
+            "low and noisy; the ratios come from alternating rounds in one process.*"
+        )
     section = Section(
         "judge_prefix",
         "Safety judge: policy-prefix KV cache vs full prompt",
