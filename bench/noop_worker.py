@@ -48,6 +48,7 @@ def main() -> int:
     asyncio.run(wait_for_broker(settings, timeout_s=settings.broker_wait_s))
     app = create_app(settings, pipeline, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
+    worker.spinner = None  # as moderator.worker.run_worker does
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

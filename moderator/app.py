@@ -12,6 +12,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,38 +97,80 @@ def broker_credentials(settings: Settings) -> Any:
     raise ValueError(f"MODERATOR_BROKER_SECURITY_PROTOCOL: unknown protocol {protocol!r}")
 
 
+#: Batches of one input topic in flight at once: while one batch's verdicts wait for the broker's acks,
+#: the agent already takes (and the pipeline scores) the next. 1 = strictly one batch after the other.
+MAX_INFLIGHT_BATCHES = 2
+
+
 @dataclass
 class BatchHandler:
-    """Between the stream and the pipeline: pin events, process, emit, then ack."""
+    """Between the stream and the pipeline: pin events, process, emit, then ack.
+
+    Batches of one topic go through the pipeline one at a time, in order. A batch whose outputs are on
+    their way to the broker no longer holds up its agent, which takes the next batch meanwhile (up to
+    ``max_inflight`` batches per topic). Its events stay pinned until the broker acked its outputs, so
+    the committed offset still never passes an unsent verdict; ``drain`` waits for all of them.
+    """
 
     pipeline: Pipeline
     sink: VerdictSink
     metrics: Metrics
     liveness: Liveness
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    max_inflight: int = MAX_INFLIGHT_BATCHES
+    _pending: dict[str, deque[asyncio.Task[None]]] = field(default_factory=dict)
+    _order: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def handle(self, kind: Kind, events: Sequence[EventT]) -> None:
+        """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
+
+        Raises what a finished batch raised (the agent then crashes, as with an inline batch).
+        """
         for event in events:
             event.message.incref()
-        task = asyncio.ensure_future(self._run(kind, events))
+        pending = self._pending.setdefault(kind, deque())
+        order = self._order.setdefault(kind, asyncio.Lock())
+        task = asyncio.ensure_future(self._run(kind, events, order))
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
+        pending.append(task)
         try:
-            await asyncio.shield(task)
+            while pending and (pending[0].done() or len(pending) >= max(1, self.max_inflight)):
+                await asyncio.shield(pending[0])
+                pending.popleft()
         except asyncio.CancelledError:
-            # Shutdown: let the in-flight batch reach the broker so its offsets can be committed.
-            try:
-                await asyncio.wait_for(asyncio.shield(task), DRAIN_TIMEOUT_S)
-            except (TimeoutError, asyncio.CancelledError):
-                log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
+            await self.drain(kind)
             raise
 
-    async def _run(self, kind: Kind, events: Sequence[EventT]) -> None:
+    async def drain(self, kind: Kind) -> None:
+        """Shutdown: let in-flight batches reach the broker so their offsets can be committed."""
+        pending = self._pending.get(kind)
+        if not pending:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.gather(*pending, return_exceptions=True)), DRAIN_TIMEOUT_S
+            )
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
+        pending.clear()
+
+    async def _run(self, kind: Kind, events: Sequence[EventT], order: asyncio.Lock) -> None:
         started = time.perf_counter()
+        async with order:
+            result = await self.pipeline.process(self._messages(kind, events, started))
+        await self.sink.emit(result)
+        for event in events:
+            event.ack()  # drop our pin; the stream's own ack then marks the offset safe to commit
+        self.metrics.batch_latency.observe(time.perf_counter() - started)
+        self.liveness.progress()
+
+    def _messages(self, kind: Kind, events: Sequence[EventT], started: float) -> list[InputMessage]:
         messages = []
+        per_topic: Counter[str] = Counter()
         for event in events:
             msg = event.message
-            self.metrics.messages_in.labels(topic=msg.topic).inc()
+            per_topic[msg.topic] += 1
             value = (
                 msg.value
                 if isinstance(msg.value, bytes)
@@ -136,12 +179,9 @@ class BatchHandler:
             messages.append(
                 InputMessage(kind, value, SourcePosition(msg.topic, msg.partition, msg.offset), started)
             )
-        result = await self.pipeline.process(messages)
-        await self.sink.emit(result)
-        for event in events:
-            event.ack()  # drop our pin; the stream's own ack then marks the offset safe to commit
-        self.metrics.batch_latency.observe(time.perf_counter() - started)
-        self.liveness.progress()
+        for topic, n in per_topic.items():
+            self.metrics.messages_in.labels(topic=topic).inc(n)
+        return messages
 
 
 def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faust.App:
@@ -200,9 +240,12 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     def make_agent(kind: Kind) -> Any:
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
-                await handler.handle(kind, events)
-                yield None
+            try:
+                async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
+                    await handler.handle(kind, events)
+                    yield None
+            finally:
+                await handler.drain(kind)
 
         agent.__name__ = f"moderate_{kind}s"
         agent.__qualname__ = agent.__name__

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -275,12 +275,16 @@ class Pipeline:
             verdicts.append((item.index, self._verdict(item, core, was_cached)))
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
-        for _, v in verdicts:
-            self.metrics.verdicts.labels(kind=v.kind, action=v.action).inc()
-            for category in v.categories:
-                self.metrics.categories.labels(category=category).inc()
-        for _, d in dead:
-            self.metrics.dead_letters.labels(reason=d.reason).inc()
+        # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
+        actions = Counter((v.kind, v.action) for _, v in verdicts)
+        categories = Counter(c for _, v in verdicts for c in v.categories)
+        reasons = Counter(d.reason for _, d in dead)
+        for (kind, action), n in actions.items():
+            self.metrics.verdicts.labels(kind=kind, action=action).inc(n)
+        for category, n in categories.items():
+            self.metrics.categories.labels(category=category).inc(n)
+        for reason, n in reasons.items():
+            self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
 
     def _verdict(self, item: _Item, core: dict[str, Any], was_cached: bool) -> Verdict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from moderator.metrics import Metrics
@@ -61,13 +62,16 @@ class VerdictSink:
                     log.warning("send to %s failed: %s", record[0], exc)
                     failed.append(record)
             results = await asyncio.gather(*(ack for _, ack in acks), return_exceptions=True)
+            acked: Counter[str] = Counter()
             for (record, _), outcome in zip(acks, results, strict=True):
                 if isinstance(outcome, BaseException):
                     if isinstance(outcome, asyncio.CancelledError):
                         raise outcome
                     failed.append(record)
                 else:
-                    self._metrics.messages_out.labels(topic=record[0]).inc()
+                    acked[record[0]] += 1
+            for topic, n in acked.items():
+                self._metrics.messages_out.labels(topic=topic).inc(n)
             pending = failed
             if pending:
                 if self._max_attempts is not None and attempt >= self._max_attempts:
