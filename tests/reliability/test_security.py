@@ -225,6 +225,7 @@ def test_redis_over_tls_with_acl_user_and_password_from_the_url(
         ("rediss://moderator:" + SECRET + "@127.0.0.1:{port}/0", "other_ca_crt"),  # untrusted server cert
         ("redis://moderator:" + SECRET + "@127.0.0.1:{port}/0", ""),  # plain text to a TLS port
     ],
+    ids=["wrong-password", "default-user-off", "untrusted-ca", "no-tls"],
 )
 def test_redis_refusing_auth_or_tls_means_uncached_not_crashed(
     tls_redis: int, pki: dict[str, Path], url: str, ca: str
