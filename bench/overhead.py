@@ -17,14 +17,21 @@ start-up and the consumer-group join are not in it. Rounds alternate the two sid
 from __future__ import annotations
 
 import asyncio
+import collections
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 from bench.common import (
+    REPO,
     RESULTS_DIR,
     Proc,
     Section,
@@ -87,8 +94,14 @@ def run_raw(services: Services, mode: str, values: list[bytes], partitions: int,
 
 
 def run_worker(
-    services: Services, values: list[bytes], partitions: int, tag: str, extra_env: dict[str, str]
+    services: Services,
+    values: list[bytes],
+    partitions: int,
+    tag: str,
+    extra_env: dict[str, str],
+    profile: Path | None = None,
 ) -> tuple[float, dict[str, float]]:
+    """Time the no-op worker on ``values``; with ``profile``, py-spy samples it into that file."""
     names = fresh_topics(f"faust{tag}")
     asyncio.run(create_topics(services.broker_url, names, partitions))
     asyncio.run(produce_all(services.broker_url, names.comments, values))
@@ -104,8 +117,19 @@ def run_worker(
         [sys.executable, "-m", "bench.noop_worker"], env, RESULTS_DIR / f"overhead-worker-{tag}.log", port
     )
     proc.start()
+    spy: subprocess.Popen[bytes] | None = None
     try:
         proc.wait_ready()
+        assert proc.proc is not None
+        worker = psutil.Process(proc.proc.pid)
+        cpu0, wall0 = sum(worker.cpu_times()[:2]), time.perf_counter()
+        if profile is not None:
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(proc.proc.pid), "--format", "raw", "--rate", "250"]
+                + ["--nonblocking", "--output", str(profile)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
         def done() -> bool:
             proc.check_alive()
@@ -116,11 +140,78 @@ def run_worker(
         stats = {
             "batches": proc.metric("moderator_batch_size_count"),
             "rows": proc.metric("moderator_batch_size_sum"),
+            "cpu_cores": (sum(worker.cpu_times()[:2]) - cpu0) / (time.perf_counter() - wall0),
         }
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         proc.stop()
     records = asyncio.run(read_topic(services.broker_url, names.verdicts, len(values), 60))
     return rate(records), stats
+
+
+#: Where a profile sample's CPU goes: the first of these layers (in this order) with a frame on the
+#: sample's stack, so a socket write under redis-py counts as Redis and one under aiokafka's producer
+#: as a verdict send, while the agent loop around everything does not claim it all.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("metrics (prometheus_client)", ("prometheus_client/",)),
+    ("Redis client (redis-py, moderator/cache.py)", ("redis/", "moderator/cache.py")),
+    (
+        "verdict sends (moderator/sinks.py, faust + aiokafka producer)",
+        ("moderator/sinks.py", "aiokafka/producer/", "Producer.send"),
+    ),
+    (
+        "moderator pipeline (decode, validate, normalise, policy, verdicts)",
+        ("moderator/pipeline.py", "moderator/policy.py", "topics/", "BatchHandler._messages"),
+    ),
+    ("faust streams, agents, acks + aiokafka consumer (fetches)", ("faust/", "mode/", "aiokafka/")),
+)
+_FRAME = re.compile(r"^(?P<fn>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _frame(raw: str) -> tuple[str, str]:
+    m = _FRAME.match(raw)
+    if not m:
+        return raw, ""
+    path = m.group("file")
+    for cut in ("site-packages/", str(REPO) + "/"):
+        path = path.split(cut)[-1]
+    return m.group("fn"), path
+
+
+def summarise_profile(
+    path: Path, top: int = 12
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]], int]:
+    """py-spy raw stacks → (share of samples per layer, top self-time frames, samples)."""
+    layers: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame(f) for f in stack.split(";")]
+        fn, file = frames[-1]
+        leaves[f"{fn} ({file})"] += n
+        # Only what runs inside a callback/task step counts for a layer; the frames above the event
+        # loop's Handle._run (the worker's main(), run_forever) are on every stack of their thread.
+        steps = [i for i, (fn, _) in enumerate(frames) if fn == "Handle._run"]
+        inner = frames[steps[-1] + 1 :] if steps else []
+        layer = next(
+            (name for name, keys in LAYERS if any(k in file or k == fn for fn, file in inner for k in keys)),
+            "event loop: select, scheduling, other stdlib",
+        )
+        layers[layer] += n
+    if not total:
+        return [], [], 0
+    return (
+        [(k, v / total) for k, v in layers.most_common()],
+        [(k, v / total) for k, v in leaves.most_common(top)],
+        total,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,12 +225,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="extra MODERATOR_* setting for the worker (repeatable)",
     )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the extra, untimed worker run under py-spy"
+    )
     args = parser.parse_args(argv)
     guard_training(args)
     extra = dict(item.split("=", 1) for item in args.worker_env)
     data = load_data()
     rates: dict[str, list[float]] = {"per-record": [], "batched": [], "worker": []}
     batch_rows: list[float] = []
+    cpu_cores: list[float] = []
+    profile_path = RESULTS_DIR / "overhead-worker.pyspy.txt"
+    spy = shutil.which("py-spy") if not args.no_profile else None
     with Services() as services:
         for r in range(args.rounds):
             values = comment_values(cycle(data.comments, args.messages), f"r{r}")
@@ -148,12 +245,16 @@ def main(argv: list[str] | None = None) -> int:
             wr, stats = run_worker(services, values, args.partitions, str(r), extra)
             rates["worker"].append(wr)
             batch_rows.append(stats["rows"] / max(stats["batches"], 1))
+            cpu_cores.append(stats["cpu_cores"])
             print(
                 f"round {r + 1}/{args.rounds}: per-record loop {rates['per-record'][-1]:,.0f} msg/s, "
                 f"batched loop {rates['batched'][-1]:,.0f} msg/s, "
                 f"faust worker {rates['worker'][-1]:,.0f} msg/s (mean batch {batch_rows[-1]:.1f})",
                 file=sys.stderr,
             )
+        if spy:
+            values = comment_values(cycle(data.comments, args.messages), "profile")
+            run_worker(services, values, args.partitions, "profile", extra, profile=profile_path)
     per, bat, worker = (Stat.of(rates[k]) for k in ("per-record", "batched", "worker"))
     vs_per = Stat.of(w / r for w, r in zip(rates["worker"], rates["per-record"], strict=True))
     vs_bat = Stat.of(w / r for w, r in zip(rates["worker"], rates["batched"], strict=True))
@@ -178,6 +279,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     if extra:
         body += f" Worker settings: {', '.join(f'`{k}={v}`' for k, v in extra.items())}."
+    body += (
+        f" While it ran, the worker process kept {Stat.of(cpu_cores).median:.2f} cores busy (CPU time ÷ wall "
+        "time; its model thread is idle here), the broker and Redis shared the rest."
+    )
+    layers, leaves, samples = (
+        summarise_profile(profile_path) if spy and profile_path.exists() else ([], [], 0)
+    )
+    if samples:
+        body += (
+            f"\n\n**Where the worker's CPU goes** (py-spy, {samples:,} samples at 250 Hz over one more, "
+            f"untimed run of {args.messages:,} comments; each sample counted once, for the deepest frame in "
+            "one of these layers):\n\n"
+        )
+        body += table(["layer", "share of samples"], [[k, f"{v:.0%}"] for k, v in layers])
+        body += "\n\nTop functions by own time:\n\n"
+        body += table(["function (file)", "own time"], [[f"`{k}`", f"{v:.1%}"] for k, v in leaves])
+    elif not args.no_profile:
+        body += "\n\n(py-spy is not installed, so no profile: `pip install py-spy`.)"
     fig, ax = new_figure(7, 4)
     bar_with_range(
         ax,
@@ -195,7 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         command_line("bench.overhead", argv if argv is not None else sys.argv[1:]),
         [img],
     )
-    result: dict[str, Any] = {**rates, "batch_rows": batch_rows}
+    result: dict[str, Any] = {
+        **rates,
+        "batch_rows": batch_rows,
+        "worker_cpu_cores": cpu_cores,
+        "profile_layers": layers,
+        "profile_top": leaves,
+    }
     finish(args, section, result)
     return 0
 
