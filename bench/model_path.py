@@ -54,10 +54,8 @@ CHECKPOINT_CANDIDATES = (REPO / "build" / "classifier" / "checkpoint",)
 
 
 def texts_for(n: int) -> list[str]:
-    data = load_data()
-    return (
-        data.texts[:n] if n <= len(data.comments) else (data.comments + data.texts[len(data.comments) :])[:n]
-    )
+    """The first ``n`` shared texts: UnSmile dev comments, then KoSBi dev replies."""
+    return load_data().texts[:n]
 
 
 def child_ort(model: Path, texts: list[str], threads: int, out: Path) -> None:
@@ -112,6 +110,10 @@ def child_hf(checkpoint: Path, model: Path, texts: list[str], threads: int, out:
         arr = arr[:, [names.index(k) for k in LABEL_KEYS]]
     np.save(out.with_suffix(".npy"), arr)
     out.write_text(json.dumps({"seconds": elapsed}))
+
+
+def model_dtype(model: Path) -> str:
+    return str(json.loads((model / "metadata.json").read_text()).get("dtype", "?"))
 
 
 def run_child(side: str, args: argparse.Namespace, work: Path, r: int) -> tuple[float, Path]:
@@ -197,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     body += (
-        f"\n\nClassifier `{model_label(args.classifier_dir)}` (ONNX) and its checkpoint "
-        f"`{ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt}` (PyTorch); {len(texts)} texts "
+        f"\n\nClassifier `{model_label(args.classifier_dir)}` ({model_dtype(args.classifier_dir)} ONNX, as "
+        "shipped) and the PyTorch checkpoint it was exported from "
+        f"(`{ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt}`, fp32); {len(texts)} texts "
         f"(UnSmile dev comments{', then KoSBi dev replies' if len(texts) > 1491 else ''}); {args.threads} threads "
         f"each; {args.rounds} rounds, each side in a fresh process. Largest score difference between the "
         f"sides: {max(diffs):.1e}. Goal ≥{GOAL:.0f}×: **{'met' if ratio.median >= GOAL else 'not met'}**."
