@@ -274,8 +274,8 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
         readiness["outputs"] = True
         update_ready()
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         readiness["assigned"] = True
         update_ready()
 
