@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,6 +133,41 @@ class StartupStatus:
         self._thread.join(timeout=5)
 
 
+#: After SIGTERM/SIGINT the worker gets this long to drain its in-flight batches (``DRAIN_TIMEOUT_S``),
+#: commit and close; past it, it exits anyway (``EXIT_SHUTDOWN_TIMEOUT``). With a hung broker faust's
+#: shutdown would otherwise wait on it for minutes. Exiting is safe: what was not committed is
+#: re-delivered. 25 s fits inside Kubernetes' default 30 s grace period.
+SHUTDOWN_TIMEOUT_S = 25.0
+EXIT_SHUTDOWN_TIMEOUT = 4
+
+
+def _hard_exit_after_shutdown_timeout() -> None:
+    log.error(
+        "shutdown did not finish within %.0fs (broker unreachable?); exiting now. Batches not committed "
+        "will be re-delivered to the next worker.",
+        SHUTDOWN_TIMEOUT_S,
+    )
+    logging.shutdown()
+    os._exit(EXIT_SHUTDOWN_TIMEOUT)
+
+
+def _worker_class() -> Any:
+    """``faust.Worker`` with a bounded shutdown: a watchdog starts with the first stop signal."""
+    import faust
+
+    class BoundedShutdownWorker(faust.Worker):
+        _watchdog: threading.Timer | None = None
+
+        def _schedule_shutdown(self, signal: Any) -> None:
+            if self._watchdog is None:
+                self._watchdog = threading.Timer(SHUTDOWN_TIMEOUT_S, _hard_exit_after_shutdown_timeout)
+                self._watchdog.daemon = True
+                self._watchdog.start()
+            super()._schedule_shutdown(signal)
+
+    return BoundedShutdownWorker
+
+
 def run_worker(settings: Settings) -> int:
     """Run the faust worker in this process until SIGTERM/SIGINT; returns the exit code.
 
@@ -139,8 +175,6 @@ def run_worker(settings: Settings) -> int:
     policy; exits 3 when the broker stays unreachable for ``broker_wait_s`` after bounded, logged
     retries, so a supervisor restarts it with its position intact (offsets live in the broker).
     """
-    import faust
-
     from moderator.app import create_app
 
     metrics = Metrics()
@@ -167,7 +201,7 @@ def run_worker(settings: Settings) -> int:
         if status is not None:
             status.close()
     app = create_app(settings, pipeline, metrics)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
+    worker = _worker_class()(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
     # No terminal spinner: at log level warning or above faust would hang one on the root logger at
     # DEBUG, so every debug call of aiokafka/faust/mode (one per record sent) builds and handles a
     # log record and hands it to the spinner (~2% of the worker's CPU in a bench.overhead profile).

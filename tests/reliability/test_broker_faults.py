@@ -6,6 +6,7 @@ cutting or freezing the proxy takes the network away while tansu keeps its topic
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import orjson
 import pytest
 
 from moderator.embedded import free_port
+from moderator.worker import EXIT_SHUTDOWN_TIMEOUT, SHUTDOWN_TIMEOUT_S
 from tests.fixtures.faults import (
     FaultReport,
     ProxiedBroker,
@@ -193,3 +195,42 @@ def test_liveness_turns_bad_when_commits_stall_with_lag_and_recovers(
     )
     assert t.lost == 0 and t.inconsistent == 0
     assert worker.stop() == 0
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_hung_broker_exits_within_the_shutdown_bound_and_loses_nothing(
+    broker_proxy: ProxiedBroker,
+    worker_factory: Callable[..., WorkerProcess],
+    fresh_topics: Any,
+    fault_report: FaultReport,
+) -> None:
+    pb = broker_proxy
+    topics, app_id = new_topics(fresh_topics, pb.url, partitions=2)
+    records = comments(3000, prefix="hung")
+    send(pb.url, topics.comments, records)
+    first = worker_factory(pb.url, topics, app_id, batch_size="64", batch_window_ms="20")
+    wait_for(lambda: verdicts_out(first) >= 500, 120, "500 verdicts before the freeze")
+    pb.proxy.freeze()  # the in-flight batch can neither be sent nor committed
+    first.signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    assert first.proc is not None
+    rc = first.proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)
+    exit_s = time.monotonic() - t0
+    log = first.log_tail(20_000)
+    assert rc == EXIT_SHUTDOWN_TIMEOUT, log
+    assert "shutdown did not finish within" in log
+    assert exit_s < SHUTDOWN_TIMEOUT_S + 10, exit_s
+
+    pb.proxy.restore()
+    second = worker_factory(pb.url, topics, app_id, batch_size="64", batch_window_ms="20")
+    ids = [r["id"] for r in records]
+    out = read_outputs(pb.url, topics, all_ids_done(topics, ids), 180)
+    t = tally(out[topics.verdicts], out[topics.dead_letter], ids)
+    fault_report.add(
+        "SIGTERM while the broker hangs (proxy frozen)",
+        **t.row(),
+        exit_code=rc,
+        exit_seconds=round(exit_s, 1),
+    )
+    assert t.lost == 0 and t.inconsistent == 0
+    assert second.stop() == 0
