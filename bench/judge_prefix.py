@@ -2,12 +2,12 @@
 
 A Llama-architecture judge large enough to matter (~60M parameters: 8 layers, hidden 768, GQA 12/4
 heads) with random weights, a byte-level BPE trained on the data, and KoSafeGuard's own prompt,
-its policy list trimmed to a ~550-token prefix. It is exported with the real
+its policy list trimmed to a ~550-token prefix (and, for comparison, untrimmed). It is exported with the real
 ``onnx_export.judge.export_judge`` (in a child process: torch stays out of the timing process), then
 the worker's ``GenerativeJudge`` scores the same KoSBi dev (context, reply) pairs twice in one run:
 prefix-cached (the prefix runs once at load; each batch reuses its keys/values) and full prompt
 (``prefix_cache=False``, the prefix recomputed for every pair). Rounds alternate the two. The run
-also reports the largest P(unsafe) difference between the paths on these pairs.
+also reports the largest verdict-logit difference between the paths on these pairs.
 
     python -m bench.judge_prefix --pairs 48 --rounds 2
 """
@@ -101,15 +101,27 @@ def build(work: Path, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     template.write_text(trimmed_template(tok, TARGET_PREFIX), encoding="utf-8")
     started = time.perf_counter()
     export_judge(ckpt, work / "judge", max_length=1024, template=template, samples=pairs[:4])
-    return {"params": params, "vocab": len(fast), "export_s": time.perf_counter() - started}
+    export_s = time.perf_counter() - started
+    # The same weights with KoSafeGuard's whole, untrimmed prompt.
+    export_judge(ckpt, work / "judge-full-policy", max_length=1536, samples=pairs[:4])
+    return {"params": params, "vocab": len(fast), "export_s": export_s}
+
+
+#: (case, model directory, pair set): the spec'd ~550-token prefix on KoSBi pairs as they come and on
+#: the shortest (chat-length) ones, then KoSafeGuard's untrimmed prompt on KoSBi pairs.
+CASES = (
+    ("kosbi", "judge", "kosbi"),
+    ("short", "judge", "short"),
+    ("full-policy", "judge-full-policy", "kosbi"),
+)
 
 
 def measure(work: Path, pool: list[tuple[str, str]], n: int, rounds: int, threads: int) -> dict[str, Any]:
     """Timing process (no torch): both judge paths on the same pairs, rounds alternating.
 
-    Two pair sets: the first ``n`` KoSBi dev pairs as they come, and the ``n`` shortest (suffix =
+    Pair sets: the first ``n`` KoSBi dev pairs as they come, and the ``n`` shortest (suffix =
     conversation + the template's fixed tail), i.e. chat-length turns. The speed-up follows
-    (prefix + suffix) / suffix, so the two sets bracket it.
+    (prefix + suffix) / suffix, so the sets and the two prefix lengths bracket it.
     """
     import numpy as np
 
@@ -120,25 +132,20 @@ def measure(work: Path, pool: list[tuple[str, str]], n: int, rounds: int, thread
     options = RuntimeOptions(
         device="cpu", intra_op_threads=threads, inter_op_threads=1, max_batch_tokens=8192, max_batch_rows=16
     )
-    meta = read_metadata(work / "judge")
-    started = time.perf_counter()
-    cached = GenerativeJudge(work / "judge", meta, options, prefix_cache=True)
-    prefix_s = time.perf_counter() - started
-    full = GenerativeJudge(work / "judge", meta, options, prefix_cache=False)
-    lengths = [len(s) for s in cached.encode_pre(pool)[0]]
-    sets = {
-        "kosbi": pool[:n],
-        "short": [pool[i] for i in sorted(range(len(pool)), key=lengths.__getitem__)[:n]],
-    }
-    cached.predict(pool[:16])  # warm-up: allocator, expanded prefix for a full batch
-    full.predict(pool[:16])
-    out: dict[str, Any] = {
-        "prefix_tokens": cached.prefix_tokens,
-        "tail_tokens": cached.prompt.fixed - cached.prefix_tokens,
-        "prefix_s": prefix_s,
-        "threads": threads,
-    }
-    for set_name, pairs in sets.items():
+    out: dict[str, Any] = {"threads": threads}
+    for case, model_dir, set_name in CASES:
+        meta = read_metadata(work / model_dir)
+        started = time.perf_counter()
+        cached = GenerativeJudge(work / model_dir, meta, options, prefix_cache=True)
+        prefix_s = time.perf_counter() - started
+        full = GenerativeJudge(work / model_dir, meta, options, prefix_cache=False)
+        if set_name == "kosbi":
+            pairs = pool[:n]
+        else:
+            lengths = [len(s) for s in cached.encode_pre(pool)[0]]
+            pairs = [pool[i] for i in sorted(range(len(pool)), key=lengths.__getitem__)[:n]]
+        cached.predict(pool[:16])  # warm-up: allocator, expanded prefix for a full batch
+        full.predict(pool[:16])
         times: dict[str, list[float]] = {"cached": [], "full": []}
         outputs: dict[str, Any] = {}
         for _ in range(rounds):
@@ -156,8 +163,11 @@ def measure(work: Path, pool: list[tuple[str, str]], n: int, rounds: int, thread
             )
             for i in range(0, len(suffixes), 16)
         )
-        out[set_name] = {
+        out[case] = {
             "pairs": len(pairs),
+            "prefix_tokens": cached.prefix_tokens,
+            "tail_tokens": cached.prompt.fixed - cached.prefix_tokens,
+            "prefix_s": prefix_s,
             "times": times,
             "suffix_mean": float(np.mean(suffix)),
             "suffix_max": int(np.max(suffix)),
@@ -199,33 +209,39 @@ def main(argv: list[str] | None = None) -> None:
         got = _child("measure", work, args.pairs, args.rounds, args.threads)
     rows = []
     ratios: dict[str, float] = {}
-    labels = {"kosbi": "KoSBi dev pairs", "short": "shortest KoSBi dev pairs"}
-    for set_name in ("kosbi", "short"):
-        r = got[set_name]
+    labels = {
+        "kosbi": "~550 (spec) | KoSBi dev pairs",
+        "short": "~550 (spec) | shortest KoSBi dev pairs",
+        "full-policy": "whole KoSafeGuard policy | KoSBi dev pairs",
+    }
+    for case, _, _ in CASES:
+        r = got[case]
         cached, full = Stat.of(r["times"]["cached"]), Stat.of(r["times"]["full"])
         rate_c, rate_f = r["pairs"] / cached.median, r["pairs"] / full.median
-        ratios[set_name] = rate_c / rate_f
-        token_ratio = (got["prefix_tokens"] + r["suffix_mean"]) / r["suffix_mean"]
+        ratios[case] = rate_c / rate_f
+        token_ratio = (r["prefix_tokens"] + r["suffix_mean"]) / r["suffix_mean"]
         rows.append(
             [
-                labels[set_name], r["pairs"], f"{r['suffix_mean']:.0f} (max {r['suffix_max']})",
-                f"{rate_c:.1f}", f"{rate_f:.2f}", f"**{ratios[set_name]:.1f}×**", f"{token_ratio:.1f}×",
-                f"{r['logit_diff']:.1e}",
+                labels[case].replace("~550 (spec)", f"{r['prefix_tokens']}"), r["pairs"],
+                f"{r['suffix_mean']:.0f} (max {r['suffix_max']})", f"{rate_c:.1f}", f"{rate_f:.2f}",
+                f"**{ratios[case]:.1f}×**", f"{token_ratio:.1f}×", f"{r['logit_diff']:.1e}",
             ]
         )  # fmt: skip
+    spec = got["kosbi"]
     body = "\n".join(
         [
             f"Judge: Llama architecture, {built['params'] / 1e6:.0f}M parameters (8 layers, hidden 768, "
             f"random weights; {built['vocab']}-token byte-level BPE trained on the shared Korean data), fp32 "
-            f"ONNX, LM head pruned to the 2 verdict tokens; KoSafeGuard's prompt in the Llama-3 chat "
-            f"wrapper with a {got['prefix_tokens']}-token policy prefix (policy list trimmed to "
-            f"~{TARGET_PREFIX}). Suffix = the conversation plus the template's fixed tail "
-            f"({got['tail_tokens']} tokens). "
-            f"Batches of ≤16 rows; ONNX Runtime CPU, {got['threads']} intra-op threads; median of "
-            f"{args.rounds} alternating rounds, both paths in one process.",
+            f"ONNX, LM head pruned to the 2 verdict tokens; KoSafeGuard's prompt in the Llama-3 chat wrapper, "
+            f"its policy list trimmed to a {spec['prefix_tokens']}-token prefix (the spec's ~{TARGET_PREFIX}), "
+            f"and untrimmed ({got['full-policy']['prefix_tokens']} tokens with this tokenizer). Suffix = the "
+            f"conversation plus the template's fixed tail ({spec['tail_tokens']} tokens). Batches of ≤16 "
+            f"rows; ONNX Runtime CPU, {got['threads']} intra-op threads; median of {args.rounds} alternating "
+            "rounds, both paths in one process.",
             "",
             table(
                 [
+                    "prefix tokens",
                     "pairs",
                     "n",
                     "suffix tokens",
@@ -235,16 +251,17 @@ def main(argv: list[str] | None = None) -> None:
                     "token ratio",
                     "max Δ verdict logit",
                 ],
-                rows,
-                "lrrrrrrr",
+                [[*row[0].split(" | "), *row[1:]] for row in rows],
+                "rlrrrrrrr",
             ),  # fmt: skip
             "",
-            "The speed-up tracks the token ratio (prefix + suffix) / suffix: the tokens the full prompt "
-            "runs per token the cached path runs. Short turns "
-            f"get {ratios['short']:.1f}×; KoSBi pairs as they come get {ratios['kosbi']:.1f}×. The prefix itself "
-            f"runs once at load ({got['prefix_s']:.2f} s, session creation included). Δ verdict logit: "
-            "largest difference of the safe/unsafe first-token logits between the two paths on the "
-            "measured pairs (same batches).",
+            "The speed-up follows the token ratio (prefix + suffix) / suffix, the tokens the full prompt runs "
+            "per token the cached path runs; the cached path pays a little more per token (the expanded "
+            "cache is copied into attention on every call). With the ~550-token prefix it is "
+            f"{ratios['kosbi']:.1f}× on KoSBi pairs and {ratios['short']:.1f}× on the shortest ones; with "
+            f"KoSafeGuard's whole policy it is {ratios['full-policy']:.1f}×. The prefix runs once at load "
+            f"({spec['prefix_s']:.2f} s, session creation included). Δ verdict logit: largest difference of "
+            "the safe/unsafe first-token logits between the two paths on the measured pairs.",
         ]
     )
     if busy:
