@@ -29,8 +29,12 @@ WORDS = (
 
 
 def korean_text(i: int) -> str:
-    """A short Korean sentence; the trailing number makes every ``i`` distinct."""
-    return " ".join(WORDS[(i * k + k) % len(WORDS)] for k in range(1, 4 + i % 5)) + f" {i}"
+    """A short Korean sentence; the trailing tag makes every ``i`` distinct.
+
+    The ``신뢰`` tag keeps these texts apart from the end-to-end tests' (they share the session's Redis,
+    and those tests count cache hits).
+    """
+    return " ".join(WORDS[(i * k + k) % len(WORDS)] for k in range(1, 4 + i % 5)) + f" 신뢰{i}"
 
 
 def comments(n: int, prefix: str = "c", start: int = 0) -> list[dict[str, Any]]:
