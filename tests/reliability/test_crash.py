@@ -54,7 +54,8 @@ def test_sigkill_in_the_middle_of_10000_messages_loses_nothing(
     records = comments(10_000)
     started = time.monotonic()
     send(broker.url, topics.comments, records)
-    first = worker_factory(broker.url, topics, app_id, **FAST)
+    # small batches for the first worker, so the kill lands mid-stream even on a fast machine
+    first = worker_factory(broker.url, topics, app_id, batch_size="32", batch_window_ms="20")
     # kill mid-way: once the broker holds a committed offset, with most inputs still to do
     at_kill = wait_for(
         lambda: (
