@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -186,6 +188,8 @@ class BatchHandler:
 
 def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faust.App:
     """Build the faust app around an already-loaded pipeline (models load before anything consumes)."""
+    faust_dir = Path(tempfile.gettempdir()) / "moderator-faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = _App(
         settings.app_id,
         broker=settings.broker,
@@ -193,6 +197,8 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
+        # Stateless worker: faust's table directory goes to the temp dir, not the working directory.
+        datadir=str(faust_dir / "{conf.id}-data"),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_session_timeout=settings.broker_session_timeout_s,

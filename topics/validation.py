@@ -6,6 +6,7 @@ so a hostile record costs a parse at most.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,6 +28,7 @@ class Reason(StrEnum):
     TOO_LONG = "too_long"
     TOO_DEEP = "too_deep"
     UNKNOWN_FIELD = "unknown_field"
+    INVALID_ID = "invalid_id"
     DUPLICATE_ID = "duplicate_id"
     MODEL_ERROR = "model_error"
 
@@ -54,6 +56,7 @@ class InputLimits:
     strict_fields: bool = True
 
 
+_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 _COMMENT_FIELDS = frozenset({"id", "text", "author", "channel", "ts", "meta"})
 _REPLY_FIELDS = frozenset({"id", "prompt", "reply", "bot", "conversation", "ts", "meta"})
 
@@ -89,6 +92,9 @@ def _record_id(data: dict[str, Any], limits: InputLimits) -> str:
         raise InvalidRecord(
             Reason.TOO_LONG, f"field 'id' has {len(rid)} chars; the limit is {limits.max_id_chars}"
         )
+    if _ID_FORBIDDEN.search(rid):
+        # ids are echoed into keys, logs and dashboards: no control or invisible format characters
+        raise InvalidRecord(Reason.INVALID_ID, "field 'id' contains control or invisible characters")
     return rid
 
 

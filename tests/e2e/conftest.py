@@ -38,7 +38,7 @@ def start_worker(
             judge=tiny_judge_dir,
             app_id=app_id or str(made.get("app_id") or f"moderator-{uuid.uuid4().hex[:8]}"),
             log_path=tmp_path / f"worker-{len(workers)}.log",
-            extra_env={k.upper(): v for k, v in env.items()},
+            extra_env={"MODERATOR_" + k.upper(): v for k, v in env.items()},
         )
         workers.append(worker)
         return worker.start(wait_ready=wait_ready)

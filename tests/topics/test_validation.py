@@ -52,6 +52,8 @@ def test_valid_reply_allows_empty_prompt_but_not_empty_reply() -> None:
         (raw({"id": "x", "text": "a" * 9000}), Reason.TOO_LONG),
         (raw({"id": "x" * 300, "text": "a"}), Reason.TOO_LONG),
         (raw({"id": "x", "text": "a", "extra": 1}), Reason.UNKNOWN_FIELD),
+        (raw({"id": "x\ny", "text": "a"}), Reason.INVALID_ID),
+        (raw({"id": "a\u202eb", "text": "a"}), Reason.INVALID_ID),
         (raw({"id": "x", "text": "a", "ts": True}), Reason.WRONG_TYPE),
         (raw({"id": "x", "text": "a", "meta": []}), Reason.WRONG_TYPE),
         (raw({"id": "x", "text": "a", "author": 3}), Reason.WRONG_TYPE),
