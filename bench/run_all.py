@@ -32,13 +32,13 @@ from bench.common import (
 
 #: (section name, module, full-run args, quick args, timeout s). Order: cheap and CPU-only first.
 PLAN: tuple[tuple[str, str, list[str], list[str], int], ...] = (
-    ("model_path", "bench.model_path", ["--texts", "512", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
+    ("model_path", "bench.model_path", ["--texts", "384", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("encoder_ort", "bench.encoder_ort_vs_torch", ["--texts", "512", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("overhead", "bench.overhead", ["--messages", "20000", "--rounds", "3"], ["--messages", "2000", "--rounds", "1"], 900),
     ("cache", "bench.cache_hits", ["--comments", "600", "--replies", "200", "--rounds", "3"], ["--comments", "64", "--replies", "32", "--rounds", "1"], 900),
     ("judge_prefix", "bench.judge_prefix", ["--pairs", "48", "--rounds", "2"], ["--pairs", "8", "--rounds", "1"], 900),
-    ("latency", "bench.latency", ["--seconds", "15", "--rounds", "3"], ["--seconds", "3", "--rounds", "1", "--windows", "5"], 1200),
-    ("scale_out", "bench.scale_out", ["--comments", "1000", "--rounds", "3"], ["--comments", "64", "--rounds", "1"], 1200),
+    ("latency", "bench.latency", ["--seconds", "12", "--rounds", "3"], ["--seconds", "3", "--rounds", "1", "--windows", "5"], 1200),
+    ("scale_out", "bench.scale_out", ["--comments", "800", "--rounds", "2"], ["--comments", "64", "--rounds", "1"], 1200),
 )  # fmt: skip
 
 GOALS = {
