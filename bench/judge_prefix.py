@@ -210,9 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     ratios: dict[str, float] = {}
     labels = {
-        "kosbi": "~550 (spec) | KoSBi dev pairs",
-        "short": "~550 (spec) | shortest KoSBi dev pairs",
-        "full-policy": "whole KoSafeGuard policy | KoSBi dev pairs",
+        "kosbi": "{n} (trimmed) | KoSBi dev pairs",
+        "short": "{n} (trimmed) | shortest KoSBi dev pairs",
+        "full-policy": "{n} (whole policy) | KoSBi dev pairs",
     }
     for case, _, _ in CASES:
         r = got[case]
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         token_ratio = (r["prefix_tokens"] + r["suffix_mean"]) / r["suffix_mean"]
         rows.append(
             [
-                labels[case].replace("~550 (spec)", f"{r['prefix_tokens']}"), r["pairs"],
+                labels[case].format(n=r["prefix_tokens"]), r["pairs"],
                 f"{r['suffix_mean']:.0f} (max {r['suffix_max']})", f"{rate_c:.1f}", f"{rate_f:.2f}",
                 f"**{ratios[case]:.1f}×**", f"{token_ratio:.1f}×", f"{r['logit_diff']:.1e}",
             ]
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{ratios['kosbi']:.1f}× on KoSBi pairs and {ratios['short']:.1f}× on the shortest ones; with "
             f"KoSafeGuard's whole policy it is {ratios['full-policy']:.1f}×. The prefix runs once at load "
             f"({spec['prefix_s']:.2f} s, session creation included). Δ verdict logit: largest difference of "
-            "the safe/unsafe first-token logits between the two paths on the measured pairs.",
+            "the safe/unsafe first-token logits between the two paths on the measured pairs (0 = bit-identical).",
         ]
     )
     if busy:
