@@ -23,13 +23,20 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[str]:
     """Save ``model`` at ``path``, with weights in ``<name>_data`` when over ~2 GB; returns file names."""
     data_name = path.name + "_data"
     (path.parent / data_name).unlink(missing_ok=True)
-    if model.ByteSize() > _EXTERNAL_DATA_THRESHOLD or _has_external(model):
+    if _too_big(model) or _has_external(model):
         onnx.save_model(
             model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data_name
         )
         return [path.name, data_name]
     onnx.save_model(model, str(path))
     return [path.name]
+
+
+def _too_big(model: onnx.ModelProto) -> bool:
+    try:
+        return model.ByteSize() > _EXTERNAL_DATA_THRESHOLD
+    except (ValueError, OverflowError):  # some protobuf builds refuse to size messages over 2 GB
+        return True
 
 
 def _has_external(model: onnx.ModelProto) -> bool:
