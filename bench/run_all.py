@@ -150,15 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: {status[name]} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     total = time.time() - started
     m = machine_info()
-    rows = [
-        [
-            name,
-            GOALS.get(name, ""),
-            headline(name) if status.get(name) == "ok" else status.get(name, "not run"),
-        ]
-        for name, *_ in PLAN
-        if name in status
-    ]
+    rows = []
+    for name, *_ in PLAN:
+        if name in status:
+            rows.append([name, GOALS.get(name, ""), headline(name) if status[name] == "ok" else status[name]])
+        elif _load(name) is not None:
+            rows.append([name, GOALS.get(name, ""), headline(name) + " (earlier run; see its section)"])
     body = (
         table(["benchmark", "goal", "result (median)"], rows, "lll")
         + "\n\nMachine: "
