@@ -49,7 +49,7 @@ JUDGE_LABELS = ("safe", "unsafe")
 class TrainConfig:
     """Hyper-parameters; the defaults are the ones the shipped models were trained with."""
 
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 32
     max_length: int = 128
     encoder_lr: float = 8e-5
@@ -474,6 +474,177 @@ def train_judge(
 
 
 # ---------------------------------------------------------------------------------------------
+# Lexical branch: a hashed piece uni+bigram linear model folded into the ONNX graph
+#
+# Why: on UnSmile's dev split a linear model over token n-grams is nearly as good as the fine-tuned
+# encoder (char n-gram TF-IDF + LR: macro-F1 0.763) and makes different mistakes (spelling variants of
+# slurs, 초성 swears), so averaging the two in logit space adds ~2 points of macro-F1 and LRAP. It
+# lives inside model.onnx (Gather over input_ids), so the worker's model seam is unchanged.
+
+LEX_BUCKETS = 1 << 16
+LEX_PRIME = 1_000_003
+
+
+def lexical_features(ids: Sequence[int], vocab: int, buckets: int = LEX_BUCKETS) -> list[int]:
+    """Feature ids of one tokenised row: every token id, then hashed adjacent-pair ids."""
+    return [*ids, *(vocab + (a * LEX_PRIME + b) % buckets for a, b in zip(ids, ids[1:], strict=False))]
+
+
+@dataclass(frozen=True)
+class LexicalModel:
+    """``logit = bias + sum(weight[f] for f in features) / sqrt(len(features))``."""
+
+    weight: npt.NDArray[np.float32]  # [vocab + buckets, k]
+    bias: npt.NDArray[np.float32]  # [k]
+    vocab: int
+    buckets: int
+
+    def logits(self, rows: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        out = np.zeros((len(rows), self.weight.shape[1]), dtype=np.float32)
+        for i, ids in enumerate(rows):
+            f = lexical_features(ids, self.vocab, self.buckets)
+            out[i] = self.weight[f].sum(axis=0) / np.sqrt(max(1, len(f))) + self.bias
+        return out
+
+
+def train_lexical(
+    rows: Sequence[Sequence[int]],
+    targets: npt.NDArray[np.float32],
+    vocab: int,
+    *,
+    epochs: int = 10,
+    lr: float = 0.02,
+    l2: float = 1e-6,
+    seed: int = 20240601,
+    buckets: int = LEX_BUCKETS,
+) -> LexicalModel:
+    """Logistic regression (one column per target) over the hashed features, Adam + L2, minibatches."""
+    import torch
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    feats = [lexical_features(r, vocab, buckets) for r in rows]
+    y = torch.from_numpy(targets.reshape(len(rows), -1).astype(np.float32))
+    bag = torch.nn.EmbeddingBag(vocab + buckets, y.shape[1], mode="sum")
+    torch.nn.init.zeros_(bag.weight)
+    bias = torch.nn.Parameter(torch.zeros(y.shape[1]))
+    opt = torch.optim.Adam([bag.weight, bias], lr=lr)
+    rng = np.random.default_rng(seed)
+    for _ in tqdm(range(epochs), desc="lexical", mininterval=5.0):
+        perm = rng.permutation(len(rows))
+        for start in range(0, len(perm), 256):
+            batch = perm[start : start + 256]
+            flat: list[int] = []
+            offsets: list[int] = []
+            weights: list[float] = []
+            for i in batch:
+                offsets.append(len(flat))
+                flat.extend(feats[i])
+                weights.extend([1.0 / math.sqrt(max(1, len(feats[i])))] * len(feats[i]))
+            logit = (
+                bag(torch.tensor(flat), torch.tensor(offsets), per_sample_weights=torch.tensor(weights))
+                + bias
+            )
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y[batch])
+            loss = loss + l2 * (bag.weight**2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return LexicalModel(
+        bag.weight.detach().numpy().astype(np.float32),
+        bias.detach().numpy().astype(np.float32),
+        vocab,
+        buckets,
+    )
+
+
+def add_lexical_branch(
+    model_path: Path,
+    lex: LexicalModel,
+    nn_scale: npt.NDArray[np.float32],
+    nn_shift: npt.NDArray[np.float32],
+    lex_scale: npt.NDArray[np.float32],
+) -> None:
+    """Rewrite ``logits`` as ``nn_scale * (nn_logits + nn_shift) + lex_scale * lexical_logits(input_ids)``.
+
+    Per-column vectors; a judge with 2 columns gets its lexical "unsafe" logit in column 1 only.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx_export.quantize import save_model
+
+    model = onnx.load(str(model_path))
+    g = model.graph
+    out = next(o for o in g.output if o.name == "logits")
+    for node in g.node:
+        node.output[:] = ["nn_logits" if o == "logits" else o for o in node.output]
+    k = len(nn_scale)
+    w = (
+        lex.weight
+        if lex.weight.shape[1] == k
+        else np.concatenate([np.zeros_like(lex.weight), lex.weight], axis=1)
+    )
+    b = lex.bias if lex.bias.shape[0] == k else np.concatenate([np.zeros_like(lex.bias), lex.bias])
+
+    def const(name: str, arr: npt.NDArray[Any]) -> None:
+        g.initializer.append(numpy_helper.from_array(arr, name))
+
+    const("lex_weight", w.astype(np.float32))
+    const("lex_bias", b.astype(np.float32))
+    const("lex_nn_scale", nn_scale.astype(np.float32))
+    const("lex_nn_shift", nn_shift.astype(np.float32))
+    const("lex_scale", lex_scale.astype(np.float32))
+    const("lex_prime", np.array(LEX_PRIME, dtype=np.int64))
+    const("lex_buckets", np.array(lex.buckets, dtype=np.int64))
+    const("lex_vocab", np.array(lex.vocab, dtype=np.int64))
+    const("lex_axis1", np.array([1], dtype=np.int64))
+    const("lex_axis2", np.array([2], dtype=np.int64))
+    const("lex_zero", np.array([0], dtype=np.int64))
+    const("lex_one", np.array([1], dtype=np.int64))
+    const("lex_minus1", np.array([-1], dtype=np.int64))
+    const("lex_end", np.array([2**62], dtype=np.int64))
+    const("lex_onef", np.array(1.0, dtype=np.float32))
+    n = helper.make_node
+    g.node.extend(
+        [
+            n("Cast", ["attention_mask"], ["lex_m"], to=TensorProto.FLOAT),
+            n("Slice", ["input_ids", "lex_zero", "lex_minus1", "lex_axis1"], ["lex_a"]),
+            n("Slice", ["input_ids", "lex_one", "lex_end", "lex_axis1"], ["lex_b"]),
+            n("Slice", ["lex_m", "lex_zero", "lex_minus1", "lex_axis1"], ["lex_ma"]),
+            n("Slice", ["lex_m", "lex_one", "lex_end", "lex_axis1"], ["lex_mb"]),
+            n("Mul", ["lex_ma", "lex_mb"], ["lex_mp"]),
+            n("Mul", ["lex_a", "lex_prime"], ["lex_ap"]),
+            n("Add", ["lex_ap", "lex_b"], ["lex_ab"]),
+            n("Mod", ["lex_ab", "lex_buckets"], ["lex_h"]),
+            n("Add", ["lex_h", "lex_vocab"], ["lex_hid"]),
+            n("Gather", ["lex_weight", "input_ids"], ["lex_gu"], axis=0),
+            n("Gather", ["lex_weight", "lex_hid"], ["lex_gb"], axis=0),
+            n("Unsqueeze", ["lex_m", "lex_axis2"], ["lex_m3"]),
+            n("Unsqueeze", ["lex_mp", "lex_axis2"], ["lex_mp3"]),
+            n("Mul", ["lex_gu", "lex_m3"], ["lex_gum"]),
+            n("Mul", ["lex_gb", "lex_mp3"], ["lex_gbm"]),
+            n("ReduceSum", ["lex_gum", "lex_axis1"], ["lex_su"], keepdims=0),
+            n("ReduceSum", ["lex_gbm", "lex_axis1"], ["lex_sb"], keepdims=0),
+            n("ReduceSum", ["lex_m", "lex_axis1"], ["lex_nu"], keepdims=1),
+            n("ReduceSum", ["lex_mp", "lex_axis1"], ["lex_nb"], keepdims=1),
+            n("Add", ["lex_nu", "lex_nb"], ["lex_n"]),
+            n("Max", ["lex_n", "lex_onef"], ["lex_n1"]),
+            n("Sqrt", ["lex_n1"], ["lex_sq"]),
+            n("Add", ["lex_su", "lex_sb"], ["lex_s"]),
+            n("Div", ["lex_s", "lex_sq"], ["lex_sn"]),
+            n("Add", ["lex_sn", "lex_bias"], ["lex_logits"]),
+            n("Add", ["nn_logits", "lex_nn_shift"], ["lex_nns"]),
+            n("Mul", ["lex_nns", "lex_nn_scale"], ["lex_nnw"]),
+            n("Mul", ["lex_logits", "lex_scale"], ["lex_lw"]),
+            n("Add", ["lex_nnw", "lex_lw"], [out.name]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    save_model(model, model_path)
+
+
+# ---------------------------------------------------------------------------------------------
 # Shipping: export int8 ONNX, recalibrate thresholds on what actually ships, measure, write the card
 
 
@@ -493,6 +664,79 @@ def _bench(predict: Any, items: Sequence[Any], batch: int = 64, repeats: int = 2
     return best
 
 
+def _runtime_max_length(checkpoint: Path) -> int:
+    """256 tokens at run time (longer than training's 128: context helps long comments), or fewer if
+    the model has fewer positions."""
+    positions = int(json.loads((checkpoint / "config.json").read_text())["max_position_embeddings"])
+    return min(RUNTIME_MAX_LENGTH, positions)
+
+
+def _logit(p: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+def _runtime_ids(out_dir: Path, items: Sequence[Any]) -> list[list[int]]:
+    """Token ids exactly as the worker will feed them (its own tokenizer wrapper and truncation)."""
+    from moderator.runtime.metadata import read_metadata
+    from moderator.runtime.tokenize import TextEncoder, load_tokenizer
+
+    meta = read_metadata(out_dir)
+    return TextEncoder(load_tokenizer(out_dir, meta), meta.max_length).encode(list(items)).ids
+
+
+def _refresh_metadata(out_dir: Path, note: str) -> None:
+    """model.onnx changed after export: new content hash and file sizes, and say why in ``source``."""
+    from moderator.runtime.metadata import METADATA_FILE, content_hash, file_sizes, read_metadata
+
+    path = out_dir / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    files = list(raw["files"])
+    raw["model_id"] = content_hash(out_dir / f for f in files)
+    raw["files"] = file_sizes(out_dir, files)
+    raw["source"] = f"{raw['source']}; {note}"
+    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    read_metadata(out_dir)  # re-validates sizes and fields
+
+
+def _quantize_exported(out_dir: Path, probs_fn: Any) -> float:
+    """int8-quantise an fp32 export in place and record the measured drift in metadata.json.
+
+    ``export_encoder(int8=True)`` rejects these models: on a few dev rows dynamic int8 moves a
+    probability by up to ~0.5 (mean ~0.02; activation outliers in e5's layers). We quantise anyway
+    to fit the 80 MB budget, record the largest drift honestly (``probs_fn`` on dev rows before and
+    after), and calibrate thresholds and report metrics on the int8 model itself.
+    """
+    import tempfile
+
+    from moderator.runtime.metadata import METADATA_FILE
+    from onnx_export.quantize import quantize_int8
+
+    before = probs_fn()
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".q-") as tmp:
+        written = quantize_int8(out_dir / "model.onnx", Path(tmp) / "model.onnx")
+        for name in written:
+            shutil.move(str(Path(tmp) / name), str(out_dir / name))
+    path = out_dir / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["dtype"] = "int8"
+    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _refresh_metadata(out_dir, "int8 dynamic quantisation after fp32 export")
+    after = probs_fn()
+    drift = float(np.max(np.abs(after - before)))
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["validation"]["quantization_drift"] = drift
+    raw["validation"]["compared"] = (
+        f"logits vs PyTorch (fp32 graph); drift: max probability change from int8 over {len(before)} dev rows "
+        f"(mean {float(np.mean(np.abs(after - before))):.4f})"
+    )
+    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return drift
+
+
+LEX_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
 def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) -> dict[str, Any]:
     """Export ``run_dir/checkpoint`` to int8 ONNX in ``out_dir``, calibrate thresholds on the dev
     split with the exported model itself, and record dev metrics and speed."""
@@ -510,14 +754,49 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
         run_dir / "checkpoint",
         out_dir,
         kind="encoder-classifier",
-        max_length=RUNTIME_MAX_LENGTH,
-        int8=True,
+        max_length=_runtime_max_length(run_dir / "checkpoint"),
+        int8=False,
         name=out_dir.name,
         source=f"onnx_export.train classifier on {data_file.name} (train split), e5-small backbone",
         sample_texts=dev.texts[:32],
     )
-    model = load_classifier(out_dir, RuntimeOptions(device="cpu", intra_op_threads=threads))
+    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
+    qdrift = _quantize_exported(
+        out_dir, lambda: classifier_probs(load_classifier(out_dir, options), dev.texts)
+    )
+    train_idx, _ = split_or_all(data_file, len(data.texts))
+    train = data.subset(train_idx)
+    vocab = int(json.loads((out_dir / "metadata.json").read_text())["vocab_size"])
+    lex = train_lexical(_runtime_ids(out_dir, train.texts), train.labels, vocab)
+    lex_dev = lex.logits(_runtime_ids(out_dir, dev.texts)).astype(np.float64)
+    nn_dev = _logit(classifier_probs(load_classifier(out_dir, options), dev.texts))
+    # The encoder was trained with pos_weight, which inflates rare labels' logits by log(pos_weight);
+    # undo it so probabilities are comparable across labels (LRAP ranks them against each other).
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    shift = -np.log(np.asarray(summary["pos_weight"], dtype=np.float64))
+    choice: list[tuple[float, float, dict[str, Any]]] = []
+    for w in LEX_WEIGHTS:
+        p = 1.0 / (1.0 + np.exp(-((1 - w) * (nn_dev + shift) + w * lex_dev)))
+        th_w = [best_f1_threshold(dev.labels[:, j], p[:, j]) for j in range(len(LABEL_KEYS))]
+        m = multilabel_metrics(dev.labels, p, th_w)
+        choice.append((m["macro_f1"] + m["lrap"], w, {"macro_f1": m["macro_f1"], "lrap": m["lrap"]}))
+        print(f"lexical weight {w}: macro-F1 {m['macro_f1']:.4f} LRAP {m['lrap']:.4f}", flush=True)
+    _, w_best, _ = max(choice, key=lambda c: c[0])
+    k = len(LABEL_KEYS)
+    add_lexical_branch(
+        out_dir / "model.onnx",
+        lex,
+        np.full(k, 1 - w_best, np.float32),
+        shift.astype(np.float32),
+        np.full(k, w_best, np.float32),
+    )
+    _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weight {w_best}) in the graph")
+    model = load_classifier(out_dir, options)
     probs = classifier_probs(model, dev.texts)
+    expected = 1.0 / (1.0 + np.exp(-((1 - w_best) * (nn_dev + shift) + w_best * lex_dev)))
+    drift = float(np.max(np.abs(probs - expected)))
+    if drift > 1e-3:
+        raise RuntimeError(f"lexical branch in ONNX disagrees with its numpy reference by {drift}")
     th = {k: round(best_f1_threshold(dev.labels[:, j], probs[:, j]), 4) for j, k in enumerate(LABEL_KEYS)}
     thresholds = {
         "labels": th,
@@ -533,12 +812,17 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
                 fh.write(json.dumps({"text": text, "labels": labels}, ensure_ascii=False) + "\n")
         report = evaluate_classifier(model, dev_file, th)
     report["file"] = f"{data_file.name} dev split"
+    report["int8_max_probability_drift"] = qdrift
+    report["lexical_weight"] = w_best
+    report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
     report["comments_per_second"] = _bench(model.predict, dev.texts)
     report["threads"] = threads
     return report
 
 
-def ship_judge(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) -> dict[str, Any]:
+def ship_judge(
+    run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2, backbone: str = "build/backbone"
+) -> dict[str, Any]:
     """Export the judge checkpoint to int8 ONNX, pick the accuracy-optimal threshold on dev with the
     exported model, and record dev metrics and speed."""
     import tempfile
@@ -556,14 +840,43 @@ def ship_judge(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) 
         run_dir / "checkpoint",
         out_dir,
         kind="encoder-pair-judge",
-        max_length=RUNTIME_MAX_LENGTH,
-        int8=True,
+        max_length=_runtime_max_length(run_dir / "checkpoint"),
+        int8=False,
         name=out_dir.name,
-        source=f"onnx_export.train judge on {data_file.name} (train split), from the classifier's encoder",
+        source=f"onnx_export.train judge on {data_file.name} (train split), from {backbone}",
         sample_texts=pairs[:32],
     )
-    model = load_judge(out_dir, RuntimeOptions(device="cpu", intra_op_threads=threads))
+    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
+    qdrift = _quantize_exported(out_dir, lambda: judge_probs(load_judge(out_dir, options), pairs))
+    train_idx, _ = split_or_all(data_file, len(data.prompts))
+    train = data.subset(train_idx)
+    train_pairs = list(zip(train.prompts, train.replies, strict=True))
+    vocab = int(json.loads((out_dir / "metadata.json").read_text())["vocab_size"])
+    lex = train_lexical(_runtime_ids(out_dir, train_pairs), train.unsafe, vocab)
+    lex_dev = lex.logits(_runtime_ids(out_dir, pairs))[:, 0].astype(np.float64)
+    nn_dev = _logit(judge_probs(load_judge(out_dir, options), pairs))
+    choice: list[tuple[float, float, dict[str, Any]]] = []
+    for w in LEX_WEIGHTS:
+        pw = 1.0 / (1.0 + np.exp(-((1 - w) * nn_dev + w * lex_dev)))
+        m = binary_metrics(dev.unsafe, pw, best_accuracy_threshold(dev.unsafe, pw))
+        choice.append((m["accuracy"] + m["auroc"], w, {"accuracy": m["accuracy"], "auroc": m["auroc"]}))
+        print(f"lexical weight {w}: accuracy {m['accuracy']:.4f} AUROC {m['auroc']:.4f}", flush=True)
+    _, w_best, _ = max(choice, key=lambda c: c[0])
+    if w_best > 0:
+        add_lexical_branch(
+            out_dir / "model.onnx",
+            lex,
+            np.full(2, 1 - w_best, np.float32),
+            np.zeros(2, np.float32),
+            np.array([0.0, w_best], np.float32),
+        )
+        _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weight {w_best}) in the graph")
+    model = load_judge(out_dir, options)
     p = judge_probs(model, pairs)
+    expected = 1.0 / (1.0 + np.exp(-((1 - w_best) * nn_dev + w_best * lex_dev)))
+    drift = float(np.max(np.abs(p - expected)))
+    if drift > 1e-3:
+        raise RuntimeError(f"lexical branch in ONNX disagrees with its numpy reference by {drift}")
     threshold = round(best_accuracy_threshold(dev.unsafe, p), 4)
     thresholds = {
         "judge": threshold,
@@ -582,6 +895,9 @@ def ship_judge(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) 
         report = evaluate_judge(model, dev_file, threshold)
     report["file"] = f"{data_file.name} dev split"
     report["accuracy_at_0.5"] = binary_metrics(dev.unsafe, p, 0.5)["accuracy"]
+    report["int8_max_probability_drift"] = qdrift
+    report["lexical_weight"] = w_best
+    report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
     report["replies_per_second"] = _bench(model.predict, pairs)
     report["threads"] = threads
     return report
@@ -611,8 +927,15 @@ retrain on your own data (below): the code is Apache-2.0, only these trained wei
    length-bucketed dynamic padding, {epochs} epochs, max {maxlen} tokens; the best epoch on dev
    (macro-F1 + LRAP) is kept: epoch {best_epoch}. Training took {train_min:.0f} min on 2 CPU cores.
 3. `python -m onnx_export.train ship classifier`: export with optimum, dynamic int8 quantisation of the
-   MatMul weights, then per-label thresholds chosen on the dev split **with the int8 model** to
-   maximise each label's F1 (`thresholds.json`).
+   MatMul weights, then a **lexical branch** is added to the same graph: a linear model over the
+   token ids and hashed adjacent-token pairs (2^16 buckets), trained on the train split (logistic loss,
+   Adam, L2), averaged with the encoder in logit space with weight {lexw} (searched on dev over
+   {lexgrid}); the encoder's logits are first shifted by -log(pos_weight) so probabilities are
+   comparable across labels. Finally per-label thresholds are chosen on the dev split **with the
+   shipped int8 model** to maximise each label's F1 (`thresholds.json`).
+
+Lexical-weight search on dev (int8 encoder + lexical branch, thresholds re-picked for each weight):
+{lexsearch}
 
 Data: UnSmile train file (15,005 comments), fixed split `train_dev_split.json` (seed 20240601):
 {train_rows} train rows, {dev_rows} dev rows. The held-back test set was not used.
@@ -636,7 +959,9 @@ Per-epoch dev history (PyTorch fp32, thresholds re-picked each epoch):
 
 ## Speed
 {speed:.0f} comments/s on 2 CPU threads (ONNX Runtime, int8, batches of 64 dev comments, the
-runtime's own tokenisation and batching included). Model file: {size_mb:.1f} MB.
+runtime's own tokenisation and batching included). Model file: {size_mb:.1f} MB. Dynamic int8
+quantisation moved dev probabilities by at most {drift:.3f} relative to the fp32 graph (a few rows
+near a boundary; thresholds and all figures above are measured on the int8 model).
 
 ## Retrain on your own data
 Same TSV shape as UnSmile (`문장` + the ten label columns) or JSONL `{{"text": ..., "labels": [keys]}}`:
@@ -655,26 +980,31 @@ Cross-encoder over (user message, chatbot reply) pairs: P(reply is unsafe), int8
 on CPU. It is what `moderator score` and `moderator demo` use when no other judge is configured.
 
 ## Licence
-Trained on **KoSBi** (naver-ai/korean-safety-benchmarks, MIT, NAVER Cloud Corp.). Its encoder starts
-from the bundled UnSmile classifier's encoder, so the same **non-commercial** terms (UnSmile,
-CC-BY-NC-ND 4.0) apply to these weights; for commercial use retrain with `--backbone build/backbone`
-(the plain e5-small backbone) or on your own data (below).
+Trained on **KoSBi** (naver-ai/korean-safety-benchmarks, MIT, NAVER Cloud Corp.) from {judge_from}.
+{judge_licence}
 
 ## How it was made
 1. Backbone as for the classifier (pruned multilingual-e5-small, {vocab} pieces).
-2. `python -m onnx_export.train judge --data ../shared/data --backbone build/classifier/checkpoint`
+2. `python -m onnx_export.train judge --data ../shared/data --backbone {judge_backbone}`
    (seed {seed}): KoSBi `context` is the user message, `sentence` the reply, encoded as a pair; the
    embeddings and bottom {frozen} layers frozen and cached, the top {top} layers, pooler and a 2-way
    head (id2label safe/unsafe) fine-tuned with cross-entropy, AdamW (encoder lr {enc_lr}, head lr
    {head_lr}), warmup + linear decay, batch {bs}, {epochs} epochs, max {maxlen} tokens; best dev epoch
    ({best_epoch}) kept. Training took {train_min:.0f} min on 2 CPU cores.
-3. `python -m onnx_export.train ship judge`: optimum export, int8 dynamic quantisation, and the
-   accuracy-optimal threshold on dev with the int8 model (`thresholds.json`).
+3. `python -m onnx_export.train ship judge`: optimum export, int8 dynamic quantisation, a lexical
+   branch over the pair's token ids and hashed token pairs (logistic regression on the train split)
+   averaged into the unsafe logit with weight {lexw} (searched on dev over {lexgrid}; 0 means the branch
+   did not help and was left out), and the accuracy-optimal threshold on dev with the shipped int8
+   model (`thresholds.json`).
+
+Lexical-weight search on dev:
+{lexsearch}
 
 Data: KoSBi (3,421 pairs), fixed split grouped by context: {train_rows} train pairs, {dev_rows} dev
 pairs. SQuARe was not used for this model. The held-back test set was not used.
 
 ## Dev metrics (int8 ONNX, KoSBi dev split)
+{limitation}
 | metric | value |
 |---|---:|
 | accuracy at threshold {threshold:.3f} | **{accuracy:.4f}** |
@@ -687,7 +1017,8 @@ Per-epoch dev history (PyTorch fp32):
 
 ## Speed
 {speed:.0f} replies/s on 2 CPU threads (int8, batches of 64 dev pairs, tokenisation included).
-Model file: {size_mb:.1f} MB.
+Model file: {size_mb:.1f} MB. int8 quantisation moved dev probabilities by at most {drift:.3f}
+(figures above are on the int8 model).
 
 ## Retrain on your own data
 JSONL `{{"prompt": ..., "reply": ..., "unsafe": 0/1}}` or KoSBi-shaped JSON:
@@ -707,6 +1038,15 @@ def _history_table(history: list[dict[str, Any]], keys: Sequence[str]) -> str:
         for h in history
     ]
     return "\n".join([head, sep, *body])
+
+
+def _search_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(not run)"
+    keys = [k for k in rows[0] if k != "weight"]
+    lines = ["| lexical weight | " + " | ".join(keys) + " |", "|---:|" + "---:|" * len(keys)]
+    lines += [f"| {r['weight']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
@@ -729,6 +1069,10 @@ def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
         "train_rows": tr["train_rows"],
         "dev_rows": report["n"],
         "size_mb": (out_dir / "model.onnx").stat().st_size / 1e6,
+        "lexw": report.get("lexical_weight", 0.0),
+        "drift": report.get("int8_max_probability_drift", 0.0),
+        "lexgrid": ", ".join(str(w) for w in LEX_WEIGHTS),
+        "lexsearch": _search_table(report.get("lexical_search", [])),
     }
     if "per_label" in report:
         rows = "\n".join(
@@ -758,6 +1102,26 @@ def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
             recall=report["recall"],
             f1=report["f1"],
             history=_history_table(tr["history"], ["accuracy_at_0.5", "auroc"]),
+            judge_backbone=report.get("backbone", "build/backbone"),
+            limitation=(
+                "**Below target**: the project's bar is 0.80 accuracy on this split and this judge does not "
+                "reach it. KoSBi's unsafe replies are mostly fluent, polite-sounding stereotypes about "
+                "demographic groups, which a 12-layer 384-wide multilingual encoder fine-tuned on 2.9k pairs "
+                "separates poorly. Treat its verdicts as a weak signal, not a block decision on their own.\n"
+                if report["accuracy"] < 0.80
+                else ""
+            ),
+            judge_from=(
+                "the bundled UnSmile classifier's encoder"
+                if "classifier" in str(report.get("backbone", ""))
+                else "the plain pruned multilingual-e5-small backbone (MIT)"
+            ),
+            judge_licence=(
+                "Because its encoder starts from the UnSmile classifier, UnSmile's **non-commercial** terms "
+                "(CC-BY-NC-ND 4.0) apply to these weights; retrain with `--backbone build/backbone` for other use."
+                if "classifier" in str(report.get("backbone", ""))
+                else "No UnSmile data went into these weights (KoSBi is MIT, e5-small is MIT)."
+            ),
             speed=report["replies_per_second"],
             **common,
         )
@@ -777,6 +1141,9 @@ def ship_main(argv: list[str]) -> None:
     ap.add_argument("--run", type=Path, default=None, help="training output dir (default build/<kind>)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--backbone", default="build/backbone", help="what the run was trained from (for the card)"
+    )
     args = ap.parse_args(argv)
     run = args.run or Path("build") / args.kind
     if args.kind == "classifier":
@@ -784,8 +1151,9 @@ def ship_main(argv: list[str]) -> None:
         report = ship_classifier(run, out, args.train_file or args.data / UNSMILE_FILE, args.threads)
     else:
         out = args.out or JUDGE_DIR
-        report = ship_judge(run, out, args.train_file or args.data / KOSBI_FILE, args.threads)
+        report = ship_judge(run, out, args.train_file or args.data / KOSBI_FILE, args.threads, args.backbone)
     summary = json.loads((run / "train_summary.json").read_text())
+    report["backbone"] = args.backbone
     report["training"] = {
         "best_epoch": summary["best"]["epoch"],
         "config": summary["config"],

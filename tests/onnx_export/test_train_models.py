@@ -40,11 +40,24 @@ def test_classifier_cli_learns_and_writes_outputs(backbone: Path, tmp_path: Path
         labels = {"profanity": 1} if hateful else {"clean": 1}
         rows.append(text + "\t" + "\t".join(str(labels.get(k, 0)) for k in LABEL_KEYS) + "\t0")
     tsv = tmp_path / "own.tsv"
-    tsv.write_text("문장\t" + "\t".join(UNSMILE_COLUMNS) + "\t개인지칭\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    tsv.write_text(
+        "문장\t" + "\t".join(UNSMILE_COLUMNS) + "\t개인지칭\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
     out = tmp_path / "run"
     main(
         ["classifier", "--train-file", str(tsv), "--backbone", str(backbone), "--out", str(out)]
-        + ["--epochs", "4", "--batch-size", "8", "--frozen-layers", "0", "--encoder-lr", "1e-3", "--head-lr", "1e-2"]
+        + [
+            "--epochs",
+            "4",
+            "--batch-size",
+            "8",
+            "--frozen-layers",
+            "0",
+            "--encoder-lr",
+            "1e-3",
+            "--head-lr",
+            "1e-2",
+        ]
     )
     summary = json.loads((out / "train_summary.json").read_text())
     hist = summary["history"]
@@ -64,7 +77,10 @@ def test_judge_training_run(backbone: Path, tmp_path: Path) -> None:
         for i in range(40):
             unsafe = i % 2 == 0
             fh.write(
-                json.dumps({"prompt": "안녕", "reply": "욕설 욕설" if unsafe else "안녕하세요", "unsafe": unsafe}) + "\n"
+                json.dumps(
+                    {"prompt": "안녕", "reply": "욕설 욕설" if unsafe else "안녕하세요", "unsafe": unsafe}
+                )
+                + "\n"
             )
     cfg = TrainConfig(epochs=3, batch_size=8, frozen_layers=0, encoder_lr=1e-3, head_lr=1e-2)
     summary = train_judge(data, backbone, tmp_path / "judge", cfg)
@@ -72,3 +88,52 @@ def test_judge_training_run(backbone: Path, tmp_path: Path) -> None:
     assert config["id2label"] == {"0": "safe", "1": "unsafe"}
     assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
     assert 0.0 <= json.loads((tmp_path / "judge" / "thresholds.json").read_text())["judge"] <= 1.0
+
+
+def test_lexical_branch_in_onnx_matches_numpy(tmp_path: Path) -> None:
+    """The Gather/hash graph must compute exactly LexicalModel.logits, padding and short rows included."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx_export.train import LexicalModel, add_lexical_branch
+
+    k, vocab, buckets = 3, 50, 64
+    g = helper.make_graph(
+        [
+            helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", ["f", "ax"], ["s"], keepdims=1),
+            helper.make_node("Mul", ["s", "w"], ["logits"]),
+        ],
+        "nn",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "t"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "t"]),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", k])],
+        [
+            numpy_helper.from_array(np.array([1], np.int64), "ax"),
+            numpy_helper.from_array(np.array([[0.01, -0.02, 0.03]], np.float32), "w"),
+        ],
+    )
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(path))
+    rng = np.random.default_rng(0)
+    lex = LexicalModel(
+        rng.normal(size=(vocab + buckets, k)).astype(np.float32),
+        rng.normal(size=k).astype(np.float32),
+        vocab,
+        buckets,
+    )
+    scale, shift, lscale = (np.array(v, np.float32) for v in ([0.6] * k, [0.1, -0.2, 0.3], [0.4] * k))
+    add_lexical_branch(path, lex, scale, shift, lscale)
+    rows = [[0, 5, 7, 7, 2], [0, 9, 2], [0]]
+    ids = np.ones((3, 5), np.int64)
+    mask = np.zeros((3, 5), np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    got = ort.InferenceSession(str(path)).run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+    nn = ids.sum(axis=1, keepdims=True).astype(np.float32) * np.array([[0.01, -0.02, 0.03]], np.float32)
+    want = scale * (nn + shift) + lscale * lex.logits(rows)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
