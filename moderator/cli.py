@@ -104,6 +104,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_rows(split: str | None, part: str) -> list[int] | None:
+    if not split:
+        return None
+    import orjson
+
+    data = orjson.loads(Path(split).read_bytes())
+    if part not in data:
+        raise ValueError(f"{split}: no part {part!r} (has {', '.join(k for k in data if isinstance(data[k], list))})")
+    return [int(i) for i in data[part]]
+
+
+def _model_thresholds(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "thresholds.json"
+    if not path.is_file():
+        return {}
+    import orjson
+
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
+    return data
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from moderator.evaluation import evaluate_classifier, evaluate_judge, format_report
     from moderator.policy import load_policy
@@ -112,14 +133,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     policy = load_policy(settings.policy_path)
+    rows = _split_rows(args.split, args.part)
     report: dict[str, Any]
     if args.kind == "comment":
         classifier = load_classifier(settings.classifier_path, settings.runtime)
-        thresholds = {k: policy.labels[k].threshold for k in HATE_LABEL_KEYS}
-        report = evaluate_classifier(classifier, Path(args.input), thresholds)
+        # the policy's thresholds for the hate labels; `clean` (never a category) from the model's calibration
+        thresholds = dict(_model_thresholds(settings.classifier_path).get("labels", {}))
+        thresholds.update({k: policy.labels[k].threshold for k in HATE_LABEL_KEYS})
+        report = evaluate_classifier(classifier, Path(args.input), thresholds, rows)
     else:
         judge = load_judge(settings.judge_path, settings.runtime)
-        report = evaluate_judge(judge, Path(args.input), policy.judge_review)
+        report = evaluate_judge(judge, Path(args.input), policy.judge_review, rows)
     if args.json:
         sys.stdout.buffer.write(dumps(report) + b"\n")
     else:
@@ -196,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--kind", choices=["comment", "reply"], required=True)
     p.add_argument("--input", required=True, help="UnSmile TSV, KoSBi JSON, or labelled JSONL")
+    p.add_argument("--split", help="a split file (JSON of row-index lists), e.g. ../shared/data/unsmile/train_dev_split.json")
+    p.add_argument("--part", default="dev", help="which list of --split to score (default dev)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_eval)
 

@@ -299,10 +299,15 @@ def _threshold_vector(thresholds: Mapping[str, float] | Sequence[float] | float)
 
 
 def evaluate_classifier(
-    classifier: TextClassifier, path: Path, thresholds: Mapping[str, float] | Sequence[float] | float = 0.5
+    classifier: TextClassifier,
+    path: Path,
+    thresholds: Mapping[str, float] | Sequence[float] | float = 0.5,
+    rows: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Score a classifier on a labelled comment file: per-label P/R/F1, macro/micro F1, LRAP."""
+    """Score a classifier on a labelled comment file (optionally only ``rows`` of it): P/R/F1, LRAP."""
     data = read_comments(Path(path))
+    if rows is not None:
+        data = data.subset(rows)
     th = _threshold_vector(thresholds)
     probs = classifier_probs(classifier, data.texts)
     m = multilabel_metrics(data.labels, probs, th)
@@ -313,9 +318,13 @@ def evaluate_classifier(
     return {"kind": "comment", "file": str(path), "model_id": classifier.model_id, **m}
 
 
-def evaluate_judge(judge: ReplyJudge, path: Path, threshold: float = 0.5) -> dict[str, Any]:
-    """Score a judge on a labelled pair file: accuracy, unsafe P/R/F1, AUROC."""
+def evaluate_judge(
+    judge: ReplyJudge, path: Path, threshold: float = 0.5, rows: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """Score a judge on a labelled pair file (optionally only ``rows`` of it): accuracy, P/R/F1, AUROC."""
     data = read_pairs(Path(path))
+    if rows is not None:
+        data = data.subset(rows)
     probs = judge_probs(judge, list(zip(data.prompts, data.replies, strict=True)))
     m = binary_metrics(data.unsafe, probs, threshold)
     return {"kind": "reply", "file": str(path), "model_id": judge.model_id, **m}

@@ -65,3 +65,16 @@ def test_default_policy_loads_and_covers_every_label(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(PolicyError, match="JSON"):
         load_policy(tmp_path / "bad.json")
+
+
+def test_default_policy_uses_the_shipped_models_calibrated_thresholds() -> None:
+    import json
+
+    from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
+
+    p = load_policy(DEFAULT_POLICY)
+    calibrated = json.loads((DEFAULT_CLASSIFIER / "thresholds.json").read_text())["labels"]
+    for key in HATE_LABEL_KEYS:
+        assert p.labels[key].threshold == pytest.approx(calibrated[key], abs=1e-4), key
+    judge = json.loads((DEFAULT_JUDGE / "thresholds.json").read_text())["judge"]
+    assert p.judge_review == pytest.approx(judge, abs=1e-4)
