@@ -167,6 +167,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("faust streams, agents, acks + aiokafka consumer (fetches)", ("faust/", "mode/", "aiokafka/")),
 )
+#: Files whose frames sit at the root of every stack of a thread (entry points, thread and loop runners).
+_ROOTS = (
+    "mode/worker.py",
+    "mode/threads.py",
+    "threading.py",
+    "<frozen runpy>",
+    "bench/",
+    "asyncio/",
+    "selectors.py",
+)
 _FRAME = re.compile(r"^(?P<fn>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -199,7 +209,7 @@ def summarise_profile(
         # Only what runs inside a callback/task step counts for a layer; the frames above the event
         # loop's Handle._run (the worker's main(), run_forever) are on every stack of their thread.
         steps = [i for i, (fn, _) in enumerate(frames) if fn == "Handle._run"]
-        inner = frames[steps[-1] + 1 :] if steps else []
+        inner = frames[steps[-1] + 1 :] if steps else [f for f in frames if not f[1].startswith(_ROOTS)]
         layer = next(
             (name for name, keys in LAYERS if any(k in file or k == fn for fn, file in inner for k in keys)),
             "event loop: select, scheduling, other stdlib",

@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (smoke test)")
     parser.add_argument("--doc", type=Path, default=DOC_FILE)
-    parser.add_argument("--only", nargs="+", choices=[p[0] for p in PLAN], help="run only these")
+    parser.add_argument(
+        "--only", nargs="*", choices=[p[0] for p in PLAN], help="run only these (none: summary only)"
+    )
     parser.add_argument("--allow-training", action="store_true")
     parser.add_argument("--classifier", help="classifier model dir for every benchmark that loads one")
     parser.add_argument("--judge", help="judge model dir for every benchmark that loads one")
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     status: dict[str, str] = {}
     commands: dict[str, str] = {}
     for name, module, full, quick, timeout in PLAN:
-        if args.only and name not in args.only:
+        if args.only is not None and name not in args.only:
             continue
         extra = list(quick if args.quick else full)
         extra += ["--doc", str(args.doc)]
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             status[name] = f"timed out after {timeout} s"
         print(f"== {name}: {status[name]} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     total = time.time() - started
+    invocation = " ".join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])])
     m = machine_info()
     rows = []
     for name, *_ in PLAN:
@@ -160,13 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         table(["benchmark", "goal", "result (median)"], rows, "lll")
         + "\n\nMachine: "
         + ", ".join(f"{k} {v}" for k, v in m.items())
-        + f".\n\nWhole suite: `python -m bench{' --quick' if args.quick else ''}` (`make bench`), "
-        f"{total / 60:.1f} min. Each benchmark below also runs alone with the command shown in its section; "
-        "raw per-round figures are saved in `build/bench/*.json`."
+        + f".\n\nThe whole suite is `python -m bench` (`make bench`). This summary was written by "
+        f"`{invocation}`, which ran {', '.join(status) or 'no benchmark'} in {total / 60:.1f} min; rows marked "
+        "“earlier run” keep the figures of their own last run. Each benchmark also runs alone with the "
+        "command shown in its section; raw per-round figures are saved in `build/bench/*.json`."
     )
-    write_section(
-        Section("summary", "Summary", body, "python -m bench" + (" --quick" if args.quick else "")), args.doc
-    )
+    write_section(Section("summary", "Summary", body, invocation), args.doc)
     print(body)
     return 0 if all(v == "ok" for v in status.values()) else 1
 
