@@ -26,7 +26,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["auto", "cuda", "cpu"], help="ONNX Runtime device")
     g.add_argument("--batch-size", dest="batch_size", type=int, help="records per batch (default 64)")
     g.add_argument(
-        "--batch-window-ms", dest="batch_window_ms", type=float, help="batch time window (default 50)"
+        "--batch-window-ms", dest="batch_window_ms", type=float, help="batch time window (default 20)"
     )
     g.add_argument(
         "--max-batch-tokens", dest="max_batch_tokens", type=int, help="padded-token cap per model call"
@@ -192,6 +192,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from moderator.demo import run_demo
 
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the live summary is the demo's output
     return run_demo(_settings(args), timeout_s=args.timeout)
 
 
