@@ -90,10 +90,13 @@ def headline(name: str) -> str:
         if name == "latency":
             from bench.common import percentile
 
-            w = str(data["default_window_ms"])
-            rounds = data["latency_ms"][w].get("20.0") or data["latency_ms"][w].get("20")
+            def pick(table: dict[str, Any], value: float) -> Any:
+                return next(v for k, v in table.items() if float(k) == float(value))
+
+            w = float(data["default_window_ms"])
+            rounds = pick(pick(data["latency_ms"], w), 20)
             p99 = _median([percentile(x, 99) for x in rounds])
-            return f"p99 {p99:.0f} ms at 20/s ({float(w):g} ms window)"
+            return f"p99 {p99:.0f} ms at 20/s ({w:g} ms window)"
         if name == "scale_out":
             rates = data["rates"]
             if not any(rates.values()):
@@ -102,7 +105,7 @@ def headline(name: str) -> str:
             return f"2 workers {two / one:.2f}× 1 worker (same 2 cores)"
         if name == "encoder_ort":
             return "see section"
-    except (KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
+    except (KeyError, ValueError, TypeError, ZeroDivisionError, StopIteration) as exc:
         return f"unreadable result ({type(exc).__name__})"
     return "-"
 

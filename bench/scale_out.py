@@ -17,6 +17,7 @@ the KoSafeGuard policy prompt, with and without the policy-prefix KV cache.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -134,9 +135,10 @@ def encoder_flops(model: Path) -> dict[str, float]:
                 dims = inits.get(name)
                 if dims is not None and len(dims) == 2:
                     weights += dims[0] * dims[1]
-    tables = [inits[name] for name in gathered if name in inits and len(inits[name]) == 2]
-    if tables:
-        width = max(tables)[1]  # the word-embedding table has the most rows
+    tables = {name: inits[name] for name in gathered if name in inits and len(inits[name]) == 2}
+    words = [dims for name, dims in tables.items() if "word_embeddings" in name]
+    # the word-embedding table (by name; else the table with the most rows) gives the model width
+    width = (words or sorted(tables.values(), reverse=True) or [[0, 0]])[0][1]
     layers = sum(1 for n in graph.node if n.op_type == "Softmax")
     return {"matmul_params": float(weights), "layers": float(layers), "width": float(width)}
 
@@ -184,14 +186,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", help="classifier model dir (default: the shipped one)")
     parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
     parser.add_argument("--projection-only", action="store_true", help="skip the measured part")
+    parser.add_argument(
+        "--reuse-measured",
+        type=Path,
+        metavar="JSON",
+        help="take the measured part from an earlier run's build/bench/scale_out.json (named in the section)",
+    )
     args = parser.parse_args(argv)
-    if not args.projection_only:
+    if not args.projection_only and not args.reuse_measured:
         guard_training(args)
     classifier, judge = model_dir("classifier", args.classifier), model_dir("judge", args.judge)
     data = load_data()
     rates: dict[str, list[float]] = {label: [] for label, _, _ in CONFIGS}
     splits: dict[str, list[list[float]]] = {label: [] for label, _, _ in CONFIGS}
-    if not args.projection_only:
+    reused = ""
+    if args.reuse_measured:
+        earlier = json.loads(args.reuse_measured.read_text(encoding="utf-8"))
+        rates, splits = earlier["rates"], earlier["splits"]
+        reused = (
+            f" Measured part reused from the run of `{earlier['command']}` at {earlier['machine']['date']} "
+            f"(commit `{earlier['machine']['commit']}`); only the projection below was recomputed."
+        )
+    elif not args.projection_only:
         with Services() as services:
             for r in range(args.rounds):
                 values = comment_values(data.comments[: args.comments], f"s{r}")
@@ -211,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     body = ""
     images = []
-    if not args.projection_only:
+    if not args.projection_only or args.reuse_measured:
         base = Stat.of(rates[CONFIGS[0][0]])
         rows = []
         for label, workers, _ in CONFIGS:
@@ -228,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             "share the same 2 cores (and the broker), so a second worker adds no compute here: it only shows "
             "that a group splits the partitions and the throughput holds. On separate machines the "
             "partitions, not the cores of one box, are the unit of scale-out (4 partitions: up to 4 workers)."
+            + reused
         )
         fig, ax = new_figure(7, 4)
         bar_with_range(

@@ -58,7 +58,7 @@ class Settings:
     dedupe_ttl_s: int = 24 * 3600
     # Batching
     batch_size: int = 64
-    batch_window_ms: float = 50.0
+    batch_window_ms: float = 20.0
     max_batch_tokens: int = 8192
     # Models and policy
     classifier_path: Path = DEFAULT_CLASSIFIER
