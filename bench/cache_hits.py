@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_ylabel("records/s (log)")
     ax.legend()
     ax.set_title("Verdict cache: throughput, median and min–max")
-    img = save_figure(fig, "bench_cache.png", img_dir_for(args.doc))
+    img = save_figure(fig, "bench_cache.png", img_dir_for(args.doc, args.no_doc))
     section = Section(
         "cache",
         "3. Verdict cache: every text a repeat vs none",

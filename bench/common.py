@@ -584,5 +584,6 @@ def guard_training(args: argparse.Namespace) -> None:
         )
 
 
-def img_dir_for(doc: Path) -> Path:
-    return doc.parent / "img"
+def img_dir_for(doc: Path, no_doc: bool = False) -> Path:
+    """``img/`` beside the document; with ``--no-doc``, a scratch folder so the docs' plots stay as they are."""
+    return RESULTS_DIR / "img" if no_doc else doc.parent / "img"

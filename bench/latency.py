@@ -155,8 +155,10 @@ def run_config(
 
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n")[0], rounds=3)
-    parser.add_argument("--rates", type=float, nargs="+", default=[10, 20, 50], help="replies/s")
-    parser.add_argument("--windows", type=float, nargs="+", default=[5, 20, 50], help="batch windows (ms)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 20.0, 50.0], help="replies/s")
+    parser.add_argument(
+        "--windows", type=float, nargs="+", default=[5.0, 20.0, 50.0], help="batch windows (ms)"
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per rate per round")
     parser.add_argument("--classifier", help="classifier model dir (default: the shipped one)")
     parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
@@ -174,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     with Services() as services:
         for r in range(args.rounds):
             for w in windows:
-                plan = sorted(set(args.rates) | {GOAL_RATE}) if w == default_window else [GOAL_RATE]
+                plan: list[float] = (
+                    sorted({float(r) for r in args.rates} | {float(GOAL_RATE)})
+                    if w == default_window
+                    else [float(GOAL_RATE)]
+                )
                 got = run_config(services, classifier, judge, pairs, w, plan, args.seconds, args.threads)
                 for rate, lat in got.items():
                     results[w].setdefault(rate, []).append(lat)
@@ -246,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"Reply latency at the default {default_window:g} ms batch window")
     ax.legend()
     ax.grid(alpha=0.3)
-    img1 = save_figure(fig, "bench_latency_rates.png", img_dir_for(args.doc))
+    img1 = save_figure(fig, "bench_latency_rates.png", img_dir_for(args.doc, args.no_doc))
     fig, ax = new_figure(7, 4)
     for q, style in ((50, "o-"), (95, "s--"), (99, "^-")):
         stats = [pct(results[w][GOAL_RATE], q) for w in windows]
@@ -264,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"Reply latency at {GOAL_RATE} replies/s vs batch window")
     ax.legend()
     ax.grid(alpha=0.3)
-    img2 = save_figure(fig, "bench_latency_window.png", img_dir_for(args.doc))
+    img2 = save_figure(fig, "bench_latency_window.png", img_dir_for(args.doc, args.no_doc))
     section = Section(
         "latency",
         "5. Latency: replies at fixed rates, produce → verdict",

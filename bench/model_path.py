@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.common import (
     REPO,
@@ -133,10 +133,10 @@ def child_hf(checkpoint: Path, model: Path, texts: list[str], threads: int, out:
     with torch.inference_mode():
         results = pipe(texts, **kwargs)
     elapsed = time.perf_counter() - started
-    id2label = pipe.model.config.id2label
+    id2label: dict[int, str] = dict(pipe.model.config.id2label or {})
     names = [id2label[i] for i in range(len(id2label))]
     rows = []
-    for res in results:
+    for res in cast(list[list[dict[str, Any]]], results):
         by = {r["label"]: r["score"] for r in res}
         rows.append([by[n] for n in names])
     arr = np.asarray(rows, dtype=np.float32)
@@ -187,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     texts = texts_for(args.texts)
     if args.phase:
-        model, ckpt = Path(args.classifier), Path(args.checkpoint)
+        model, source_ckpt = Path(args.classifier), Path(args.checkpoint)
         if args.phase == "ort":
             child_ort(model, texts, args.threads, args.work)
         elif args.phase == "ort-profile":
             child_ort_profile(model, texts, args.threads, args.work)
         else:
-            child_hf(ckpt, model, texts, args.threads, args.work)
+            child_hf(source_ckpt, model, texts, args.threads, args.work)
         return 0
     guard_training(args)
     args.classifier_dir = model_dir("classifier", args.classifier)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         ylabel="texts/s",
     )
     ax.set_title("Model path: classifier texts/s, median and min–max")
-    img = save_figure(fig, "bench_model_path.png", img_dir_for(args.doc))
+    img = save_figure(fig, "bench_model_path.png", img_dir_for(args.doc, args.no_doc))
     section = Section(
         "model_path",
         "1. Model path: shipped classifier on ONNX Runtime vs a Hugging Face pipeline",

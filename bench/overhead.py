@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         colors=["#999999", "#666666", "#1f77b4"],
     )
     ax.set_title("Pipeline overhead: records/s, median and min–max")
-    img = save_figure(fig, "bench_overhead.png", img_dir_for(args.doc))
+    img = save_figure(fig, "bench_overhead.png", img_dir_for(args.doc, args.no_doc))
     section = Section(
         "overhead",
         "2. Pipeline overhead: faust worker (no-op models) vs plain aiokafka loops",

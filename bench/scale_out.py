@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             ax, [c[0] for c in CONFIGS], [Stat.of(rates[c[0]]) for c in CONFIGS], ylabel="comments/s"
         )
         ax.set_title("Scale-out on 2 cores: comments/s, median and min–max")
-        images.append(save_figure(fig, "bench_scale_out.png", img_dir_for(args.doc)))
+        images.append(save_figure(fig, "bench_scale_out.png", img_dir_for(args.doc, args.no_doc)))
         _ = base
     prow = [
         [
