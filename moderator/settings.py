@@ -59,7 +59,7 @@ class Settings:
     # Batching
     batch_size: int = 64
     batch_window_ms: float = 20.0
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int = 0
     # Models and policy
     classifier_path: Path = DEFAULT_CLASSIFIER
     judge_path: Path = DEFAULT_JUDGE

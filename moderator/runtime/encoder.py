@@ -82,7 +82,7 @@ class _EncoderModel:
     def _run_all(self, enc: Encoded, width: int) -> tuple[_F32, int, int]:
         lengths = enc.lengths
         out = np.zeros((len(lengths), width), dtype=np.float32)
-        batches = plan_batches(lengths, self.options.max_batch_tokens, self.options.max_batch_rows)
+        batches = plan_batches(lengths, self.options.batch_tokens(self.provider), self.options.max_batch_rows)
         for rows in batches:
             out[rows] = self.encode_post(self.encode_core(enc, rows))
         return out, sum(lengths), padded_tokens(lengths, batches)

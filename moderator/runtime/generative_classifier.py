@@ -194,7 +194,7 @@ class GenerativeClassifier:
         """Decode every text; returns results in input order, truncation flags and token counts."""
         suffixes, truncated = self.prompt.encode_values([{"text": t} for t in texts])
         lengths = [len(s) for s in suffixes]
-        batches = plan_batches(lengths, self.options.max_batch_tokens, self.options.max_batch_rows)
+        batches = plan_batches(lengths, self.options.batch_tokens(self.provider), self.options.max_batch_rows)
         results: list[Generated | None] = [None] * len(texts)
         for rows in batches:
             for i, result in zip(rows, self.generate_batch([suffixes[i] for i in rows]), strict=True):

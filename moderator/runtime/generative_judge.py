@@ -143,7 +143,7 @@ class GenerativeJudge:
         suffixes, truncated = self.encode_pre(pairs)
         extra = 0 if self.prefix_cache else self.prefix_tokens
         lengths = [len(s) + extra for s in suffixes]
-        batches = plan_batches(lengths, self.options.max_batch_tokens, self.options.max_batch_rows)
+        batches = plan_batches(lengths, self.options.batch_tokens(self.provider), self.options.max_batch_rows)
         unsafe = np.zeros(len(pairs), dtype=np.float32)
         for rows in batches:
             unsafe[rows] = self.encode_post(self.encode_core([suffixes[i] for i in rows]))

@@ -210,3 +210,11 @@ def test_silent_cuda_fallback_is_caught(
     assert model.provider == "cpu"
     assert "falls back to CPU" in caplog.text
     assert model.predict(["안녕"]).probs.shape == (1, 10)
+
+
+def test_batch_token_budget_follows_the_provider_unless_set() -> None:
+    from moderator.runtime.options import CPU_BATCH_TOKENS, GPU_BATCH_TOKENS
+
+    auto = RuntimeOptions()
+    assert auto.batch_tokens("cpu") == CPU_BATCH_TOKENS < auto.batch_tokens("cuda") == GPU_BATCH_TOKENS
+    assert RuntimeOptions(max_batch_tokens=300).batch_tokens("cuda") == 300
