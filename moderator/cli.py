@@ -111,7 +111,9 @@ def _split_rows(split: str | None, part: str) -> list[int] | None:
 
     data = orjson.loads(Path(split).read_bytes())
     if part not in data:
-        raise ValueError(f"{split}: no part {part!r} (has {', '.join(k for k in data if isinstance(data[k], list))})")
+        raise ValueError(
+            f"{split}: no part {part!r} (has {', '.join(k for k in data if isinstance(data[k], list))})"
+        )
     return [int(i) for i in data[part]]
 
 
@@ -221,7 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--kind", choices=["comment", "reply"], required=True)
     p.add_argument("--input", required=True, help="UnSmile TSV, KoSBi JSON, or labelled JSONL")
-    p.add_argument("--split", help="a split file (JSON of row-index lists), e.g. ../shared/data/unsmile/train_dev_split.json")
+    p.add_argument(
+        "--split",
+        help="a split file (JSON of row-index lists), e.g. ../shared/data/unsmile/train_dev_split.json",
+    )
     p.add_argument("--part", default="dev", help="which list of --split to score (default dev)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_eval)

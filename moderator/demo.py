@@ -81,7 +81,10 @@ def _wait_ready(port: int, worker: subprocess.Popen[bytes], log_path: Path, time
         if worker.poll() is not None:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"the worker exited with code {worker.returncode}:\n{tail}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response,
+        ):
             if response.status == 200:
                 return
         time.sleep(0.5)

@@ -14,7 +14,11 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith(("#", "set "))]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set "))
+    ]
     assert ci[-1] == "make test"
     assert "make test" in (ROOT / "README.md").read_text()
     assert "make demo" in (ROOT / "README.md").read_text()
