@@ -126,7 +126,7 @@ def create_session(model_path: Path, options: RuntimeOptions) -> Session:
     if want_cuda and provider != "cuda":
         message = (
             f"{model_path}: asked for CUDA but the session runs on {got}: the CUDA/cuDNN libraries "
-            "onnxruntime-gpu needs are not loadable (check LD_LIBRARY_PATH, CUDA 12 and cuDNN 9)"
+            "onnxruntime-gpu needs are not loadable (check LD_LIBRARY_PATH, CUDA 13 and cuDNN 9 for onnxruntime-gpu 1.31)"
         )
         if options.device == "cuda":
             raise ProviderError(message)
