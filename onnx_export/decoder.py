@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from moderator.runtime.metadata import MODEL_FILE, TOKENIZER_FILE, ModelMetadata, Precision
+from onnx_export.checkpoint import load_config_and_tokenizer
 from onnx_export.errors import ExportError
 
 OPSET = 18
@@ -53,30 +54,17 @@ class LoadedDecoder:
 def load_causal_lm(checkpoint: Path, *, device: str = "cpu", fp16: bool = False) -> LoadedDecoder:
     """Load a local causal-LM checkpoint in eager attention, fp32 (or fp16 on CUDA)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    if not (checkpoint / "config.json").is_file():
-        raise ExportError(
-            checkpoint / "config.json",
-            "not a Hugging Face checkpoint directory (config.json missing)",
-            "pass the directory written by save_pretrained (config.json, weights, tokenizer files); merge "
-            "LoRA adapters into the base model first",
-        )
-    config = AutoConfig.from_pretrained(checkpoint)
-    if config.model_type not in SUPPORTED_DECODERS:
-        raise ExportError(
-            checkpoint / "config.json",
-            f"model_type {config.model_type!r} is not a supported decoder",
-            f"use one of {sorted(SUPPORTED_DECODERS)} (or `encoder` for encoder classifiers)",
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
-    except (OSError, ValueError) as exc:
-        raise ExportError(
-            checkpoint, f"cannot load the tokenizer ({exc})", "save the tokenizer files"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ExportError(checkpoint, "only a slow tokenizer is available", "save a fast tokenizer.json")
+    config, tokenizer = load_config_and_tokenizer(
+        checkpoint,
+        SUPPORTED_DECODERS,
+        family="decoder",
+        other_commands=" (or `encoder` for encoder classifiers)",
+        dir_fix="pass the directory written by save_pretrained (config.json, weights, tokenizer files); merge "
+        "LoRA adapters into the base model first",
+        tokenizer_fix="save the tokenizer files",
+    )
     dtype = torch.float16 if fp16 and device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, attn_implementation="eager")
     model.eval().to(device)

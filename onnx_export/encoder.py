@@ -32,6 +32,7 @@ from moderator.runtime.metadata import (
     write_metadata,
 )
 from moderator.runtime.tokenize import Encoded, TextEncoder, load_tokenizer, pad_rows
+from onnx_export.checkpoint import load_config_and_tokenizer
 from onnx_export.errors import ExportError
 from onnx_export.quantize import convert_fp16, quantize_int8, save_model
 from onnx_export.validate import (
@@ -59,29 +60,16 @@ EncoderKind = Literal["encoder-classifier", "encoder-pair-judge"]
 
 
 def _load_checkpoint(checkpoint: Path) -> tuple[Any, Any, Any]:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    if not (checkpoint / "config.json").is_file():
-        raise ExportError(
-            checkpoint / "config.json",
-            "not a Hugging Face checkpoint directory (config.json missing)",
-            "pass the directory written by save_pretrained (config.json, weights, tokenizer files)",
-        )
-    config = AutoConfig.from_pretrained(checkpoint)
-    if config.model_type not in SUPPORTED_ENCODERS:
-        raise ExportError(
-            checkpoint / "config.json",
-            f"model_type {config.model_type!r} is not a supported encoder",
-            f"use one of {sorted(SUPPORTED_ENCODERS)}, or `judge`/`generative-classifier` for decoders",
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
-    except (OSError, ValueError) as exc:
-        raise ExportError(
-            checkpoint, f"cannot load the tokenizer ({exc})", "save the tokenizer next to the weights"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ExportError(checkpoint, "only a slow tokenizer is available", "save a fast tokenizer.json")
+    config, tokenizer = load_config_and_tokenizer(
+        checkpoint,
+        SUPPORTED_ENCODERS,
+        family="encoder",
+        other_commands=", or `judge`/`generative-classifier` for decoders",
+        dir_fix="pass the directory written by save_pretrained (config.json, weights, tokenizer files)",
+        tokenizer_fix="save the tokenizer next to the weights",
+    )
     if len(tokenizer) > config.vocab_size:
         raise ExportError(
             checkpoint,
