@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,35 @@ def run_config(
     return out
 
 
+def _percentile_plot(
+    xs: list[float],
+    stat: Callable[[float, int], Stat],
+    xlabel: str,
+    title: str,
+    filename: str,
+    img_dir: Path,
+) -> Path:
+    """p50/p95/p99 (median with min–max bars over rounds) against ``xs``, with the p99 goal line."""
+    fig, ax = new_figure(7, 4)
+    for q, style in ((50, "o-"), (95, "s--"), (99, "^-")):
+        stats = [stat(x, q) for x in xs]
+        ax.errorbar(
+            xs,
+            [s.median for s in stats],
+            yerr=[[s.median - s.lo for s in stats], [s.hi - s.median for s in stats]],
+            fmt=style,
+            capsize=4,
+            label=f"p{q}",
+        )
+    ax.axhline(GOAL_P99_MS, color="red", linestyle=":", label=f"goal p99 {GOAL_P99_MS:.0f} ms")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("produce → verdict, ms")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, filename, img_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n")[0], rounds=3)
     parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 20.0, 50.0], help="replies/s")
@@ -235,42 +265,23 @@ def main(argv: list[str] | None = None) -> int:
         "fills to `MODERATOR_BATCH_SIZE` before the window ends, so the window only matters when traffic is "
         "light; a shorter one costs more, smaller model calls."
     )
-    fig, ax = new_figure(7, 4)
-    for q, style in ((50, "o-"), (95, "s--"), (99, "^-")):
-        stats = [pct(results[default_window][rate], q) for rate in args.rates]
-        ax.errorbar(
-            list(args.rates),
-            [s.median for s in stats],
-            yerr=[[s.median - s.lo for s in stats], [s.hi - s.median for s in stats]],
-            fmt=style,
-            capsize=4,
-            label=f"p{q}",
-        )
-    ax.axhline(GOAL_P99_MS, color="red", linestyle=":", label=f"goal p99 {GOAL_P99_MS:.0f} ms")
-    ax.set_xlabel("replies/s")
-    ax.set_ylabel("produce → verdict, ms")
-    ax.set_title(f"Reply latency at the default {default_window:g} ms batch window")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    img1 = save_figure(fig, "bench_latency_rates.png", img_dir_for(args.doc, args.no_doc))
-    fig, ax = new_figure(7, 4)
-    for q, style in ((50, "o-"), (95, "s--"), (99, "^-")):
-        stats = [pct(results[w][GOAL_RATE], q) for w in windows]
-        ax.errorbar(
-            windows,
-            [s.median for s in stats],
-            yerr=[[s.median - s.lo for s in stats], [s.hi - s.median for s in stats]],
-            fmt=style,
-            capsize=4,
-            label=f"p{q}",
-        )
-    ax.axhline(GOAL_P99_MS, color="red", linestyle=":", label=f"goal p99 {GOAL_P99_MS:.0f} ms")
-    ax.set_xlabel("batch window, ms")
-    ax.set_ylabel("produce → verdict, ms")
-    ax.set_title(f"Reply latency at {GOAL_RATE} replies/s vs batch window")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    img2 = save_figure(fig, "bench_latency_window.png", img_dir_for(args.doc, args.no_doc))
+    img_dir = img_dir_for(args.doc, args.no_doc)
+    img1 = _percentile_plot(
+        list(args.rates),
+        lambda rate, q: pct(results[default_window][rate], q),
+        "replies/s",
+        f"Reply latency at the default {default_window:g} ms batch window",
+        "bench_latency_rates.png",
+        img_dir,
+    )
+    img2 = _percentile_plot(
+        list(windows),
+        lambda window, q: pct(results[window][GOAL_RATE], q),
+        "batch window, ms",
+        f"Reply latency at {GOAL_RATE} replies/s vs batch window",
+        "bench_latency_window.png",
+        img_dir,
+    )
     section = Section(
         "latency",
         "5. Latency: replies at fixed rates, produce → verdict",

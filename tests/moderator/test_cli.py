@@ -13,6 +13,10 @@ def run(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "moderator", *args], capture_output=True, timeout=180)
 
 
+def tiny_models(classifier: Path, judge: Path) -> list[str]:
+    return ["--classifier", str(classifier), "--judge", str(judge), "--device", "cpu"]
+
+
 def test_score_writes_verdicts_to_stdout_and_dead_letters_aside(
     tmp_path: Path, tiny_classifier_dir: Path, tiny_judge_dir: Path
 ) -> None:
@@ -30,12 +34,7 @@ def test_score_writes_verdicts_to_stdout_and_dead_letters_aside(
         "--no-cache",
         "--dead-letter",
         str(dead),
-        "--classifier",
-        str(tiny_classifier_dir),
-        "--judge",
-        str(tiny_judge_dir),
-        "--device",
-        "cpu",
+        *tiny_models(tiny_classifier_dir, tiny_judge_dir),
     )
     assert proc.returncode == 0, proc.stderr.decode()
     verdicts = [orjson.loads(line) for line in proc.stdout.splitlines()]
@@ -60,12 +59,7 @@ def test_eval_reports_metrics_on_a_labelled_file_and_split(
         "--split",
         str(split),
         "--json",
-        "--classifier",
-        str(tiny_classifier_dir),
-        "--judge",
-        str(tiny_judge_dir),
-        "--device",
-        "cpu",
+        *tiny_models(tiny_classifier_dir, tiny_judge_dir),
     )
     assert proc.returncode == 0, proc.stderr.decode()
     report = orjson.loads(proc.stdout)
@@ -81,12 +75,7 @@ def test_eval_reports_metrics_on_a_labelled_file_and_split(
         "--input",
         str(pairs),
         "--json",
-        "--classifier",
-        str(tiny_classifier_dir),
-        "--judge",
-        str(tiny_judge_dir),
-        "--device",
-        "cpu",
+        *tiny_models(tiny_classifier_dir, tiny_judge_dir),
     )
     assert proc.returncode == 0, proc.stderr.decode()
     report = orjson.loads(proc.stdout)
