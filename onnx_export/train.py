@@ -4,14 +4,15 @@ Why this recipe: a naive one-epoch fine-tune at fixed 96-token padding stayed at
 What makes it work on CPU is (1) the pruned vocabulary (the 250k-row embedding's Adam update no
 longer dominates a step), (2) length-bucketed batches with dynamic padding (UnSmile comments average
 28 tokens), (3) several epochs with warmup + linear decay, and (4) a much larger learning rate for the
-fresh head than for the pretrained encoder, and (5) freezing the embeddings and the bottom
-``frozen_layers`` layers: their output is computed once and cached, so an epoch only runs the top
-layers forward and backward (a full 12-layer step measured ~3-6 s on these 2 cores, which would
-leave one epoch in the budget; the cached variant affords several). The dev split is used to pick the epoch and the per-label
-thresholds (maximising F1 per label; accuracy for the judge), never the test sets.
+fresh head than for the pretrained encoder, and (5) freezing the embeddings: their output is
+computed once and cached (so is the output of the bottom ``frozen_layers`` layers, if any, which makes
+an epoch cheaper still). With the pruned, frozen embeddings a full 12-layer step is ~0.8 s on these
+2 cores (~5.5 min per UnSmile epoch), so the shipped models fine-tune every layer. The dev split is
+used to pick the epoch and the per-label thresholds (maximising F1 per label; accuracy for the
+judge), never the test sets. ``scripts/train_models.sh`` holds the exact commands.
 
-    python -m onnx_export.train classifier --data ../shared/data --backbone build/backbone --out build/classifier
-    python -m onnx_export.train judge --data ../shared/data --backbone build/classifier/checkpoint --out build/judge
+    python -m onnx_export.train classifier --data ../shared/data --out build/classifier --frozen-layers 0
+    python -m onnx_export.train judge --data ../shared/data --out build/judge --frozen-layers 0 --unsmile-replies 6000
 
 ``--train-file`` retrains on one's own data (UnSmile-shaped TSV or JSONL; see ``moderator.evaluation``).
 """
@@ -39,7 +40,17 @@ from moderator.evaluation import (
     binary_metrics,
     multilabel_metrics,
 )
-from onnx_export.data import KOSBI_FILE, UNSMILE_FILE, read_comments, read_pairs, split_or_all
+from onnx_export.data import (
+    KOSBI_FILE,
+    SQUARE_FILE,
+    UNSMILE_FILE,
+    PairSet,
+    read_comments,
+    read_pairs,
+    read_split,
+    read_square_questions,
+    split_or_all,
+)
 from topics.labels import LABEL_KEYS
 
 JUDGE_LABELS = ("safe", "unsafe")
@@ -47,7 +58,7 @@ JUDGE_LABELS = ("safe", "unsafe")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters; the defaults are the ones the shipped models were trained with."""
+    """Hyper-parameters. The shipped models override some (scripts/train_models.sh; each card repeats them)."""
 
     epochs: int = 6
     batch_size: int = 32
@@ -62,6 +73,9 @@ class TrainConfig:
     max_steps: int = 0  # >0: stop early (timing runs and tests)
     frozen_layers: int = 8  # embeddings + this many bottom layers stay frozen; their output is cached
     eval_batch_tokens: int = 8192
+    # judge only: this many UnSmile train-split comments join the judge's training pairs as replies to
+    # SQuARe questions (unsafe = any UnSmile label but clean; half clean, half not); 0 = KoSBi alone
+    unsmile_replies: int = 0
 
 
 def set_seed(seed: int) -> None:
@@ -411,13 +425,51 @@ def train_classifier(
     return summary
 
 
+def unsmile_reply_pairs(data_dir: Path, n: int, seed: int) -> PairSet:
+    """``n`` UnSmile train-split comments as replies to SQuARe questions, half clean, half not.
+
+    Why: KoSBi's 2.9k training pairs are all about social groups and mostly subtle; a chatbot reply
+    that insults or swears is unsafe too, and UnSmile has thousands of those. The prompt is a real
+    user question (SQuARe) drawn at random, so the judge learns that such a reply is unsafe whatever
+    was asked. Only UnSmile's train split is used; its dev split stays unseen by both models.
+    """
+    comments = read_comments(data_dir / UNSMILE_FILE)
+    train_idx, _ = read_split(data_dir / UNSMILE_FILE.parent / "train_dev_split.json")
+    questions, _ = read_square_questions(data_dir / SQUARE_FILE)
+    rng = np.random.default_rng(seed)
+    clean = comments.labels[:, LABEL_KEYS.index("clean")]
+    bad = [i for i in train_idx if comments.labels[i, : LABEL_KEYS.index("clean")].any()]
+    good = [i for i in train_idx if clean[i] and not comments.labels[i, : LABEL_KEYS.index("clean")].any()]
+    half = min(n // 2, len(bad), len(good))
+    rows = [int(i) for i in rng.choice(bad, half, replace=False)] + [
+        int(i) for i in rng.choice(good, half, replace=False)
+    ]
+    asked = rng.integers(0, len(questions), len(rows))
+    return PairSet(
+        [questions[int(q)] for q in asked],
+        [comments.texts[i] for i in rows],
+        np.asarray([1.0] * half + [0.0] * half, dtype=np.float32),
+    )
+
+
+def _concat_pairs(a: PairSet, b: PairSet) -> PairSet:
+    return PairSet(a.prompts + b.prompts, a.replies + b.replies, np.concatenate([a.unsafe, b.unsafe]))
+
+
 def train_judge(
-    train_file: Path, backbone: Path, out_dir: Path, cfg: TrainConfig, dev_file: Path | None = None
+    train_file: Path,
+    backbone: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    dev_file: Path | None = None,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """(user message, reply) pair classifier, id2label {0: safe, 1: unsafe}; threshold for accuracy."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if cfg.unsmile_replies and data_dir is None:
+        raise ValueError("unsmile_replies needs the data directory (UnSmile + SQuARe)")
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     data = read_pairs(train_file)
@@ -426,6 +478,9 @@ def train_judge(
         train_set, dev_set = data.subset(train_idx), data.subset(dev_idx)
     else:
         train_set, dev_set = data, read_pairs(dev_file)
+    if cfg.unsmile_replies:
+        assert data_dir is not None
+        train_set = _concat_pairs(train_set, unsmile_reply_pairs(data_dir, cfg.unsmile_replies, cfg.seed))
     tok = AutoTokenizer.from_pretrained(backbone)
     model = AutoModelForSequenceClassification.from_pretrained(
         backbone,
@@ -699,13 +754,13 @@ def _refresh_metadata(out_dir: Path, note: str) -> None:
     read_metadata(out_dir)  # re-validates sizes and fields
 
 
-def _quantize_exported(out_dir: Path, probs_fn: Any) -> float:
+def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
     """int8-quantise an fp32 export in place and record the measured drift in metadata.json.
 
     ``export_encoder(int8=True)`` rejects these models: on a few dev rows dynamic int8 moves a
-    probability by up to ~0.5 (mean ~0.02; activation outliers in e5's layers). We quantise anyway
-    to fit the 80 MB budget, record the largest drift honestly (``probs_fn`` on dev rows before and
-    after), and calibrate thresholds and report metrics on the int8 model itself.
+    probability by up to ~0.3-0.8 (mean ~0.02-0.05; activation outliers in e5's layers). We quantise
+    anyway to fit the 80 MB budget, record the drift honestly (``probs_fn`` on dev rows before and
+    after: max, 99th percentile, mean), and calibrate thresholds and report metrics on the int8 model.
     """
     import tempfile
 
@@ -723,18 +778,23 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> float:
     path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     _refresh_metadata(out_dir, "int8 dynamic quantisation after fp32 export")
     after = probs_fn()
-    drift = float(np.max(np.abs(after - before)))
+    diff = np.abs(after - before)
+    drift = {
+        "max": float(np.max(diff)),
+        "p99": float(np.percentile(diff, 99)),
+        "mean": float(np.mean(diff)),
+    }
     raw = json.loads(path.read_text(encoding="utf-8"))
-    raw["validation"]["quantization_drift"] = drift
+    raw["validation"]["quantization_drift"] = drift["max"]
     raw["validation"]["compared"] = (
         f"logits vs PyTorch (fp32 graph); drift: max probability change from int8 over {len(before)} dev rows "
-        f"(mean {float(np.mean(np.abs(after - before))):.4f})"
+        f"(99th percentile {drift['p99']:.4f}, mean {drift['mean']:.4f})"
     )
     path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return drift
 
 
-LEX_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
+LEX_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) -> dict[str, Any]:
@@ -812,7 +872,9 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
                 fh.write(json.dumps({"text": text, "labels": labels}, ensure_ascii=False) + "\n")
         report = evaluate_classifier(model, dev_file, th)
     report["file"] = f"{data_file.name} dev split"
-    report["int8_max_probability_drift"] = qdrift
+    report["int8_max_probability_drift"] = qdrift["max"]
+    report["int8_p99_probability_drift"] = qdrift["p99"]
+    report["int8_mean_probability_drift"] = qdrift["mean"]
     report["lexical_weight"] = w_best
     report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
     report["comments_per_second"] = _bench(model.predict, dev.texts)
@@ -895,12 +957,99 @@ def ship_judge(
         report = evaluate_judge(model, dev_file, threshold)
     report["file"] = f"{data_file.name} dev split"
     report["accuracy_at_0.5"] = binary_metrics(dev.unsafe, p, 0.5)["accuracy"]
-    report["int8_max_probability_drift"] = qdrift
+    report["int8_max_probability_drift"] = qdrift["max"]
+    report["int8_p99_probability_drift"] = qdrift["p99"]
+    report["int8_mean_probability_drift"] = qdrift["mean"]
     report["lexical_weight"] = w_best
     report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
     report["replies_per_second"] = _bench(model.predict, pairs)
     report["threads"] = threads
     return report
+
+
+OUTSIDE_DIR = Path(__file__).resolve().parent / "outside"
+
+
+def outside_checks(kind: str, out_dir: Path, data_dir: Path, threads: int = 2) -> list[dict[str, Any]]:
+    """The shipped model on data its training source does not contain: the hand-written files in
+    ``onnx_export/outside`` and the other corpus (KoSBi replies for the classifier, UnSmile's dev
+    comments for the judge), so the card shows how far the model carries beyond what it was tuned on."""
+    from moderator.evaluation import (
+        auroc,
+        classifier_probs,
+        evaluate_classifier,
+        evaluate_judge,
+        judge_probs,
+    )
+    from moderator.runtime.loader import load_classifier, load_judge
+    from moderator.runtime.options import RuntimeOptions
+
+    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
+    rows: list[dict[str, Any]] = []
+    clean = LABEL_KEYS.index("clean")
+    if kind == "classifier":
+        model = load_classifier(out_dir, options)
+        th = json.loads((out_dir / "thresholds.json").read_text())["labels"]
+        r = evaluate_classifier(model, OUTSIDE_DIR / "comments.jsonl", th)
+        rows.append(
+            {
+                "data": "hand-written comments (onnx_export/outside/comments.jsonl)",
+                "n": r["n"],
+                "macro_f1": r["macro_f1"],
+                "micro_f1": r["micro_f1"],
+                "lrap": r["lrap"],
+            }
+        )
+        kosbi = data_dir / KOSBI_FILE
+        if kosbi.exists():
+            pairs = read_pairs(kosbi)
+            p = classifier_probs(model, pairs.replies)
+            rows.append(
+                {
+                    "data": "KoSBi replies, all 3,421 (never seen by this model): unsafe vs 1 - P(clean)",
+                    "n": len(pairs.replies),
+                    "auroc": auroc(pairs.unsafe, 1.0 - p[:, clean]),
+                }
+            )
+        return rows
+    model_j = load_judge(out_dir, options)
+    threshold = float(json.loads((out_dir / "thresholds.json").read_text())["judge"])
+    r = evaluate_judge(model_j, OUTSIDE_DIR / "replies.jsonl", threshold)
+    rows.append(
+        {
+            "data": "hand-written chatbot replies (onnx_export/outside/replies.jsonl)",
+            "n": r["n"],
+            "accuracy": r["accuracy"],
+            "auroc": r["auroc"],
+        }
+    )
+    unsmile = data_dir / UNSMILE_FILE
+    if unsmile.exists():
+        comments = read_comments(unsmile)
+        _, dev_idx = split_or_all(unsmile, len(comments.texts))
+        dev = comments.subset(dev_idx)
+        p = judge_probs(model_j, [("", t) for t in dev.texts])
+        y = 1.0 - dev.labels[:, clean]
+        rows.append(
+            {
+                "data": "UnSmile dev comments (rows no model trained on) as replies to an empty message: "
+                "unsafe = not clean",
+                "n": len(dev.texts),
+                "accuracy": binary_metrics(y, p, threshold)["accuracy"],
+                "auroc": auroc(y, p),
+            }
+        )
+    return rows
+
+
+def _outside_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(not run)"
+    lines = ["| data | rows | figures |", "|---|---:|---|"]
+    for r in rows:
+        figs = ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in ("data", "n"))
+        lines.append(f"| {r['data']} | {r['n']} | {figs} |")
+    return "\n".join(lines)
 
 
 _CLASSIFIER_CARD = """# unsmile-e5-small: Korean hate-speech classifier (bundled default)
@@ -920,8 +1069,7 @@ retrain on your own data (below): the code is Apache-2.0, only these trained wei
    250k-piece vocabulary to {vocab} pieces: every piece the UnSmile/KoSBi/SQuARe texts use, every
    all-Hangul piece, single-character fallbacks (Hangul syllables and jamo, ASCII, punctuation, emoji)
    and the 2,000 most frequent Latin pieces. Unseen Korean still tokenises into kept pieces.
-2. `python -m onnx_export.train classifier --data ../shared/data` (seed {seed}): the embeddings and the bottom
-   {frozen} layers stay frozen (their outputs are computed once and cached), the top {top} layers, the pooler
+2. `python -m onnx_export.train classifier --data ../shared/data {train_flags}` (seed {seed}): {layers_text}, the pooler
    and a fresh 10-way head are fine-tuned with BCE (pos_weight = sqrt(neg/pos), capped at {maxpw}),
    AdamW (encoder lr {enc_lr}, head lr {head_lr}), 6% warmup then linear decay, batch {bs} with
    length-bucketed dynamic padding, {epochs} epochs, max {maxlen} tokens; the best epoch on dev
@@ -957,11 +1105,19 @@ recall; expect it to be the least reliable category.
 Per-epoch dev history (PyTorch fp32, thresholds re-picked each epoch):
 {history}
 
+## Outside checks (data this model was not trained or tuned on)
+{outside}
+
+Both models are weaker on what their source lacks: the classifier was trained on overt hate
+comments, and KoSBi's unsafe replies are mostly polite stereotypes, so its AUROC there is low.
+
 ## Speed
 {speed:.0f} comments/s on 2 CPU threads (ONNX Runtime, int8, batches of 64 dev comments, the
 runtime's own tokenisation and batching included). Model file: {size_mb:.1f} MB. Dynamic int8
-quantisation moved dev probabilities by at most {drift:.3f} relative to the fp32 graph (a few rows
-near a boundary; thresholds and all figures above are measured on the int8 model).
+quantisation against the fp32 graph moved dev probabilities by {drift_mean:.4f} on average, by at most
+{drift_p99:.3f} for 99% of them and by {drift:.3f} at worst (a few rows whose activations int8 handles
+badly); thresholds and all figures above are measured on the int8 model. What int8 costs in aggregate:
+compare the lexical-weight-0 row (int8 encoder alone) with epoch {best_epoch} of the fp32 history.
 
 ## Retrain on your own data
 Same TSV shape as UnSmile (`문장` + the ten label columns) or JSONL `{{"text": ..., "labels": [keys]}}`:
@@ -985,9 +1141,9 @@ Trained on **KoSBi** (naver-ai/korean-safety-benchmarks, MIT, NAVER Cloud Corp.)
 
 ## How it was made
 1. Backbone as for the classifier (pruned multilingual-e5-small, {vocab} pieces).
-2. `python -m onnx_export.train judge --data ../shared/data --backbone {judge_backbone}`
-   (seed {seed}): KoSBi `context` is the user message, `sentence` the reply, encoded as a pair; the
-   embeddings and bottom {frozen} layers frozen and cached, the top {top} layers, pooler and a 2-way
+2. `python -m onnx_export.train judge --data ../shared/data --backbone {judge_backbone} {train_flags}`
+   (seed {seed}): KoSBi `context` is the user message, `sentence` the reply, encoded as a pair{extra_data};
+   {layers_text}, pooler and a 2-way
    head (id2label safe/unsafe) fine-tuned with cross-entropy, AdamW (encoder lr {enc_lr}, head lr
    {head_lr}), warmup + linear decay, batch {bs}, {epochs} epochs, max {maxlen} tokens; best dev epoch
    ({best_epoch}) kept. Training took {train_min:.0f} min on 2 CPU cores.
@@ -1000,8 +1156,9 @@ Trained on **KoSBi** (naver-ai/korean-safety-benchmarks, MIT, NAVER Cloud Corp.)
 Lexical-weight search on dev:
 {lexsearch}
 
-Data: KoSBi (3,421 pairs), fixed split grouped by context: {train_rows} train pairs, {dev_rows} dev
-pairs. SQuARe was not used for this model. The held-back test set was not used.
+Data: KoSBi (3,421 pairs), fixed split grouped by context: {kosbi_train} train pairs, {dev_rows} dev
+pairs (dev picks the epoch, the lexical weight and the threshold). {data_extra} The held-back test sets
+were not used.
 
 ## Dev metrics (int8 ONNX, KoSBi dev split)
 {limitation}
@@ -1015,10 +1172,13 @@ pairs. SQuARe was not used for this model. The held-back test set was not used.
 Per-epoch dev history (PyTorch fp32):
 {history}
 
+## Outside checks
+{outside}
+
 ## Speed
 {speed:.0f} replies/s on 2 CPU threads (int8, batches of 64 dev pairs, tokenisation included).
-Model file: {size_mb:.1f} MB. int8 quantisation moved dev probabilities by at most {drift:.3f}
-(figures above are on the int8 model).
+Model file: {size_mb:.1f} MB. int8 quantisation moved dev probabilities by {drift_mean:.4f} on
+average, at most {drift_p99:.3f} for 99% of them, {drift:.3f} at worst (figures above are on the int8 model).
 
 ## Retrain on your own data
 JSONL `{{"prompt": ..., "reply": ..., "unsafe": 0/1}}` or KoSBi-shaped JSON:
@@ -1049,6 +1209,14 @@ def _search_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _train_flags(cfg: dict[str, Any]) -> str:
+    """The command-line flags that differ from ``TrainConfig``'s defaults, as a card shows them."""
+    default = TrainConfig().__dict__
+    return " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k in default and v != default[k]
+    )
+
+
 def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
     """MODEL_CARD.md filled from the shipped model's own dev report and training summary."""
     tr = report["training"]
@@ -1071,8 +1239,18 @@ def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
         "size_mb": (out_dir / "model.onnx").stat().st_size / 1e6,
         "lexw": report.get("lexical_weight", 0.0),
         "drift": report.get("int8_max_probability_drift", 0.0),
+        "drift_p99": report.get("int8_p99_probability_drift", 0.0),
+        "drift_mean": report.get("int8_mean_probability_drift", 0.0),
         "lexgrid": ", ".join(str(w) for w in LEX_WEIGHTS),
         "lexsearch": _search_table(report.get("lexical_search", [])),
+        "outside": _outside_table(report.get("outside", [])),
+        "layers_text": (
+            "the embeddings stay frozen (their output is computed once and cached), all 12 layers are fine-tuned"
+            if cfg["frozen_layers"] == 0
+            else f"the embeddings and the bottom {cfg['frozen_layers']} layers stay frozen (their outputs are "
+            f"computed once and cached), the top {12 - cfg['frozen_layers']} layers are fine-tuned"
+        ),
+        "train_flags": _train_flags(cfg),
     }
     if "per_label" in report:
         rows = "\n".join(
@@ -1093,6 +1271,8 @@ def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
             **common,
         )
     else:
+        extra = int(cfg.get("unsmile_replies", 0))
+        from_classifier = "classifier" in str(report.get("backbone", ""))
         text = _JUDGE_CARD.format(
             threshold=report["threshold"],
             accuracy=report["accuracy"],
@@ -1103,23 +1283,38 @@ def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
             f1=report["f1"],
             history=_history_table(tr["history"], ["accuracy_at_0.5", "auroc"]),
             judge_backbone=report.get("backbone", "build/backbone"),
+            kosbi_train=tr["train_rows"] - extra,
+            extra_data=(
+                f", plus {extra:,} UnSmile train-split comments as replies to random SQuARe questions "
+                "(half clean = safe, half hate or profanity = unsafe)"
+                if extra
+                else ""
+            ),
+            data_extra=(
+                f"Added: {extra:,} UnSmile comments from its train split (dev split untouched) as replies, "
+                f"each to a random SQuARe question as the user message, so that insults and swearing in a "
+                "reply count as unsafe whatever was asked (KoSBi alone has almost none)."
+                if extra
+                else "Neither UnSmile nor SQuARe was used for this model."
+            ),
             limitation=(
                 "**Below target**: the project's bar is 0.80 accuracy on this split and this judge does not "
                 "reach it. KoSBi's unsafe replies are mostly fluent, polite-sounding stereotypes about "
-                "demographic groups, which a 12-layer 384-wide multilingual encoder fine-tuned on 2.9k pairs "
-                "separates poorly. Treat its verdicts as a weak signal, not a block decision on their own.\n"
+                "demographic groups, which a 12-layer 384-wide multilingual encoder with 2.9k KoSBi training "
+                "pairs separates poorly (char n-gram TF-IDF + logistic regression: 0.60-0.62). Treat its verdicts as a weak signal, not a block decision on their own.\n"
                 if report["accuracy"] < 0.80
                 else ""
             ),
             judge_from=(
                 "the bundled UnSmile classifier's encoder"
-                if "classifier" in str(report.get("backbone", ""))
+                if from_classifier
                 else "the plain pruned multilingual-e5-small backbone (MIT)"
             ),
             judge_licence=(
-                "Because its encoder starts from the UnSmile classifier, UnSmile's **non-commercial** terms "
-                "(CC-BY-NC-ND 4.0) apply to these weights; retrain with `--backbone build/backbone` for other use."
-                if "classifier" in str(report.get("backbone", ""))
+                "UnSmile data went into these weights (CC-BY-NC-ND 4.0), so they are for **non-commercial "
+                "use only**; for other use retrain on KoSBi alone (`--unsmile-replies 0 --backbone "
+                "build/backbone`, MIT data and backbone) or on your own pairs."
+                if from_classifier or extra
                 else "No UnSmile data went into these weights (KoSBi is MIT, e5-small is MIT)."
             ),
             speed=report["replies_per_second"],
@@ -1152,6 +1347,7 @@ def ship_main(argv: list[str]) -> None:
     else:
         out = args.out or JUDGE_DIR
         report = ship_judge(run, out, args.train_file or args.data / KOSBI_FILE, args.threads, args.backbone)
+    report["outside"] = outside_checks(args.kind, out, args.data, args.threads)
     summary = json.loads((run / "train_summary.json").read_text())
     report["backbone"] = args.backbone
     report["training"] = {
@@ -1205,7 +1401,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         train_file = args.train_file or args.data / KOSBI_FILE
         out = args.out or Path("build/judge")
-        summary = train_judge(train_file, args.backbone, out, cfg, args.dev_file)
+        summary = train_judge(train_file, args.backbone, out, cfg, args.dev_file, args.data)
         best = summary["best"]["metrics"]
         print(
             f"best epoch {summary['best']['epoch']}: accuracy {best['accuracy']:.4f} AUROC {best['auroc']:.4f}"

@@ -12,7 +12,14 @@ import pytest
 pytest.importorskip("torch")
 
 from onnx_export.backbone import build_backbone  # noqa: E402
-from onnx_export.train import TrainConfig, bucketed_batches, main, train_judge  # noqa: E402
+from onnx_export.train import (  # noqa: E402
+    TrainConfig,
+    _train_flags,
+    bucketed_batches,
+    main,
+    train_judge,
+    unsmile_reply_pairs,
+)
 from tests.onnx_export.test_backbone import write_image, write_tokenizer  # noqa: E402
 from topics.labels import LABEL_KEYS, UNSMILE_COLUMNS  # noqa: E402
 
@@ -88,6 +95,60 @@ def test_judge_training_run(backbone: Path, tmp_path: Path) -> None:
     assert config["id2label"] == {"0": "safe", "1": "unsafe"}
     assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
     assert 0.0 <= json.loads((tmp_path / "judge" / "thresholds.json").read_text())["judge"] <= 1.0
+
+
+def write_corpora(root: Path) -> None:
+    """A data directory in ../shared/data's shape: 12 UnSmile rows (8 train), 3 SQuARe questions."""
+    (root / "unsmile").mkdir(parents=True)
+    (root / "square").mkdir()
+    rows = []
+    for i in range(12):
+        labels = (
+            {"clean": 1} if i % 3 == 0 else ({"profanity": 1} if i % 3 == 1 else {"age": 1, "profanity": 1})
+        )
+        rows.append(f"댓글 {i}\t" + "\t".join(str(labels.get(k, 0)) for k in LABEL_KEYS) + "\t0")
+    (root / "unsmile" / "unsmile_train_v1.0.tsv").write_text(
+        "문장\t" + "\t".join(UNSMILE_COLUMNS) + "\t개인지칭\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
+    split = {"train": [0, 1, 2, 3, 4, 5, 6, 7], "dev": [8, 9, 10, 11]}
+    (root / "unsmile" / "train_dev_split.json").write_text(json.dumps(split))
+    questions = [{"question": f"질문 {i}?", "sensitive?": i % 2, "category": "ethical"} for i in range(3)]
+    (root / "square" / "question_valid.json").write_text(json.dumps(questions, ensure_ascii=False))
+
+
+def test_unsmile_reply_pairs_balanced_train_split_only(tmp_path: Path) -> None:
+    write_corpora(tmp_path)
+    pairs = unsmile_reply_pairs(tmp_path, 4, seed=1)
+    # train rows 0..7: clean = 0, 3, 6; not clean = the other five. Half of 4 from each side.
+    assert len(pairs.replies) == 4 and pairs.unsafe.tolist() == [1.0, 1.0, 0.0, 0.0]
+    texts = {f"댓글 {i}" for i in range(8)}
+    assert set(pairs.replies) <= texts  # never a dev row
+    assert all(
+        r in {"댓글 0", "댓글 3", "댓글 6"}
+        for r, y in zip(pairs.replies, pairs.unsafe, strict=True)
+        if y == 0
+    )
+    assert all(
+        r not in {"댓글 0", "댓글 3", "댓글 6"}
+        for r, y in zip(pairs.replies, pairs.unsafe, strict=True)
+        if y == 1
+    )
+    assert set(pairs.prompts) <= {"질문 0?", "질문 1?", "질문 2?"}
+    # more asked for than one side has: both halves shrink to the smaller side, still balanced
+    big = unsmile_reply_pairs(tmp_path, 100, seed=1)
+    assert big.unsafe.tolist() == [1.0] * 3 + [0.0] * 3
+    assert unsmile_reply_pairs(tmp_path, 4, seed=1).replies == pairs.replies  # seeded
+
+
+def test_judge_with_unsmile_replies_needs_data_dir(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="data directory"):
+        train_judge(tmp_path / "none.jsonl", tmp_path, tmp_path / "j", TrainConfig(unsmile_replies=4))
+
+
+def test_train_flags_show_only_changed_settings() -> None:
+    cfg = {**TrainConfig().__dict__, "frozen_layers": 0, "epochs": 4}
+    assert _train_flags(cfg) == "--epochs 4 --frozen-layers 0"
+    assert _train_flags(TrainConfig().__dict__) == ""
 
 
 def test_lexical_branch_in_onnx_matches_numpy(tmp_path: Path) -> None:
