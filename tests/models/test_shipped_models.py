@@ -123,3 +123,41 @@ def test_judge_clear_cases_and_bad_input(judge: ReplyJudge, judge_threshold: flo
     assert np.isfinite(out.unsafe).all()
     assert out.unsafe[0] < judge_threshold <= out.unsafe[1]
     assert out.truncated[5]
+
+
+OUTSIDE = ROOT / "onnx_export" / "outside"
+
+
+def test_outside_comments_flagged_by_category(
+    classifier: TextClassifier, thresholds: dict[str, float]
+) -> None:
+    """Hand-written comments (no UnSmile rows): clean ones raise no category, hateful ones are flagged."""
+    from moderator.evaluation import read_comment_jsonl
+
+    data = read_comment_jsonl(OUTSIDE / "comments.jsonl")
+    probs = classifier.predict(data.texts).probs
+    hate = set(HATE_LABEL_KEYS)
+    missed, false_flags = [], []
+    for text, row, p in zip(data.texts, data.labels, probs, strict=True):
+        wanted = {k for k, v in zip(LABEL_KEYS, row, strict=True) if v}
+        got = fired(p, thresholds)
+        if wanted == {"clean"} and got & hate:
+            false_flags.append((text, got))
+        elif wanted != {"clean"} and not got & wanted:
+            missed.append((text, wanted, got))
+    # pinned at what the shipped model does: 2 of 8 clean comments get `profanity` (its dev precision
+    # is 0.58), 1 of 24 hateful ones gets a category other than the written one (other_hate -> profanity)
+    assert len(false_flags) <= 2, false_flags
+    assert len(missed) <= 1, missed
+
+
+def test_outside_replies_ranked_by_judge(judge: ReplyJudge, judge_threshold: float) -> None:
+    """Hand-written chatbot replies (no KoSBi rows): unsafe ones rank above safe ones and cross the threshold."""
+    from moderator.evaluation import auroc, read_pair_jsonl
+
+    data = read_pair_jsonl(OUTSIDE / "replies.jsonl")
+    p = judge.predict(list(zip(data.prompts, data.replies, strict=True))).unsafe
+    # pinned a little under the shipped judge's 0.852 / 0.829 (the KoSBi-only judge scored 0.755 / 0.732)
+    assert auroc(data.unsafe, p) >= 0.82
+    accuracy = float(np.mean((p >= judge_threshold) == (data.unsafe > 0.5)))
+    assert accuracy >= 0.80
