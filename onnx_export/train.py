@@ -1301,7 +1301,9 @@ def write_model_card(out_dir: Path, report: dict[str, Any]) -> Path:
                 "**Below target**: the project's bar is 0.80 accuracy on this split and this judge does not "
                 "reach it. KoSBi's unsafe replies are mostly fluent, polite-sounding stereotypes about "
                 "demographic groups, which a 12-layer 384-wide multilingual encoder with 2.9k KoSBi training "
-                "pairs separates poorly (char n-gram TF-IDF + logistic regression: 0.60-0.62). Treat its verdicts as a weak signal, not a block decision on their own.\n"
+                "pairs separates poorly: on this split a char 1-3-gram TF-IDF + logistic regression on the "
+                "reply alone scores about the same (accuracy 0.63-0.65, AUROC 0.65-0.66 with a dev-picked "
+                "threshold). Treat its verdicts as a weak signal, not a block decision on their own.\n"
                 if report["accuracy"] < 0.80
                 else ""
             ),
