@@ -300,12 +300,12 @@ def _threshold_vector(thresholds: Mapping[str, float] | Sequence[float] | float)
 
 def evaluate_classifier(
     classifier: TextClassifier,
-    path: Path,
+    source: Path | CommentSet,
     thresholds: Mapping[str, float] | Sequence[float] | float = 0.5,
     rows: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Score a classifier on a labelled comment file (optionally only ``rows`` of it): P/R/F1, LRAP."""
-    data = read_comments(Path(path))
+    """Score a classifier on a labelled comment file or set (optionally only ``rows`` of it): P/R/F1, LRAP."""
+    data = source if isinstance(source, CommentSet) else read_comments(Path(source))
     if rows is not None:
         data = data.subset(rows)
     th = _threshold_vector(thresholds)
@@ -315,19 +315,21 @@ def evaluate_classifier(
         k: {**d, "threshold": t} for k, d, t in zip(LABEL_KEYS, m["per_label"], th, strict=True)
     }
     m["per_label_auroc"] = {k: auroc(data.labels[:, j], probs[:, j]) for j, k in enumerate(LABEL_KEYS)}
-    return {"kind": "comment", "file": str(path), "model_id": classifier.model_id, **m}
+    where = "<in memory>" if isinstance(source, CommentSet) else str(source)
+    return {"kind": "comment", "file": where, "model_id": classifier.model_id, **m}
 
 
 def evaluate_judge(
-    judge: ReplyJudge, path: Path, threshold: float = 0.5, rows: Sequence[int] | None = None
+    judge: ReplyJudge, source: Path | PairSet, threshold: float = 0.5, rows: Sequence[int] | None = None
 ) -> dict[str, Any]:
-    """Score a judge on a labelled pair file (optionally only ``rows`` of it): accuracy, P/R/F1, AUROC."""
-    data = read_pairs(Path(path))
+    """Score a judge on a labelled pair file or set (optionally only ``rows`` of it): accuracy, P/R/F1, AUROC."""
+    data = source if isinstance(source, PairSet) else read_pairs(Path(source))
     if rows is not None:
         data = data.subset(rows)
     probs = judge_probs(judge, list(zip(data.prompts, data.replies, strict=True)))
     m = binary_metrics(data.unsafe, probs, threshold)
-    return {"kind": "reply", "file": str(path), "model_id": judge.model_id, **m}
+    where = "<in memory>" if isinstance(source, PairSet) else str(source)
+    return {"kind": "reply", "file": where, "model_id": judge.model_id, **m}
 
 
 def format_report(report: Mapping[str, Any]) -> str:

@@ -800,8 +800,6 @@ LEX_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) -> dict[str, Any]:
     """Export ``run_dir/checkpoint`` to int8 ONNX in ``out_dir``, calibrate thresholds on the dev
     split with the exported model itself, and record dev metrics and speed."""
-    import tempfile
-
     from moderator.evaluation import classifier_probs, evaluate_classifier
     from moderator.runtime.loader import load_classifier
     from moderator.runtime.options import RuntimeOptions
@@ -864,13 +862,7 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        dev_file = Path(tmp) / "dev.jsonl"
-        with dev_file.open("w", encoding="utf-8") as fh:
-            for text, row in zip(dev.texts, dev.labels, strict=True):
-                labels = [k for k, v in zip(LABEL_KEYS, row, strict=True) if v > 0.5]
-                fh.write(json.dumps({"text": text, "labels": labels}, ensure_ascii=False) + "\n")
-        report = evaluate_classifier(model, dev_file, th)
+    report = evaluate_classifier(model, dev, th)
     report["file"] = f"{data_file.name} dev split"
     report["int8_max_probability_drift"] = qdrift["max"]
     report["int8_p99_probability_drift"] = qdrift["p99"]
@@ -887,8 +879,6 @@ def ship_judge(
 ) -> dict[str, Any]:
     """Export the judge checkpoint to int8 ONNX, pick the accuracy-optimal threshold on dev with the
     exported model, and record dev metrics and speed."""
-    import tempfile
-
     from moderator.evaluation import evaluate_judge, judge_probs
     from moderator.runtime.loader import load_judge
     from moderator.runtime.options import RuntimeOptions
@@ -946,15 +936,7 @@ def ship_judge(
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        dev_file = Path(tmp) / "dev.jsonl"
-        with dev_file.open("w", encoding="utf-8") as fh:
-            for (prompt, reply), y in zip(pairs, dev.unsafe, strict=True):
-                fh.write(
-                    json.dumps({"prompt": prompt, "reply": reply, "unsafe": int(y)}, ensure_ascii=False)
-                    + "\n"
-                )
-        report = evaluate_judge(model, dev_file, threshold)
+    report = evaluate_judge(model, dev, threshold)
     report["file"] = f"{data_file.name} dev split"
     report["accuracy_at_0.5"] = binary_metrics(dev.unsafe, p, 0.5)["accuracy"]
     report["int8_max_probability_drift"] = qdrift["max"]

@@ -119,6 +119,12 @@ def test_evaluate_classifier_reads_tsv_and_jsonl(tmp_path: Path) -> None:
     assert report["micro_precision"] == pytest.approx(3 / 4)
     assert report["lrap"] == pytest.approx((1 + 1 + 0.5) / 3)
     assert "macro F1" in format_report(report)
+    in_memory = evaluate_classifier(
+        _FixedClassifier(table), read_comments(jsonl), {k: 0.5 for k in LABEL_KEYS}
+    )
+    assert in_memory["file"] == "<in memory>"
+    for key in ("n", "macro_f1", "micro_f1", "lrap", "per_label"):  # per-label AUROC holds NaNs here
+        assert in_memory[key] == report[key], key
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "x", "labels": ["nonsense"]}) + "\n")
     with pytest.raises(ValueError, match="unknown labels"):
@@ -147,3 +153,5 @@ def test_evaluate_judge_reads_kosbi_and_jsonl(tmp_path: Path) -> None:
     assert report["accuracy"] == pytest.approx(2 / 3)
     assert report["auroc"] == pytest.approx(1.0)
     assert "accuracy" in format_report(report)
+    in_memory = evaluate_judge(judge, read_pairs(jsonl), 0.5, rows=[1, 2])
+    assert in_memory["n"] == 2 and in_memory["accuracy"] == pytest.approx(1 / 2)
