@@ -47,7 +47,6 @@ from onnx_export.data import (
     PairSet,
     read_comments,
     read_pairs,
-    read_split,
     read_square_questions,
     split_or_all,
 )
@@ -434,12 +433,13 @@ def unsmile_reply_pairs(data_dir: Path, n: int, seed: int) -> PairSet:
     was asked. Only UnSmile's train split is used; its dev split stays unseen by both models.
     """
     comments = read_comments(data_dir / UNSMILE_FILE)
-    train_idx, _ = read_split(data_dir / UNSMILE_FILE.parent / "train_dev_split.json")
+    train_idx, _ = split_or_all(data_dir / UNSMILE_FILE, len(comments.texts))
     questions, _ = read_square_questions(data_dir / SQUARE_FILE)
     rng = np.random.default_rng(seed)
-    clean = comments.labels[:, LABEL_KEYS.index("clean")]
-    bad = [i for i in train_idx if comments.labels[i, : LABEL_KEYS.index("clean")].any()]
-    good = [i for i in train_idx if clean[i] and not comments.labels[i, : LABEL_KEYS.index("clean")].any()]
+    clean = LABEL_KEYS.index("clean")
+    flagged = np.any(comments.labels[:, :clean] > 0, axis=1)  # any hate category or profanity
+    bad = [i for i in train_idx if flagged[i]]
+    good = [i for i in train_idx if comments.labels[i, clean] and not flagged[i]]
     half = min(n // 2, len(bad), len(good))
     rows = [int(i) for i in rng.choice(bad, half, replace=False)] + [
         int(i) for i in rng.choice(good, half, replace=False)
@@ -864,9 +864,7 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
     report = evaluate_classifier(model, dev, th)
     report["file"] = f"{data_file.name} dev split"
-    report["int8_max_probability_drift"] = qdrift["max"]
-    report["int8_p99_probability_drift"] = qdrift["p99"]
-    report["int8_mean_probability_drift"] = qdrift["mean"]
+    report.update({f"int8_{k}_probability_drift": v for k, v in qdrift.items()})
     report["lexical_weight"] = w_best
     report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
     report["comments_per_second"] = _bench(model.predict, dev.texts)
@@ -939,9 +937,7 @@ def ship_judge(
     report = evaluate_judge(model, dev, threshold)
     report["file"] = f"{data_file.name} dev split"
     report["accuracy_at_0.5"] = binary_metrics(dev.unsafe, p, 0.5)["accuracy"]
-    report["int8_max_probability_drift"] = qdrift["max"]
-    report["int8_p99_probability_drift"] = qdrift["p99"]
-    report["int8_mean_probability_drift"] = qdrift["mean"]
+    report.update({f"int8_{k}_probability_drift": v for k, v in qdrift.items()})
     report["lexical_weight"] = w_best
     report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
     report["replies_per_second"] = _bench(model.predict, pairs)
