@@ -9,13 +9,29 @@ own chat wrappers instead of a tokenizer's chat template.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from moderator.runtime.metadata import MODEL_FILE, TOKENIZER_FILE, ModelMetadata, Precision
+import numpy as np
+import numpy.typing as npt
+
+from moderator.runtime.metadata import (
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    ModelMetadata,
+    Precision,
+    Validation,
+    content_hash,
+    file_sizes,
+    read_metadata,
+    write_metadata,
+)
+from moderator.runtime.prompt import PromptEncoder
 from onnx_export.checkpoint import load_config_and_tokenizer
 from onnx_export.errors import ExportError
+from onnx_export.quantize import convert_fp16, quantize_int8
 
 OPSET = 18
 SUPPORTED_DECODERS = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2"})
@@ -200,7 +216,81 @@ def precision_of(int8: bool, fp16: bool) -> Precision:
     return "int8" if int8 else "fp16" if fp16 else "fp32"
 
 
-def with_files(meta: ModelMetadata, **changes: Any) -> ModelMetadata:
-    from dataclasses import replace
+def torch_last_logits(
+    model: Any, rows: Sequence[Sequence[int]], columns: list[int] | None = None
+) -> npt.NDArray[np.float32]:
+    """PyTorch's full forward, one row at a time: the last position's logits (only ``columns``, if given).
 
-    return replace(meta, **changes)
+    The reference every decoder export is validated against: unbatched, so no padding is involved.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for row in rows:
+            last = model(input_ids=torch.tensor([list(row)], device=device)).logits[0, -1]
+            out.append((last if columns is None else last[columns]).float().cpu().numpy())
+    return np.stack(out)
+
+
+def check_length(config: Any, max_length: int, checkpoint: Path) -> None:
+    """``max_length`` must fit the position table and (Gemma-2) the sliding window."""
+    limit = int(getattr(config, "max_position_embeddings", max_length))
+    window = getattr(config, "sliding_window", None)
+    if max_length > limit:
+        raise ExportError(
+            checkpoint / "config.json", f"max_length {max_length} > {limit} positions", "lower it"
+        )
+    if window and max_length > int(window):
+        raise ExportError(
+            checkpoint / "config.json",
+            f"max_length {max_length} exceeds the sliding window {window}: right-padded suffixes past the window "
+            "would attend differently from the full prompt",
+            f"pass --max-length {window} or less",
+        )
+
+
+def open_prompt_encoder(
+    out_dir: Path, prefix: str, suffix: str, max_length: int, blame: Path | str
+) -> PromptEncoder:
+    """The worker's prompt encoder over the tokenizer just saved in ``out_dir``."""
+    from tokenizers import Tokenizer
+
+    try:
+        return PromptEncoder(Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length)
+    except ValueError as exc:
+        raise ExportError(
+            blame, str(exc), "put fixed text before the first field, or raise --max-length"
+        ) from exc
+
+
+def convert_graph(out_dir: Path, files: list[str], staging: Path, precision: Precision) -> list[str]:
+    """Replace the fp32 graph in ``out_dir`` by its int8 or fp16 conversion; returns the new file names."""
+    staging.mkdir()
+    graph = out_dir / files[0]
+    if precision == "int8":
+        quantize_int8(graph, staging / graph.name)
+    else:
+        convert_fp16(graph, staging / graph.name, keep_io_types=False)
+    return move_graph(staging, out_dir)
+
+
+def converted_metadata(meta: ModelMetadata, precision: Precision) -> ModelMetadata:
+    """``meta`` for the converted graph: its dtype, and the past keys/values dtype the graph now takes."""
+    assert meta.generative is not None
+    spec = replace(meta.generative, past_dtype="fp16" if precision == "fp16" else "fp32")
+    return replace(meta, dtype=precision, generative=spec)
+
+
+def seal_export(out_dir: Path, meta: ModelMetadata, files: list[str], validation: Validation) -> None:
+    """Write the final ``metadata.json`` (content hash, file sizes, validation) and read it back."""
+    all_files = [*files, TOKENIZER_FILE]
+    final = replace(
+        meta,
+        model_id=content_hash(out_dir / f for f in all_files),
+        files=file_sizes(out_dir, all_files),
+        validation=validation,
+    )
+    write_metadata(out_dir, final)
+    read_metadata(out_dir)

@@ -22,31 +22,34 @@ from moderator.runtime.metadata import (
     GenerativeSpec,
     ModelMetadata,
     Validation,
-    content_hash,
     file_sizes,
     read_metadata,
     write_metadata,
 )
 from moderator.runtime.options import RuntimeOptions
-from moderator.runtime.prompt import FIELD, PromptEncoder, split_template
+from moderator.runtime.prompt import FIELD, split_template
 from onnx_export.decoder import (
     OPSET,
     ChatFormat,
+    check_length,
     check_template_tokens,
+    convert_graph,
+    converted_metadata,
     default_chat_format,
     export_with_past,
     kv_geometry,
     load_causal_lm,
     move_graph,
+    open_prompt_encoder,
     precision_of,
     release_torch_memory,
     save_tokenizer,
+    seal_export,
     single_token,
+    torch_last_logits,
     wrap_prompt,
 )
 from onnx_export.errors import ExportError
-from onnx_export.judge import _check_length
-from onnx_export.quantize import convert_fp16, quantize_int8
 from onnx_export.validate import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
@@ -61,18 +64,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTENT = "Comment: {text}"
 DEFAULT_ANSWER_PREFIX = "Hate Speech:"
 _END_OF_TURN = {"gemma": "<end_of_turn>", "llama3": "<|eot_id|>"}
-
-
-def _torch_last_logits(model: object, rows: Sequence[Sequence[int]]) -> np.ndarray:
-    import torch
-
-    device = next(model.parameters()).device  # type: ignore[attr-defined]
-    out = []
-    with torch.inference_mode():
-        for row in rows:
-            logits = model(input_ids=torch.tensor([list(row)], device=device)).logits  # type: ignore[operator]
-            out.append(logits[0, -1].float().cpu().numpy())
-    return np.stack(out)
 
 
 def export_generative_classifier(
@@ -110,7 +101,7 @@ def export_generative_classifier(
     chat = chat_format or default_chat_format(config.model_type)
     check_template_tokens(tokenizer, content, chat, checkpoint)
     prefix, suffix = split_template(wrap_prompt(content, chat) + answer_prefix)
-    _check_length(config, max_length, checkpoint)
+    check_length(config, max_length, checkpoint)
     end = _END_OF_TURN.get(chat)
     end_ids = [single_token(tokenizer, end, checkpoint)] if end else []
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in end_ids:
@@ -155,19 +146,10 @@ def export_generative_classifier(
         pad_token_id=int(pad),
         generative=spec,
     )
-    from tokenizers import Tokenizer
-
-    try:
-        encoder = PromptEncoder(
-            Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length
-        )
-    except ValueError as exc:
-        raise ExportError(
-            template or checkpoint, str(exc), "put fixed text before the first field, or raise --max-length"
-        ) from exc
+    encoder = open_prompt_encoder(out_dir, prefix, suffix, max_length, template or checkpoint)
     texts = list(samples or KOREAN_SAMPLES)
     suffixes, _ = encoder.encode_values([{"text": t} for t in texts])
-    reference = _torch_last_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes])
+    reference = torch_last_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes])
 
     tolerance = atol if atol is not None else (FP16_TOLERANCE if native_fp16 else FP32_TOLERANCE)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp_name:
@@ -180,28 +162,19 @@ def export_generative_classifier(
         enforce(diff, tolerance, f"{meta.dtype} logits", out_dir / files[0])
         fp32_diff, drift, dtype = diff, 0.0, meta.dtype
         if precision != "fp32" and not native_fp16:
-            staged = tmp / "converted"
-            staged.mkdir()
-            graph = out_dir / files[0]
-            if precision == "int8":
-                new_files = quantize_int8(graph, staged / graph.name)
-            else:
-                new_files = convert_fp16(graph, staged / graph.name, keep_io_types=False)
-            files = move_graph(staged, out_dir)
+            files = convert_graph(out_dir, files, tmp / "converted", precision)
+            meta = converted_metadata(meta, precision)
             dtype = precision
-            spec = replace(spec, past_dtype="fp16" if precision == "fp16" else "fp32")
-            meta = replace(meta, dtype=dtype, generative=spec)
-            diff, converted = _validate(out_dir, meta, new_files, reference, suffixes, device)
+            diff, converted = _validate(out_dir, meta, files, reference, suffixes, device)
             drift = max_abs_diff(scores, converted)
             tolerance = FP16_TOLERANCE if precision == "fp16" else INT8_TOLERANCE
             enforce(drift, tolerance, f"{precision} scores", out_dir / files[0])
 
-    all_files = [*files, TOKENIZER_FILE]
-    final = replace(
+    seal_export(
+        out_dir,
         meta,
-        model_id=content_hash(out_dir / f for f in all_files),
-        files=file_sizes(out_dir, all_files),
-        validation=Validation(
+        files,
+        Validation(
             max_abs_diff=diff,
             tolerance=tolerance,
             samples=len(texts),
@@ -210,8 +183,6 @@ def export_generative_classifier(
             compared="last-position logits, prefix-cached batch (drift: the ten scores)",
         ),
     )
-    write_metadata(out_dir, final)
-    read_metadata(out_dir)
     log.info("exported generative classifier %s → %s (%s, max diff %.2g)", checkpoint, out_dir, dtype, diff)
     return out_dir
 

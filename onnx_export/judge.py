@@ -23,30 +23,34 @@ from moderator.runtime.metadata import (
     GenerativeSpec,
     ModelMetadata,
     Validation,
-    content_hash,
     file_sizes,
     read_metadata,
     write_metadata,
 )
 from moderator.runtime.options import RuntimeOptions
-from moderator.runtime.prompt import FIELD, PromptEncoder, split_template
+from moderator.runtime.prompt import FIELD, split_template
 from onnx_export.decoder import (
     OPSET,
     ChatFormat,
+    check_length,
     check_template_tokens,
+    convert_graph,
+    converted_metadata,
     default_chat_format,
     export_with_past,
     kv_geometry,
     load_causal_lm,
     move_graph,
+    open_prompt_encoder,
     precision_of,
     prune_lm_head,
     release_torch_memory,
     save_tokenizer,
+    seal_export,
+    torch_last_logits,
     wrap_prompt,
 )
 from onnx_export.errors import ExportError
-from onnx_export.quantize import convert_fp16, quantize_int8
 from onnx_export.validate import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
@@ -98,18 +102,6 @@ def verdict_token_ids(tokenizer: object, checkpoint: Path) -> dict[str, list[int
     return ids
 
 
-def _torch_verdict_logits(model: object, rows: Sequence[Sequence[int]], ids: list[int]) -> np.ndarray:
-    import torch
-
-    out = []
-    device = next(model.parameters()).device  # type: ignore[attr-defined]
-    with torch.inference_mode():
-        for row in rows:
-            logits = model(input_ids=torch.tensor([list(row)], device=device)).logits  # type: ignore[operator]
-            out.append(logits[0, -1, ids].float().cpu().numpy())
-    return np.stack(out)
-
-
 def export_judge(
     checkpoint: Path,
     out_dir: Path,
@@ -141,7 +133,7 @@ def export_judge(
     chat = chat_format or default_chat_format(config.model_type)
     check_template_tokens(tokenizer, content, chat, checkpoint)
     prefix, suffix = split_template(wrap_prompt(content, chat))
-    _check_length(config, max_length, checkpoint)
+    check_length(config, max_length, checkpoint)
     verdicts = verdict_token_ids(tokenizer, checkpoint)
     rows = [*verdicts["safe"], *verdicts["unsafe"]]
     layers, kv_heads, head_dim = kv_geometry(config)
@@ -183,19 +175,10 @@ def export_judge(
         pad_token_id=int(pad),
         generative=spec,
     )
-    from tokenizers import Tokenizer
-
-    try:
-        encoder = PromptEncoder(
-            Tokenizer.from_file(str(out_dir / TOKENIZER_FILE)), prefix, suffix, max_length
-        )
-    except ValueError as exc:
-        raise ExportError(
-            template or checkpoint, str(exc), "put fixed text before the first field, or raise --max-length"
-        ) from exc
+    encoder = open_prompt_encoder(out_dir, prefix, suffix, max_length, template or checkpoint)
     pairs = list(samples or PAIR_SAMPLES)
     suffixes, _ = encoder.encode_values([{"instruction": p, "response": r} for p, r in pairs])
-    reference = _torch_verdict_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes], rows)
+    reference = torch_last_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes], rows)
     if prune_head:
         prune_lm_head(model, rows)
 
@@ -210,30 +193,21 @@ def export_judge(
         enforce(diff, tolerance, f"{meta.dtype} verdict logits", out_dir / files[0])
         fp32_diff, drift, dtype = diff, 0.0, meta.dtype
         if precision != "fp32" and not native_fp16:
-            staged = tmp / "converted"
-            staged.mkdir()
-            graph = out_dir / files[0]
-            if precision == "int8":
-                new_files = quantize_int8(graph, staged / graph.name)
-            else:
-                new_files = convert_fp16(graph, staged / graph.name, keep_io_types=False)
-            files = move_graph(staged, out_dir)
+            files = convert_graph(out_dir, files, tmp / "converted", precision)
+            meta = converted_metadata(meta, precision)
             dtype = precision
-            spec = replace(spec, past_dtype="fp16" if precision == "fp16" else "fp32")
-            meta = replace(meta, dtype=dtype, generative=spec)
-            diff, _, p_got = _validate(out_dir, meta, new_files, reference, pairs, device)
+            diff, _, p_got = _validate(out_dir, meta, files, reference, pairs, device)
             drift = max_abs_diff(p_ref, p_got)
             tolerance = FP16_TOLERANCE if precision == "fp16" else INT8_TOLERANCE
             enforce(
                 drift if precision == "int8" else diff, tolerance, f"{precision} verdict", out_dir / files[0]
             )
 
-    all_files = [*files, TOKENIZER_FILE]
-    final = replace(
+    seal_export(
+        out_dir,
         meta,
-        model_id=content_hash(out_dir / f for f in all_files),
-        files=file_sizes(out_dir, all_files),
-        validation=Validation(
+        files,
+        Validation(
             max_abs_diff=diff,
             tolerance=tolerance,
             samples=len(pairs),
@@ -242,26 +216,8 @@ def export_judge(
             compared="safe/unsafe first-token logits, prefix-cached and full prompt (drift: P(unsafe))",
         ),
     )
-    write_metadata(out_dir, final)
-    read_metadata(out_dir)
     log.info("exported judge %s → %s (%s, max diff %.2g)", checkpoint, out_dir, dtype, diff)
     return out_dir
-
-
-def _check_length(config: object, max_length: int, checkpoint: Path) -> None:
-    limit = int(getattr(config, "max_position_embeddings", max_length))
-    window = getattr(config, "sliding_window", None)
-    if max_length > limit:
-        raise ExportError(
-            checkpoint / "config.json", f"max_length {max_length} > {limit} positions", "lower it"
-        )
-    if window and max_length > int(window):
-        raise ExportError(
-            checkpoint / "config.json",
-            f"max_length {max_length} exceeds the sliding window {window}: right-padded suffixes past the window "
-            "would attend differently from the full prompt",
-            f"pass --max-length {window} or less",
-        )
 
 
 def _validate(
