@@ -11,28 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.fixtures.texts import korean_text
 from tests.fixtures.worker import produce, read_until
-
-WORDS = [
-    "오늘",
-    "날씨",
-    "정말",
-    "좋다",
-    "싫다",
-    "사람들",
-    "그냥",
-    "뉴스",
-    "댓글",
-    "진짜",
-    "별로",
-    "최고",
-    "왜",
-    "이런",
-]
-
-
-def korean_text(i: int) -> str:
-    return " ".join(WORDS[(i * k + k) % len(WORDS)] for k in range(1, 4 + i % 5)) + f" {i}"
 
 
 def make_inputs(n_comments: int, n_replies: int, repeat_every: int = 5) -> tuple[list[dict], list[dict]]:

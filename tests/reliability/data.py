@@ -8,33 +8,14 @@ from typing import Any
 
 import orjson
 
+from tests.fixtures.texts import korean_text as fixture_text
 from tests.fixtures.worker import produce
-
-WORDS = (
-    "오늘",
-    "날씨",
-    "정말",
-    "좋다",
-    "싫다",
-    "사람들",
-    "그냥",
-    "뉴스",
-    "댓글",
-    "진짜",
-    "별로",
-    "최고",
-    "왜",
-    "이런",
-)
 
 
 def korean_text(i: int) -> str:
-    """A short Korean sentence; the trailing tag makes every ``i`` distinct.
-
-    The ``신뢰`` tag keeps these texts apart from the end-to-end tests' (they share the session's Redis,
-    and those tests count cache hits).
-    """
-    return " ".join(WORDS[(i * k + k) % len(WORDS)] for k in range(1, 4 + i % 5)) + f" 신뢰{i}"
+    """The ``신뢰`` tag keeps these texts apart from the end-to-end tests' (they share the session's
+    Redis, and those tests count cache hits)."""
+    return fixture_text(i, tag="신뢰")
 
 
 def comments(n: int, prefix: str = "c", start: int = 0) -> list[dict[str, Any]]:
