@@ -39,16 +39,21 @@ class Session:
         self.output_names = [o.name for o in session.get_outputs()]
         self.input_types = {i.name: i.type for i in session.get_inputs()}
 
+    def _bind_inputs(self, feeds: Mapping[str, Feed]) -> ort.IOBinding:
+        """An IO binding with every feed bound: OrtValues where they live, arrays copied from host."""
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        return binding
+
     def run(self, feeds: Mapping[str, Feed], outputs: Sequence[str] | None = None) -> list[npt.NDArray[Any]]:
         """Run and return numpy outputs (in ``outputs`` order, default all)."""
         names = list(outputs) if outputs is not None else self.output_names
         if self.provider == "cuda":
-            binding = self.session.io_binding()
-            for name, value in feeds.items():
-                if isinstance(value, ort.OrtValue):
-                    binding.bind_ortvalue_input(name, value)
-                else:
-                    binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            binding = self._bind_inputs(feeds)
             for name in names:
                 binding.bind_output(name, "cpu")
             self.session.run_with_iobinding(binding)
@@ -68,12 +73,7 @@ class Session:
             values = self.run(feeds, [*host_outputs, *device_outputs])
             n = len(host_outputs)
             return values[:n], [ort.OrtValue.ortvalue_from_numpy(v) for v in values[n:]]
-        binding = self.session.io_binding()
-        for name, value in feeds.items():
-            if isinstance(value, ort.OrtValue):
-                binding.bind_ortvalue_input(name, value)
-            else:
-                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding = self._bind_inputs(feeds)
         for name in host_outputs:
             binding.bind_output(name, "cpu")
         for name in device_outputs:
