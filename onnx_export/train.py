@@ -226,6 +226,21 @@ def cached_logits(
     return out
 
 
+class DevLogits:
+    """The model's dev-set logits, once per epoch; the frozen bottom's output is cached on first use
+    (those weights never change, so only the trained top runs again)."""
+
+    def __init__(self, data: Encoded, cfg: TrainConfig):
+        self.data, self.cfg = data, cfg
+        self.cache: CachedHidden | None = None
+
+    def __call__(self, model: Any) -> npt.NDArray[np.float32]:
+        cfg = self.cfg
+        if self.cache is None:
+            self.cache = CachedHidden(model, self.data, cfg.frozen_layers, cfg.eval_batch_tokens, "cache dev")
+        return cached_logits(model, self.cache, cfg.frozen_layers, cfg.eval_batch_tokens)
+
+
 def check_cache(model: Any, data: Encoded, cache: CachedHidden, frozen_layers: int) -> None:
     """The cached path must reproduce the full model's logits, or training would optimise the wrong graph."""
     import torch
@@ -390,12 +405,10 @@ def train_classifier(
     pos_weight = torch.clamp(torch.sqrt((len(y) - pos) / pos.clamp(min=1)), 1.0, cfg.max_pos_weight)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
-    dev_cache: list[CachedHidden] = []
+    dev_logits = DevLogits(dv, cfg)
 
     def evaluate(m: Any) -> tuple[float, dict[str, Any]]:
-        if not dev_cache:
-            dev_cache.append(CachedHidden(m, dv, cfg.frozen_layers, cfg.eval_batch_tokens, "cache dev"))
-        probs = sigmoid(cached_logits(m, dev_cache[0], cfg.frozen_layers, cfg.eval_batch_tokens))
+        probs = sigmoid(dev_logits(m))
         th = [best_f1_threshold(dev_set.labels[:, j], probs[:, j]) for j in range(len(LABEL_KEYS))]
         met = multilabel_metrics(dev_set.labels, probs, th)
         met["thresholds"] = th
@@ -495,12 +508,10 @@ def train_judge(
     y = torch.from_numpy(train_set.unsafe.astype(np.int64))
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    dev_cache: list[CachedHidden] = []
+    dev_logits = DevLogits(dv, cfg)
 
     def evaluate(m: Any) -> tuple[float, dict[str, Any]]:
-        if not dev_cache:
-            dev_cache.append(CachedHidden(m, dv, cfg.frozen_layers, cfg.eval_batch_tokens, "cache dev"))
-        p = softmax_unsafe(cached_logits(m, dev_cache[0], cfg.frozen_layers, cfg.eval_batch_tokens))
+        p = softmax_unsafe(dev_logits(m))
         th = best_accuracy_threshold(dev_set.unsafe, p)
         met = binary_metrics(dev_set.unsafe, p, th)
         met["accuracy_at_0.5"] = binary_metrics(dev_set.unsafe, p, 0.5)["accuracy"]
