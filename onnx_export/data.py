@@ -71,7 +71,8 @@ def split_or_all(data_file: Path, n: int) -> tuple[list[int], list[int]]:
 
 
 def corpus_texts(data_dir: Path) -> Iterator[str]:
-    """Every text of the three corpora (all rows): the vocabulary the pruned tokenizer must keep."""
+    """Every text of every corpus (all rows) and of the training templates: the vocabulary the pruned
+    tokenizer must keep."""
     unsmile = data_dir / UNSMILE_FILE
     if unsmile.exists():
         yield from read_unsmile_tsv(unsmile).texts
@@ -83,3 +84,6 @@ def corpus_texts(data_dir: Path) -> Iterator[str]:
     square = data_dir / SQUARE_FILE
     if square.exists():
         yield from read_square_questions(square)[0]
+    from onnx_export.train.sources import extra_corpus_texts
+
+    yield from extra_corpus_texts(data_dir)

@@ -32,3 +32,19 @@ UNSMILE_COLUMNS: Final[tuple[str, ...]] = (
     "악플/욕설",
     "clean",
 )
+
+#: Safety categories of a chatbot reply or a comment (KoSafeGuard's O1-O6, O1 split into hate keys
+#: above and ``violence``). Their scores sit in a verdict's ``scores`` next to ``LABEL_KEYS``.
+SAFETY_KEYS: Final[tuple[str, ...]] = (
+    "violence",
+    "sexual",
+    "sexual_minors",
+    "crime",
+    "weapons",
+    "drugs",
+    "self_harm",
+)
+
+#: The multitask model's output columns, in order: UnSmile keys, safety keys, then ``unsafe``
+#: (P(the text or reply is unsafe) overall).
+MULTITASK_KEYS: Final[tuple[str, ...]] = (*LABEL_KEYS, *SAFETY_KEYS, "unsafe")

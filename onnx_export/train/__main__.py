@@ -1,0 +1,5 @@
+"""``python -m onnx_export.train ...``."""
+
+from onnx_export.train.cli import main
+
+main()
