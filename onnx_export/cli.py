@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(enc, 256)
     enc.add_argument(
         "--kind",
-        choices=["encoder-classifier", "encoder-pair-judge"],
+        choices=["encoder-classifier", "encoder-pair-judge", "encoder-multitask"],
         default="encoder-classifier",
-        help="ten-label hate classifier, or (prompt, reply) judge with labels safe/unsafe",
+        help="ten-label hate classifier, (prompt, reply) judge with labels safe/unsafe, or the 18-output "
+        "multitask model (topics.MULTITASK_KEYS; comments single, replies as pairs)",
     )
 
     judge = sub.add_parser("judge", help="Llama-Guard-style causal LM judge (KoSafeGuard-8B by default)")

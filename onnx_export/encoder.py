@@ -29,6 +29,7 @@ from moderator.runtime.metadata import (
     file_sizes,
     judge_unsafe_column,
     label_key_for,
+    multitask_label_order,
     write_metadata,
 )
 from moderator.runtime.tokenize import Encoded, TextEncoder, load_tokenizer, pad_rows
@@ -56,7 +57,7 @@ SUPPORTED_ENCODERS = frozenset(
 )
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
-EncoderKind = Literal["encoder-classifier", "encoder-pair-judge"]
+EncoderKind = Literal["encoder-classifier", "encoder-pair-judge", "encoder-multitask"]
 
 
 def _load_checkpoint(checkpoint: Path) -> tuple[Any, Any, Any]:
@@ -90,6 +91,9 @@ def _labels(config: Any, kind: EncoderKind, checkpoint: Path) -> tuple[tuple[str
             keys = tuple(cast(str, label_key_for(n)) for n in names)
             single = config.problem_type == "single_label_classification"
             return keys, ("single_label" if single else "multi_label")
+        if kind == "encoder-multitask":
+            multitask_label_order(names, where)
+            return tuple(n.strip().lower() for n in names), "multi_label"
         judge_unsafe_column(names, where)
         return tuple(n.strip().lower() for n in names), "single_label"
     except ModelLoadError as exc:
@@ -115,7 +119,7 @@ def _torch_logits(model: Any, feeds: dict[str, npt.NDArray[np.int64]]) -> npt.ND
 
 def _probs(logits: npt.NDArray[Any], problem_type: ProblemType, kind: EncoderKind) -> npt.NDArray[np.float64]:
     x = logits.astype(np.float64)
-    if (kind == "encoder-classifier" and problem_type == "multi_label") or x.shape[1] == 1:
+    if (kind != "encoder-pair-judge" and problem_type == "multi_label") or x.shape[1] == 1:
         return 1.0 / (1.0 + np.exp(-x))
     z = np.exp(x - x.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
@@ -125,28 +129,32 @@ def export_encoder(
     checkpoint: Path,
     out_dir: Path,
     *,
-    kind: Literal["encoder-classifier", "encoder-pair-judge"],
+    kind: EncoderKind,
     max_length: int,
     int8: bool = False,
     fp16: bool = False,
     name: str | None = None,
     source: str | None = None,
     sample_texts: Sequence[str] | Sequence[tuple[str, str]] | None = None,
+    normalizer: str = "",
 ) -> Path:
     """Export a local sequence-classification checkpoint to ``out_dir`` and validate it; returns ``out_dir``.
 
     Writes ``model.onnx`` (+ ``model.onnx_data`` over 2 GB), ``tokenizer.json`` and ``metadata.json``.
     fp32 logits must match PyTorch within 1e-4; ``int8``/``fp16`` record their drift from fp32
     PyTorch and fail above ``INT8_TOLERANCE`` (probabilities) / ``FP16_TOLERANCE`` (logits).
+    ``normalizer``: the text normaliser the checkpoint was trained with (recorded for the runtime).
     """
     from optimum.exporters.onnx import onnx_export_from_model
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if int8 and fp16:
         raise ExportError(out_dir, "--int8 and --fp16 are exclusive", "pick int8 for CPU or fp16 for CUDA")
-    if kind not in ("encoder-classifier", "encoder-pair-judge"):
+    if kind not in ("encoder-classifier", "encoder-pair-judge", "encoder-multitask"):
         raise ExportError(
-            checkpoint, f"unknown encoder kind {kind!r}", "use encoder-classifier or encoder-pair-judge"
+            checkpoint,
+            f"unknown encoder kind {kind!r}",
+            "use encoder-classifier, encoder-pair-judge or encoder-multitask",
         )
     config, tokenizer, model = _load_checkpoint(checkpoint)
     label_keys, problem_type = _labels(config, kind, checkpoint)
@@ -168,7 +176,7 @@ def export_encoder(
     samples: list[Any] = (
         list(sample_texts)
         if sample_texts
-        else list(KOREAN_SAMPLES if kind == "encoder-classifier" else PAIR_SAMPLES)
+        else list(PAIR_SAMPLES if kind == "encoder-pair-judge" else KOREAN_SAMPLES)
     )
     probe = ModelMetadata(
         kind=kind, model_id="", name="", source="", architecture="", opset=OPSET, dtype="fp32",
@@ -239,6 +247,7 @@ def export_encoder(
         vocab_size=int(config.vocab_size),
         pad_token_id=int(pad_id),
         files=file_sizes(out_dir, files),
+        normalizer=normalizer,
     )
     write_metadata(out_dir, meta)
     log.info("exported %s → %s (%s, max diff %.2g)", checkpoint, out_dir, dtype, diff)

@@ -16,7 +16,7 @@ from moderator.runtime.options import RuntimeOptions
 
 
 def load_classifier(path: Path, options: RuntimeOptions) -> TextClassifier:
-    """Load an ``encoder-classifier`` or ``generative-classifier`` directory."""
+    """Load an ``encoder-classifier``, ``generative-classifier`` or ``encoder-multitask`` directory."""
     path = Path(path)
     meta = read_metadata(path)
     if meta.kind == "encoder-classifier":
@@ -27,6 +27,10 @@ def load_classifier(path: Path, options: RuntimeOptions) -> TextClassifier:
         from moderator.runtime.generative_classifier import GenerativeClassifier
 
         return GenerativeClassifier(path, meta, options)
+    if meta.kind == "encoder-multitask":
+        from moderator.runtime.multitask import open_multitask
+
+        return open_multitask(path, meta, options).classifier
     raise ModelLoadError(
         path / METADATA_FILE,
         f"this is a {meta.kind}, not a classifier",
@@ -36,7 +40,7 @@ def load_classifier(path: Path, options: RuntimeOptions) -> TextClassifier:
 
 
 def load_judge(path: Path, options: RuntimeOptions) -> ReplyJudge:
-    """Load an ``encoder-pair-judge`` or ``generative-judge`` directory."""
+    """Load an ``encoder-pair-judge``, ``generative-judge`` or ``encoder-multitask`` directory."""
     path = Path(path)
     meta = read_metadata(path)
     if meta.kind == "encoder-pair-judge":
@@ -47,6 +51,10 @@ def load_judge(path: Path, options: RuntimeOptions) -> ReplyJudge:
         from moderator.runtime.generative_judge import GenerativeJudge
 
         return GenerativeJudge(path, meta, options)
+    if meta.kind == "encoder-multitask":
+        from moderator.runtime.multitask import open_multitask
+
+        return open_multitask(path, meta, options).judge
     raise ModelLoadError(
         path / METADATA_FILE,
         f"this is a {meta.kind}, not a reply judge",

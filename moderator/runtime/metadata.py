@@ -16,21 +16,23 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
 from moderator.runtime.errors import ModelLoadError
-from topics.labels import LABEL_KEYS, UNSMILE_COLUMNS
+from topics.labels import LABEL_KEYS, MULTITASK_KEYS, UNSMILE_COLUMNS
 
 FORMAT_VERSION: Final = 1
 METADATA_FILE: Final = "metadata.json"
 MODEL_FILE: Final = "model.onnx"
 TOKENIZER_FILE: Final = "tokenizer.json"
 
-ModelKind = Literal["encoder-classifier", "encoder-pair-judge", "generative-judge", "generative-classifier"]
+ModelKind = Literal[
+    "encoder-classifier", "encoder-pair-judge", "encoder-multitask", "generative-judge", "generative-classifier"
+]
 Precision = Literal["fp32", "fp16", "int8"]
 ProblemType = Literal["multi_label", "single_label"]
 
 MODEL_KINDS: Final[tuple[str, ...]] = get_args(ModelKind)
 PRECISIONS: Final[tuple[str, ...]] = get_args(Precision)
-CLASSIFIER_KINDS: Final = frozenset({"encoder-classifier", "generative-classifier"})
-JUDGE_KINDS: Final = frozenset({"encoder-pair-judge", "generative-judge"})
+CLASSIFIER_KINDS: Final = frozenset({"encoder-classifier", "generative-classifier", "encoder-multitask"})
+JUDGE_KINDS: Final = frozenset({"encoder-pair-judge", "generative-judge", "encoder-multitask"})
 
 _EXPORT_FIX = "re-export the model with `python -m onnx_export ...` (see docs/models.md)"
 
@@ -110,6 +112,9 @@ class ModelMetadata:
     files: dict[str, int] = field(default_factory=dict)
     generative: GenerativeSpec | None = None
     format_version: int = FORMAT_VERSION
+    #: text normaliser the model was trained with (``moderator.core.normalize.NORMALIZER_ID``), applied
+    #: before tokenisation at run time; "" = none
+    normalizer: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +170,22 @@ def judge_unsafe_column(labels: Iterable[str], where: Path | str) -> int:
         f"a pair judge needs labels ('safe', 'unsafe') or a single logit, got {labels}",
         "set the checkpoint's id2label to {0: 'safe', 1: 'unsafe'} (or num_labels=1) and re-export",
     )
+
+
+def multitask_label_order(labels: Iterable[str], where: Path | str) -> list[int]:
+    """For each of ``MULTITASK_KEYS``, the output column that holds it (all 18 exactly once)."""
+    names = [label.strip().lower() for label in labels]
+    missing = [k for k in MULTITASK_KEYS if k not in names]
+    duplicated = sorted({k for k in names if names.count(k) > 1})
+    extra = sorted(set(names) - set(MULTITASK_KEYS))
+    if missing or duplicated or extra:
+        raise ModelLoadError(
+            where,
+            f"a multitask model's labels must be topics.MULTITASK_KEYS once each (missing {missing}, "
+            f"duplicated {duplicated}, unknown {extra})",
+            f"train/export with id2label = {list(MULTITASK_KEYS)}",
+        )
+    return [names.index(k) for k in MULTITASK_KEYS]
 
 
 def content_hash(paths: Iterable[Path]) -> str:
@@ -260,6 +281,7 @@ def read_metadata(directory: Path) -> ModelMetadata:
         files={str(k): int(v) for k, v in files.items()},
         generative=generative,
         format_version=version,
+        normalizer=str(raw.get("normalizer", "")),
     )
     check_files(directory, meta)
     return meta

@@ -1,0 +1,84 @@
+"""The encoder-multitask kind: export, load once for both seams, normalise like training, one pass per reply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moderator.core.normalize import NORMALIZER_ID, normalize_text
+from moderator.runtime.errors import ModelLoadError
+from moderator.runtime.loader import load_classifier, load_judge
+from moderator.runtime.metadata import read_metadata
+from moderator.runtime.multitask import MultitaskClassifier, MultitaskJudge, SCORE_KEYS
+from moderator.runtime.options import RuntimeOptions
+from onnx_export.encoder import export_encoder
+from onnx_export.errors import ExportError
+from tests.fixtures.models import CORPUS, build_encoder_checkpoint
+from tests.onnx_export.test_encoder_export import sigmoid, torch_logits
+from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
+
+pytest.importorskip("torch")
+
+CPU = RuntimeOptions(device="cpu", max_batch_tokens=64, max_batch_rows=3)
+TEXTS = [*CORPUS[:8], "시.발 진짜", "ㅅㅣㅂㅏㄹ 놈아"]
+PAIRS = [(CORPUS[i], CORPUS[i + 1]) for i in range(0, 12, 2)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("mt")
+    ckpt = build_encoder_checkpoint(tmp / "ckpt", labels=MULTITASK_KEYS, seed=7)
+    out = export_encoder(ckpt, tmp / "onnx", kind="encoder-multitask", max_length=48, normalizer=NORMALIZER_ID)
+    return ckpt, out
+
+
+def test_export_records_kind_labels_and_normaliser(exported: tuple[Path, Path]) -> None:
+    _, out = exported
+    meta = read_metadata(out)
+    assert meta.kind == "encoder-multitask"
+    assert meta.label_keys == MULTITASK_KEYS
+    assert meta.normalizer == NORMALIZER_ID
+    assert meta.validation.fp32_max_abs_diff < 1e-4
+
+
+def test_comments_and_replies_match_pytorch_on_normalised_text(exported: tuple[Path, Path]) -> None:
+    ckpt, out = exported
+    classifier = load_classifier(out, CPU)
+    judge = load_judge(out, CPU)
+    assert isinstance(classifier, MultitaskClassifier) and isinstance(judge, MultitaskJudge)
+    assert classifier.multitask is judge.multitask  # one session for both seams
+    model = classifier.multitask
+    got = model.score_comments(TEXTS)
+    expected = sigmoid(torch_logits(ckpt, [normalize_text(t) for t in TEXTS], 48))
+    np.testing.assert_allclose(got.probs, expected, atol=1e-4)
+    assert got.scores.shape == (len(TEXTS), len(SCORE_KEYS))
+    assert SCORE_KEYS == (*LABEL_KEYS, *SAFETY_KEYS)
+    np.testing.assert_allclose(classifier.predict(TEXTS).probs, expected[:, : len(LABEL_KEYS)], atol=1e-4)
+    replies = model.score_replies(PAIRS)
+    expected_pairs = sigmoid(torch_logits(ckpt, [(normalize_text(p), normalize_text(r)) for p, r in PAIRS], 48))
+    np.testing.assert_allclose(replies.probs, expected_pairs, atol=1e-4)
+    np.testing.assert_allclose(judge.predict(PAIRS).unsafe, expected_pairs[:, -1], atol=1e-4)
+    # an obfuscated spelling scores exactly like its plain spelling
+    plain, spelled = model.score_comments(["시발 놈아", "ㅅㅣㅂㅏㄹ 놈아"]).probs
+    np.testing.assert_allclose(plain, spelled, atol=1e-6)
+    empty = model.score_replies([])
+    assert empty.probs.shape == (0, len(MULTITASK_KEYS))
+
+
+def test_unknown_normaliser_and_wrong_labels_are_refused(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = exported
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in out.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    raw = json.loads((copy / "metadata.json").read_text())
+    raw["normalizer"] = "ko-obfuscation-v0"
+    (copy / "metadata.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match="normaliser"):
+        load_classifier(copy, CPU)
+    ckpt = build_encoder_checkpoint(tmp_path / "ten", labels=LABEL_KEYS, seed=1)
+    with pytest.raises(ExportError, match="MULTITASK_KEYS"):
+        export_encoder(ckpt, tmp_path / "bad", kind="encoder-multitask", max_length=32)
