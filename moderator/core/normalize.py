@@ -54,17 +54,61 @@ _I_LOOKALIKES: Final = frozenset("1lI|!ǀ丨")
 #: Cyrillic and Greek letters that look like Latin ones (homoglyph evasion in English words).
 _HOMOGLYPHS: Final = str.maketrans(
     {
-        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
-        "ѕ": "s", "к": "k", "м": "m", "т": "t", "в": "b", "н": "h",
-        "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
-        "Т": "T", "Х": "X", "І": "I",
-        "α": "a", "ο": "o", "ν": "v", "ι": "i", "κ": "k", "ρ": "p", "τ": "t", "υ": "u",
-        "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M",
-        "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+        "а": "a",
+        "е": "e",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "к": "k",
+        "м": "m",
+        "т": "t",
+        "в": "b",
+        "н": "h",
+        "А": "A",
+        "В": "B",
+        "Е": "E",
+        "К": "K",
+        "М": "M",
+        "Н": "H",
+        "О": "O",
+        "Р": "P",
+        "С": "C",
+        "Т": "T",
+        "Х": "X",
+        "І": "I",
+        "α": "a",
+        "ο": "o",
+        "ν": "v",
+        "ι": "i",
+        "κ": "k",
+        "ρ": "p",
+        "τ": "t",
+        "υ": "u",
+        "Α": "A",
+        "Β": "B",
+        "Ε": "E",
+        "Ζ": "Z",
+        "Η": "H",
+        "Ι": "I",
+        "Κ": "K",
+        "Μ": "M",
+        "Ν": "N",
+        "Ο": "O",
+        "Ρ": "P",
+        "Τ": "T",
+        "Υ": "Y",
+        "Χ": "X",
     }  # fmt: skip
 )
 
-_INVISIBLE = re.compile("[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u3164\ufeff\uffa0]")
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u3164\ufeff\uffa0]"
+)
 _HANGUL_SYL = "\uac00-\ud7a3"
 #: One or two symbols wedged between two syllables (시.발, 병_신). Commas stay: they separate lists.
 _WEDGED = re.compile(rf"(?<=[{_HANGUL_SYL}])[._\-*~^/\\|'`\"+=:;#@$%&]{{1,2}}(?=[{_HANGUL_SYL}])")
@@ -104,7 +148,9 @@ def recompose_jamo(text: str) -> str:
     while i < n:
         c = chars[i]
         nxt = chars[i + 1] if i + 1 < n else ""
-        if c in _L_INDEX and (nxt in _V_INDEX or (nxt in _I_LOOKALIKES and _lookalike_is_vowel(chars, i + 1))):
+        if c in _L_INDEX and (
+            nxt in _V_INDEX or (nxt in _I_LOOKALIKES and _lookalike_is_vowel(chars, i + 1))
+        ):
             vowel = "ㅣ" if nxt in _I_LOOKALIKES else nxt
             j = i + 2
             if j < n and (vowel, chars[j]) in _VOWEL_PAIRS:

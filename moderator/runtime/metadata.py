@@ -24,7 +24,11 @@ MODEL_FILE: Final = "model.onnx"
 TOKENIZER_FILE: Final = "tokenizer.json"
 
 ModelKind = Literal[
-    "encoder-classifier", "encoder-pair-judge", "encoder-multitask", "generative-judge", "generative-classifier"
+    "encoder-classifier",
+    "encoder-pair-judge",
+    "encoder-multitask",
+    "generative-judge",
+    "generative-classifier",
 ]
 Precision = Literal["fp32", "fp16", "int8"]
 ProblemType = Literal["multi_label", "single_label"]

@@ -1,26 +1,9 @@
 """Training and shipping of the bundled models (``python -m onnx_export.train --help``).
 
 Modules: ``sources`` (one reader per data source, masked targets), ``templates`` (hand-written Korean
-augmentation), ``perturb`` (spelling-game augmentation), ``multitask`` (the trainer), ``legacy`` (the
-earlier single-task classifier/judge recipes), ``cli``.
+augmentation), ``perturb`` (spelling-game augmentation), ``warmstart``, ``multitask`` (the shared-backbone
+trainer), ``ship_multitask`` (export, calibration, report, card), ``report`` (the dev report that
+``moderator eval --sources`` reproduces), ``lexical`` (the hashed n-gram branch in the graph), and the
+earlier single-task recipes: ``single_task`` (classifier/judge trainers), ``ship``, ``cards``,
+``legacy_cli``; ``cli`` dispatches.
 """
-
-from onnx_export.train.legacy import (
-    LexicalModel,
-    TrainConfig,
-    _train_flags,
-    add_lexical_branch,
-    bucketed_batches,
-    train_judge,
-    unsmile_reply_pairs,
-)
-
-__all__ = [
-    "LexicalModel",
-    "TrainConfig",
-    "_train_flags",
-    "add_lexical_branch",
-    "bucketed_batches",
-    "train_judge",
-    "unsmile_reply_pairs",
-]

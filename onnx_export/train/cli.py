@@ -31,6 +31,6 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["multitask"]:
         multitask_main(args[1:])
         return
-    from onnx_export.train.legacy import main as legacy_main
+    from onnx_export.train.legacy_cli import main as legacy_main
 
     legacy_main(args)

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moderator.core.normalize import NORMALIZER_ID, normalize_text
-from moderator.evaluation import auroc, best_f1_threshold, lrap, multilabel_metrics
+from moderator.evaluation import auroc, best_f1_threshold, multilabel_metrics
 from onnx_export.train import sources as src
 from onnx_export.train.perturb import perturb
 from onnx_export.train.templates import hate_and_neutral, request_pairs, safety_pairs
@@ -110,9 +110,15 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     for i, s in enumerate(train.source):
         if s in ("unsmile", "hatescore_clean", "hatescore_hate", "curse"):
             korean_comments.extend(train.subset([i]))
-    train.extend(src.comments_as_replies(korean_comments, q_train, cfg.comment_replies, cfg.seed, "comment_reply"))
+    train.extend(
+        src.comments_as_replies(korean_comments, q_train, cfg.comment_replies, cfg.seed, "comment_reply")
+    )
     dev["comment_reply"] = src.comments_as_replies(
-        dev["unsmile"].subset(range(len(dev["unsmile"]))).extend(dev["hatescore"]), q_dev, 1000, cfg.seed + 1, "comment_reply"
+        dev["unsmile"].subset(range(len(dev["unsmile"]))).extend(dev["hatescore"]),
+        q_dev,
+        1000,
+        cfg.seed + 1,
+        "comment_reply",
     )
     requests = src.read_requests(data)
     req_tr = [r for r in requests if not src.request_split(r.text)]
@@ -242,7 +248,9 @@ def dev_report(probs: dict[str, npt.NDArray[np.float32]], dev: dict[str, src.Row
             rep[f"{k}_auroc"] = auroc(yy, pp)
     y, m = dev["hatescore"].targets()
     clean_rows = y[:, col["clean"]] == 1
-    rep["hatescore_clean_auroc_vs_hate"] = auroc(1 - y[:, col["clean"]], 1 - probs["hatescore"][:, col["clean"]])
+    rep["hatescore_clean_auroc_vs_hate"] = auroc(
+        1 - y[:, col["clean"]], 1 - probs["hatescore"][:, col["clean"]]
+    )
     rep["hatescore_clean_rows"] = int(clean_rows.sum())
     return rep
 

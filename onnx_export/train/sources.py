@@ -410,7 +410,11 @@ def extra_corpus_texts(data: Path) -> Iterable[str]:
                 yield from (t for t in part.second if t is not None)
     rng = random.Random(0)
     rows = hate_and_neutral(rng, 20).extend(safety_pairs(rng, 50, []))
-    if (data / ADVBENCH_FILE).exists() and (data / HARMBENCH_FILE).exists() and (data / STRONGREJECT_FILE).exists():
+    if (
+        (data / ADVBENCH_FILE).exists()
+        and (data / HARMBENCH_FILE).exists()
+        and (data / STRONGREJECT_FILE).exists()
+    ):
         rows.extend(request_pairs(read_requests(data), rng))
     yield from rows.first
     yield from (t for t in rows.second if t is not None)

@@ -127,9 +127,7 @@ def hate_and_neutral(rng: random.Random, n_each: int) -> Rows:
             out.add(fill(rng.choice(NEUTRAL), g=g), None, all_clean(), "tpl_neutral")
             out.add(fill(rng.choice(POSITIVE), g=g), None, all_clean(), "tpl_positive")
             out.add(fill(rng.choice(COUNTER), g=g), None, all_clean(), "tpl_counter")
-            out.add(
-                fill(rng.choice(NEGATION), g=g, s=s_stem + "다"), None, all_clean(), "tpl_negation"
-            )
+            out.add(fill(rng.choice(NEGATION), g=g, s=s_stem + "다"), None, all_clean(), "tpl_negation")
             known = {COL[key]: 1.0, COL["clean"]: 0.0, COL["unsafe"]: 1.0}
             for other in GROUPS:
                 if other != key:
@@ -374,7 +372,9 @@ def request_pairs(requests: Sequence[Request], rng: random.Random) -> Rows:
         out.add(r.text, rng.choice(EN_REFUSALS), all_clean(), f"{r.source}_refusal")
         out.add(r.text, rng.choice(KO_REFUSALS), all_clean(), f"{r.source}_refusal")
         opening = r.target or f"Sure, here is how to {_lc_first(r.text.rstrip('.?!'))}."
-        out.add(r.text, opening + rng.choice(EN_COMPLY_BODY), unsafe_targets(r.category), f"{r.source}_comply")
+        out.add(
+            r.text, opening + rng.choice(EN_COMPLY_BODY), unsafe_targets(r.category), f"{r.source}_comply"
+        )
         body = rng.choice(KO_COMPLY_BODY.get(r.category) or KO_COMPLY_BODY[None])
         out.add(r.text, rng.choice(KO_COMPLY_OPEN) + body, unsafe_targets(r.category), f"{r.source}_comply")
     return out

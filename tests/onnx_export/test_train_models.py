@@ -12,11 +12,11 @@ import pytest
 pytest.importorskip("torch")
 
 from onnx_export.backbone import build_backbone  # noqa: E402
-from onnx_export.train import (  # noqa: E402
+from onnx_export.train.cards import _train_flags  # noqa: E402
+from onnx_export.train.cli import main  # noqa: E402
+from onnx_export.train.single_task import (  # noqa: E402
     TrainConfig,
-    _train_flags,
     bucketed_batches,
-    main,
     train_judge,
     unsmile_reply_pairs,
 )
@@ -157,7 +157,7 @@ def test_lexical_branch_in_onnx_matches_numpy(tmp_path: Path) -> None:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from onnx_export.train import LexicalModel, add_lexical_branch
+    from onnx_export.train.lexical import LexicalModel, add_lexical_branch
 
     k, vocab, buckets = 3, 50, 64
     g = helper.make_graph(

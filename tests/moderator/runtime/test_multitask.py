@@ -12,7 +12,7 @@ from moderator.core.normalize import NORMALIZER_ID, normalize_text
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.metadata import read_metadata
-from moderator.runtime.multitask import MultitaskClassifier, MultitaskJudge, SCORE_KEYS
+from moderator.runtime.multitask import SCORE_KEYS, MultitaskClassifier, MultitaskJudge
 from moderator.runtime.options import RuntimeOptions
 from onnx_export.encoder import export_encoder
 from onnx_export.errors import ExportError
@@ -31,7 +31,9 @@ PAIRS = [(CORPUS[i], CORPUS[i + 1]) for i in range(0, 12, 2)]
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("mt")
     ckpt = build_encoder_checkpoint(tmp / "ckpt", labels=MULTITASK_KEYS, seed=7)
-    out = export_encoder(ckpt, tmp / "onnx", kind="encoder-multitask", max_length=48, normalizer=NORMALIZER_ID)
+    out = export_encoder(
+        ckpt, tmp / "onnx", kind="encoder-multitask", max_length=48, normalizer=NORMALIZER_ID
+    )
     return ckpt, out
 
 
@@ -55,10 +57,12 @@ def test_comments_and_replies_match_pytorch_on_normalised_text(exported: tuple[P
     expected = sigmoid(torch_logits(ckpt, [normalize_text(t) for t in TEXTS], 48))
     np.testing.assert_allclose(got.probs, expected, atol=1e-4)
     assert got.scores.shape == (len(TEXTS), len(SCORE_KEYS))
-    assert SCORE_KEYS == (*LABEL_KEYS, *SAFETY_KEYS)
+    assert (*LABEL_KEYS, *SAFETY_KEYS) == SCORE_KEYS
     np.testing.assert_allclose(classifier.predict(TEXTS).probs, expected[:, : len(LABEL_KEYS)], atol=1e-4)
     replies = model.score_replies(PAIRS)
-    expected_pairs = sigmoid(torch_logits(ckpt, [(normalize_text(p), normalize_text(r)) for p, r in PAIRS], 48))
+    expected_pairs = sigmoid(
+        torch_logits(ckpt, [(normalize_text(p), normalize_text(r)) for p, r in PAIRS], 48)
+    )
     np.testing.assert_allclose(replies.probs, expected_pairs, atol=1e-4)
     np.testing.assert_allclose(judge.predict(PAIRS).unsafe, expected_pairs[:, -1], atol=1e-4)
     # an obfuscated spelling scores exactly like its plain spelling
