@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["multitask"]:
         multitask_main(args[1:])
         return
+    if args[:2] == ["ship", "multitask"]:
+        from onnx_export.train.ship_multitask import ship_multitask_main
+
+        ship_multitask_main(args[2:])
+        return
     from onnx_export.train.legacy_cli import main as legacy_main
 
     legacy_main(args)

@@ -53,14 +53,18 @@ def train_lexical(
     l2: float = 1e-6,
     seed: int = 20240601,
     buckets: int = LEX_BUCKETS,
+    mask: npt.NDArray[np.float32] | None = None,
 ) -> LexicalModel:
-    """Logistic regression (one column per target) over the hashed features, Adam + L2, minibatches."""
+    """Logistic regression (one column per target) over the hashed features, Adam + L2, minibatches;
+    ``mask`` (same shape as ``targets``) zeroes the loss of unknown targets."""
     import torch
     from tqdm import tqdm
 
     torch.manual_seed(seed)
     feats = [lexical_features(r, vocab, buckets) for r in rows]
     y = torch.from_numpy(targets.reshape(len(rows), -1).astype(np.float32))
+    # a source that does not know a column gives it no loss (multitask targets); default: all known
+    w = torch.ones_like(y) if mask is None else torch.from_numpy(mask.reshape(y.shape).astype(np.float32))
     bag = torch.nn.EmbeddingBag(vocab + buckets, y.shape[1], mode="sum")
     torch.nn.init.zeros_(bag.weight)
     bias = torch.nn.Parameter(torch.zeros(y.shape[1]))
@@ -81,7 +85,8 @@ def train_lexical(
                 bag(torch.tensor(flat), torch.tensor(offsets), per_sample_weights=torch.tensor(weights))
                 + bias
             )
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y[batch])
+            per = torch.nn.functional.binary_cross_entropy_with_logits(logit, y[batch], reduction="none")
+            loss = (per * w[batch]).sum() / w[batch].sum().clamp(min=1.0)
             loss = loss + l2 * (bag.weight**2).sum()
             opt.zero_grad()
             loss.backward()

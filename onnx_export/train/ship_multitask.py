@@ -1,0 +1,243 @@
+"""Ship a multitask run: int8 ONNX + lexical branch, thresholds calibrated on every source's dev part
+with the shipped graph itself, the dev report, speed, and the model card.
+
+    python -m onnx_export.train ship multitask --run build/multitask --out models/moderator-multitask-e5-small
+
+Thresholds: the ten UnSmile keys are F1-optimal on UnSmile dev and HateScore dev together (so the
+neutral group mentions in HateScore pull them up where they would false-flag); each safety key is
+F1-optimal over every dev row whose source knows it; ``unsafe`` is accuracy-optimal over the reply
+sources' dev rows (KoSBi, Do-Not-Answer, request pairs, comments as replies).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from moderator.core.normalize import NORMALIZER_ID, normalize_text
+from moderator.evaluation import auroc, best_accuracy_threshold, best_f1_threshold, multilabel_metrics
+from onnx_export.train import sources as src
+from onnx_export.train.lexical import LexicalModel, add_lexical_branch, train_lexical
+from onnx_export.train.multitask import MultitaskConfig, build_rows
+from onnx_export.train.report import REPLY_SOURCES, dev_sets, multitask_report, score_rows
+from onnx_export.train.ship import _quantize_exported, _refresh_metadata
+from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
+
+MULTITASK_DIR = Path("models/moderator-multitask-e5-small")
+RUNTIME_MAX_LENGTH = 256
+#: Lexical weights searched per block (the ten UnSmile columns; the safety + unsafe columns).
+BLOCK_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
+F32 = npt.NDArray[np.float32]
+COL = src.COL
+HATE_COLS = list(range(len(LABEL_KEYS)))
+SAFETY_COLS = list(range(len(LABEL_KEYS), len(MULTITASK_KEYS)))
+
+
+def _ids(encoder: Any, rows: src.Rows, normalised: bool) -> list[list[int]]:
+    """Token ids exactly as the runtime feeds them (its tokenizer, its truncation, its normaliser)."""
+    norm = (lambda t: t) if normalised else normalize_text
+    items: list[Any] = [
+        norm(a) if b is None else (norm(a), norm(b)) for a, b in zip(rows.first, rows.second, strict=True)
+    ]
+    out: list[list[int]] = []
+    for i in range(0, len(items), 512):
+        out.extend(encoder.encode(items[i : i + 512]).ids)
+    return out
+
+
+def _logit(p: F32) -> npt.NDArray[np.float64]:
+    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+def _sig(x: npt.NDArray[np.float64]) -> F32:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, float]:
+    """Per-key thresholds (see the module docstring)."""
+    th: dict[str, float] = {}
+    for k in LABEL_KEYS:
+        ys, ps = [], []
+        for name in ("unsmile", "hatescore"):
+            y, m = dev[name].targets()
+            keep = m[:, COL[k]] > 0
+            ys.append(y[keep, COL[k]])
+            ps.append(probs[name][keep, COL[k]])
+        th[k] = round(best_f1_threshold(np.concatenate(ys), np.concatenate(ps)), 4)
+    for k in SAFETY_KEYS:
+        ys, ps = [], []
+        for name, rows in dev.items():
+            y, m = rows.targets()
+            keep = m[:, COL[k]] > 0
+            ys.append(y[keep, COL[k]])
+            ps.append(probs[name][keep, COL[k]])
+        th[k] = round(best_f1_threshold(np.concatenate(ys), np.concatenate(ps)), 4)
+    ys, ps = [], []
+    for name in REPLY_SOURCES:
+        y, m = dev[name].targets()
+        keep = m[:, COL["unsafe"]] > 0
+        ys.append(y[keep, COL["unsafe"]])
+        ps.append(probs[name][keep, COL["unsafe"]])
+    th["unsafe"] = round(best_accuracy_threshold(np.concatenate(ys), np.concatenate(ps)), 4)
+    return th
+
+
+def _block_scores(dev: dict[str, src.Rows], probs: dict[str, F32]) -> tuple[float, float]:
+    """(hate block score, safety block score) used to pick the lexical weights on dev."""
+    th = calibrate(dev, probs)
+    y, _ = dev["unsmile"].targets()
+    met = multilabel_metrics(y[:, HATE_COLS], probs["unsmile"][:, HATE_COLS], [th[k] for k in LABEL_KEYS])
+    yh, _ = dev["hatescore"].targets()
+    hs = auroc(1 - yh[:, COL["clean"]], 1 - probs["hatescore"][:, COL["clean"]])
+    hate = met["macro_f1"] + met["lrap"] + hs
+    aucs = []
+    for k in (*SAFETY_KEYS, "unsafe"):
+        ys, ps = [], []
+        for name, rows in dev.items():
+            yy, m = rows.targets()
+            keep = m[:, COL[k]] > 0
+            ys.append(yy[keep, COL[k]])
+            ps.append(probs[name][keep, COL[k]])
+        a = auroc(np.concatenate(ys), np.concatenate(ps))
+        if a == a:
+            aucs.append(a)
+    return hate, float(np.mean(aucs)) if aucs else 0.0
+
+
+def _bench(fn: Any, items: list[Any], batch: int = 64, repeats: int = 2) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(0, len(items), batch):
+            fn(items[i : i + batch])
+        best = max(best, len(items) / (time.perf_counter() - t0))
+    return best
+
+
+def ship_multitask(
+    run_dir: Path, out_dir: Path, data: Path, threads: int = 1, dev_cap: int = 0
+) -> dict[str, Any]:
+    """Export, quantise, add the lexical branch, calibrate, report (see the module docstring).
+
+    ``dev_cap`` > 0 scores only that many rows per dev source (quick checks; the card uses all).
+    """
+    from moderator.runtime.metadata import read_metadata
+    from moderator.runtime.multitask import EncoderMultitask
+    from moderator.runtime.options import RuntimeOptions
+    from moderator.runtime.tokenize import TextEncoder, load_tokenizer
+    from onnx_export.encoder import export_encoder
+
+    summary = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
+    cfg = MultitaskConfig(**summary["config"])
+    dev = dev_sets(data, cfg.seed)
+    if dev_cap:
+        dev = {k: v.subset(range(min(len(v), dev_cap))) for k, v in dev.items()}
+    samples = [normalize_text(t) for t in dev["unsmile"].first[:32]]
+    export_encoder(
+        run_dir / "checkpoint",
+        out_dir,
+        kind="encoder-multitask",
+        max_length=RUNTIME_MAX_LENGTH,
+        int8=False,
+        name=out_dir.name,
+        source=f"onnx_export.train multitask ({summary['train_rows']} rows, {summary['steps']} steps)",
+        sample_texts=samples,
+        normalizer=NORMALIZER_ID,
+    )
+    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
+
+    def load() -> EncoderMultitask:
+        return EncoderMultitask(out_dir, read_metadata(out_dir), options)
+
+    def all_probs(model: EncoderMultitask) -> dict[str, F32]:
+        return {k: score_rows(model, v) for k, v in dev.items()}
+
+    def flat() -> F32:
+        p = all_probs(load())
+        return np.concatenate([p[k] for k in dev])
+
+    t0 = time.time()
+    qdrift = _quantize_exported(out_dir, flat)
+    print(f"int8 done ({time.time() - t0:.0f}s), drift {qdrift}", flush=True)
+    model = load()
+    nn_probs = all_probs(model)
+    meta = read_metadata(out_dir)
+    encoder = TextEncoder(load_tokenizer(out_dir, meta), meta.max_length)
+    train, _ = build_rows(data, cfg)
+    y_tr, m_tr = train.targets()
+    lex: LexicalModel = train_lexical(_ids(encoder, train, True), y_tr, int(meta.vocab_size), mask=m_tr)
+    lex_dev = {k: lex.logits(_ids(encoder, v, False)).astype(np.float64) for k, v in dev.items()}
+    shift = -np.log(np.asarray(summary["pos_weight"], dtype=np.float64))
+    nn_dev = {k: _logit(v) + shift for k, v in nn_probs.items()}
+
+    def mixed(w_hate: float, w_safe: float) -> dict[str, F32]:
+        w = np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS))
+        return {k: _sig((1 - w) * nn_dev[k] + w * lex_dev[k]) for k in dev}
+
+    search = []
+    for w in BLOCK_WEIGHTS:
+        hate, safe = _block_scores(dev, mixed(w, w))
+        search.append({"weight": w, "hate_block": hate, "safety_block": safe})
+        print(f"lexical weight {w}: hate block {hate:.4f}, safety block {safe:.4f}", flush=True)
+    w_hate = max(search, key=lambda r: r["hate_block"])["weight"]
+    w_safe = max(search, key=lambda r: r["safety_block"])["weight"]
+    w = np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS), np.float32)
+    add_lexical_branch(out_dir / "model.onnx", lex, (1 - w).astype(np.float32), shift.astype(np.float32), w)
+    _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weights {w_hate} hate / {w_safe} safety)")
+    model = load()
+    probs = all_probs(model)
+    expected = mixed(w_hate, w_safe)
+    gap = max(float(np.max(np.abs(probs[k] - expected[k]))) for k in dev)
+    if gap > 1e-3:
+        raise RuntimeError(f"lexical branch in ONNX disagrees with its numpy reference by {gap}")
+    th = calibrate(dev, probs)
+    thresholds = {
+        "labels": {k: th[k] for k in LABEL_KEYS},
+        "safety": {k: th[k] for k in SAFETY_KEYS},
+        "unsafe": th["unsafe"],
+        "calibrated_on": "fixed dev splits of every source, on this int8 export: UnSmile keys F1-optimal on "
+        "UnSmile + HateScore dev, safety keys F1-optimal on every dev row that knows them, unsafe "
+        f"accuracy-optimal on the reply sources' dev rows; {datetime.now(UTC):%Y-%m-%d}",
+    }
+    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
+    report = multitask_report(model, data, th, probs=probs, dev=dev)
+    report["int8_probability_drift"] = qdrift
+    report["lexical"] = {"hate_weight": w_hate, "safety_weight": w_safe, "search": search}
+    report["nn_only"] = multitask_report(model, data, calibrate(dev, mixed(0.0, 0.0)), probs=mixed(0.0, 0.0), dev=dev)[
+        "unsmile"
+    ]
+    report["training"] = {k: v for k, v in summary.items() if k not in ("best",)}
+    report["training"]["best_step"] = summary["best"]["step"]
+    report["threads"] = threads
+    texts = [t for t in dev["unsmile"].first]
+    pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
+    report["comments_per_second"] = _bench(model.score_comments, texts)
+    report["replies_per_second"] = _bench(model.score_replies, pairs)
+    report["size_mb"] = (out_dir / "model.onnx").stat().st_size / 1e6
+    (out_dir / "dev_metrics.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=float) + "\n")
+    return report
+
+
+def ship_multitask_main(argv: list[str]) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m onnx_export.train ship multitask")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--run", type=Path, default=Path("build/multitask"))
+    ap.add_argument("--out", type=Path, default=MULTITASK_DIR)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dev-cap", type=int, default=0, help="rows per dev source (quick checks only)")
+    args = ap.parse_args(argv)
+    report = ship_multitask(args.run, args.out, args.data, args.threads, args.dev_cap)
+    from onnx_export.train.card_multitask import write_multitask_card
+
+    write_multitask_card(args.out, report)
+    print(json.dumps({k: report[k] for k in ("unsmile", "hatescore", "replies", "safety")}, indent=1, default=float)[:6000])
+    print(f"written to {args.out}")
