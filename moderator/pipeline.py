@@ -36,7 +36,11 @@ from topics import (
     decode_reply,
     normalize_text,
 )
+from topics.labels import SAFETY_KEYS
 from topics.records import Kind
+
+#: Score keys of a multitask verdict: the ten UnSmile keys, then the safety categories.
+SCORE_KEYS = (*LABEL_KEYS, *SAFETY_KEYS)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -172,6 +176,9 @@ class Pipeline:
         if not unique:
             return {}, {}
         keys = list(unique)
+        multitask = getattr(self.classifier, "multitask", None)
+        if multitask is not None:
+            return await self._score_multitask(multitask, unique)
         texts = [unique[k].text for k in keys]
         reply_keys = [k for k in keys if unique[k].message.kind == "reply"]
         pairs = [(unique[k].prompt or "", unique[k].text) for k in reply_keys]
@@ -191,6 +198,50 @@ class Pipeline:
                 "unsafe": round(judged[0], _SCORE_DIGITS) if judged else None,
                 "truncated": bool(cls_trunc[i] or (judged[1] if judged else False)),
             }
+        return cores, errors
+
+    async def _score_multitask(
+        self, model: Any, unique: dict[str, _Item]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """One pass per record: comments as single texts, replies as (message, reply) pairs; every
+        hate and safety score plus ``unsafe`` (replies) from the same forward pass. A failing batch is
+        retried row by row, so one bad row becomes one dead letter, not a lost batch."""
+        comment_keys = [k for k, it in unique.items() if it.message.kind == "comment"]
+        reply_keys = [k for k, it in unique.items() if it.message.kind == "reply"]
+        cores: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        jobs = (
+            ("classifier", comment_keys, model.score_comments, [unique[k].text for k in comment_keys]),
+            (
+                "judge",
+                reply_keys,
+                model.score_replies,
+                [(unique[k].prompt or "", unique[k].text) for k in reply_keys],
+            ),
+        )
+        for name, keys, fn, args in jobs:
+            if not keys:
+                continue
+            self.metrics.model_rows.labels(model=name).inc(len(keys))
+            try:
+                out = await self._run_model(name, lambda fn=fn, args=args: fn(args))  # type: ignore[misc]
+                self.metrics.padded_tokens.labels(model=name).observe(out.padded_tokens)
+                rows = [(key, out, i) for i, key in enumerate(keys)]
+            except Exception:
+                log.exception("%s failed on a batch of %d; retrying row by row", name, len(keys))
+                rows = []
+                for key, arg in zip(keys, args, strict=True):
+                    try:
+                        one = await self._run_model(name, lambda fn=fn, a=arg: fn([a]))  # type: ignore[misc]
+                        rows.append((key, one, 0))
+                    except Exception as exc:
+                        errors[key] = f"{name} failed: {type(exc).__name__}: {exc}"[:500]
+            for key, res, i in rows:
+                cores[key] = {
+                    "scores": [round(float(p), _SCORE_DIGITS) for p in res.scores[i]],
+                    "unsafe": round(float(res.unsafe[i]), _SCORE_DIGITS) if name == "judge" else None,
+                    "truncated": bool(res.truncated[i]),
+                }
         return cores, errors
 
     async def _classify(
@@ -298,7 +349,13 @@ class Pipeline:
             flagged=decision.flagged,
             action=decision.action,
             categories=decision.categories,
-            scores=dict(zip(LABEL_KEYS, core["scores"], strict=True)),
+            scores=dict(
+                zip(
+                    SCORE_KEYS if len(core["scores"]) > len(LABEL_KEYS) else LABEL_KEYS,
+                    core["scores"],
+                    strict=True,
+                )
+            ),
             unsafe=unsafe if item.message.kind == "reply" else None,
             cached=was_cached,
             model=self.model_ids,

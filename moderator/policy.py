@@ -7,7 +7,7 @@ a threshold can never serve a verdict decided under the old numbers.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy.typing as npt
 import orjson
 
 from topics import HATE_LABEL_KEYS
+from topics.labels import LABEL_KEYS, SAFETY_KEYS
 from topics.records import Action
 
 
@@ -40,22 +41,29 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """``labels``: a band per hate label; ``safety``: a band per safety category (empty in policies
+    written before the multitask model: then safety scores are reported but never categorised)."""
+
     name: str
     version: str
     labels: dict[str, LabelBand]
     judge_review: float
     judge_block: float | None
     truncated_action: Action | None
+    safety: dict[str, LabelBand] = field(default_factory=dict)
 
     def decide(
         self, probs: npt.NDArray[np.float32], unsafe: float | None, truncated: bool = False
     ) -> Decision:
-        """Categories = hate labels at or over their threshold (never ``clean``); the worst band wins."""
+        """Categories = hate labels at or over their threshold (never ``clean``), then safety categories
+        when ``probs`` carries them (``LABEL_KEYS`` then ``SAFETY_KEYS``); the worst band wins."""
         categories: list[str] = []
         block = False
-        for j, key in enumerate(HATE_LABEL_KEYS):
-            band = self.labels[key]
-            p = float(probs[j])
+        scored = [(key, float(probs[j])) for j, key in enumerate(HATE_LABEL_KEYS)]
+        if self.safety and len(probs) >= len(LABEL_KEYS) + len(SAFETY_KEYS):
+            scored += [(key, float(probs[len(LABEL_KEYS) + i])) for i, key in enumerate(SAFETY_KEYS)]
+        for key, p in scored:
+            band = self.labels.get(key) or self.safety[key]
             if p >= band.threshold:
                 categories.append(key)
                 if band.block is not None and p >= band.block:
@@ -90,25 +98,13 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}: missing key {exc}; expected name, labels, judge") from None
     if not isinstance(raw_labels, dict):
         raise PolicyError(f"{source}: 'labels' must be an object of label -> {{threshold, block}}")
-    unknown = set(raw_labels) - set(HATE_LABEL_KEYS) - {"*"}
-    if unknown:
-        raise PolicyError(
-            f"{source}: unknown label(s) {sorted(unknown)}; known: {', '.join(HATE_LABEL_KEYS)}"
-        )
-    default = raw_labels.get("*", None)
-    labels: dict[str, LabelBand] = {}
-    for key in HATE_LABEL_KEYS:
-        spec = raw_labels.get(key, default)
-        if spec is None:
-            raise PolicyError(f"{source}: no threshold for label {key!r}")
-        threshold = _prob(spec.get("threshold"), f"{source}: labels.{key}.threshold")
-        block = spec.get("block")
-        block_p = None if block is None else _prob(block, f"{source}: labels.{key}.block")
-        if block_p is not None and block_p < threshold:
-            raise PolicyError(
-                f"{source}: labels.{key}.block ({block_p}) is below its threshold ({threshold})"
-            )
-        labels[key] = LabelBand(threshold, block_p)
+    labels = _bands(raw_labels, HATE_LABEL_KEYS, "labels", source)
+    raw_safety = data.get("safety")
+    safety: dict[str, LabelBand] = {}
+    if raw_safety is not None:
+        if not isinstance(raw_safety, dict):
+            raise PolicyError(f"{source}: 'safety' must be an object of category -> {{threshold, block}}")
+        safety = _bands(raw_safety, SAFETY_KEYS, "safety", source)
     judge_review = _prob(judge.get("review", 0.5), f"{source}: judge.review")
     jb = judge.get("block")
     judge_block = None if jb is None else _prob(jb, f"{source}: judge.block")
@@ -123,7 +119,30 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         judge_review=judge_review,
         judge_block=judge_block,
         truncated_action=truncated_action,
+        safety=safety,
     )
+
+
+def _bands(raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str) -> dict[str, LabelBand]:
+    """One band per key (``"*"`` gives a default); unknown keys are refused, not ignored."""
+    unknown = set(raw) - set(keys) - {"*"}
+    if unknown:
+        raise PolicyError(f"{source}: unknown {section} key(s) {sorted(unknown)}; known: {', '.join(keys)}")
+    default = raw.get("*")
+    bands: dict[str, LabelBand] = {}
+    for key in keys:
+        spec = raw.get(key, default)
+        if not isinstance(spec, dict):
+            raise PolicyError(f"{source}: no threshold for {section} key {key!r}")
+        threshold = _prob(spec.get("threshold"), f"{source}: {section}.{key}.threshold")
+        block = spec.get("block")
+        block_p = None if block is None else _prob(block, f"{source}: {section}.{key}.block")
+        if block_p is not None and block_p < threshold:
+            raise PolicyError(
+                f"{source}: {section}.{key}.block ({block_p}) is below its threshold ({threshold})"
+            )
+        bands[key] = LabelBand(threshold, block_p)
+    return bands
 
 
 def load_policy(path: Path) -> Policy:

@@ -20,8 +20,11 @@ from topics import InputLimits, TopicNames
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
-DEFAULT_CLASSIFIER = _REPO_ROOT / "models" / "unsmile-e5-small"
-DEFAULT_JUDGE = _REPO_ROOT / "models" / "kosbi-judge-e5-small"
+#: One shared-backbone multitask model serves both roles (hate labels + safety categories for comments,
+#: the same plus P(unsafe) for replies, one pass per record); both paths name it, it is loaded once.
+DEFAULT_MODEL = _REPO_ROOT / "models" / "moderator-multitask-e5-small"
+DEFAULT_CLASSIFIER = DEFAULT_MODEL
+DEFAULT_JUDGE = DEFAULT_MODEL
 DEFAULT_POLICY = _PACKAGE_DIR / "policies" / "default.json"
 
 

@@ -48,3 +48,16 @@ SAFETY_KEYS: Final[tuple[str, ...]] = (
 #: The multitask model's output columns, in order: UnSmile keys, safety keys, then ``unsafe``
 #: (P(the text or reply is unsafe) overall).
 MULTITASK_KEYS: Final[tuple[str, ...]] = (*LABEL_KEYS, *SAFETY_KEYS, "unsafe")
+
+#: KoSafeGuard-8B's O1-O6 policy categories (the generative judge's category line) → the safety key
+#: they are reported under. O1 (violence and hate) maps to ``violence``: the generative judge names no
+#: group, so the hate keys stay the classifier's; O2 covers all sexual content, minors included, and
+#: maps to ``sexual`` (only the multitask encoder separates ``sexual_minors``).
+KOSAFEGUARD_CATEGORIES: Final[dict[str, str]] = {
+    "O1": "violence",
+    "O2": "sexual",
+    "O3": "crime",
+    "O4": "weapons",
+    "O5": "drugs",
+    "O6": "self_harm",
+}

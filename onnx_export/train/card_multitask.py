@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from onnx_export.train.report import PERTURB_SEED
+
 TEMPLATE = Path(__file__).resolve().parent / "card_templates" / "multitask.md"
+#: The card's prose that depends on the measured figures (policy note, transfer, limits), written after
+#: reading them; kept next to the template so re-rendering never loses it.
+NOTES = TEMPLATE.with_name("multitask_notes.json")
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -36,13 +42,24 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
         "safety_table": _table(
             ["key", "threshold", "dev positives / rows", "precision", "recall", "F1", "AUROC"],
             [
-                [k, d["threshold"], f"{d['positives']} / {d['n']}", d["precision"], d["recall"], d["f1"], d["auroc"]]
+                [
+                    k,
+                    d["threshold"],
+                    f"{d['positives']} / {d['n']}",
+                    d["precision"],
+                    d["recall"],
+                    d["f1"],
+                    d["auroc"],
+                ]
                 for k, d in report["safety"].items()
             ],
         ),
         "reply_table": _table(
             ["source (dev)", "rows", "accuracy", "precision", "recall", "AUROC"],
-            [[k, d["n"], d["accuracy"], d["precision"], d["recall"], d["auroc"]] for k, d in report["replies"].items()],
+            [
+                [k, d["n"], d["accuracy"], d["precision"], d["recall"], d["auroc"]]
+                for k, d in report["replies"].items()
+            ],
         ),
         "openai_table": _table(
             ["category", "dev positives / rows", "AUROC"],
@@ -56,12 +73,17 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
             ["lexical weight", "hate block (macro-F1 + LRAP + HateScore AUROC)", "safety block (mean AUROC)"],
             [[r["weight"], r["hate_block"], r["safety_block"]] for r in report["lexical"]["search"]],
         ),
-        "functional_table": report.get("functional_table", "(not run)"),
         "history_table": _table(
             ["step", "epoch", "train loss", "UnSmile macro-F1", "KoSBi AUROC", "DNA AUROC"],
             [
-                [h["step"], h["epoch"], h["train_loss"], h.get("unsmile_macro_f1", float("nan")),
-                 h.get("kosbi_unsafe_auroc", float("nan")), h.get("do_not_answer_unsafe_auroc", float("nan"))]
+                [
+                    h["step"],
+                    h["epoch"],
+                    h["train_loss"],
+                    h.get("unsmile_macro_f1", float("nan")),
+                    h.get("kosbi_unsafe_auroc", float("nan")),
+                    h.get("do_not_answer_unsafe_auroc", float("nan")),
+                ]
                 for h in report["training"]["history"]
             ],
         ),  # fmt: skip
@@ -71,16 +93,63 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
         ),
     }
     flat: dict[str, Any] = {}
-    for key, value in report.items():
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if not isinstance(v, dict | list):
-                    flat[f"{key}__{k}"] = _f(v) if isinstance(v, float) else v
-        elif not isinstance(value, list):
-            flat[key] = _f(value) if isinstance(value, float) else value
-    for k, v in report["training"]["config"].items():
+
+    def walk(prefix: str, obj: Any) -> None:
+        for k, v in obj.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}__", v)
+            elif not isinstance(v, list):
+                flat[f"{prefix}{k}"] = _f(v) if isinstance(v, float) else v
+
+    walk("", report)
+    cfg = report["training"]["config"]
+    for k, v in cfg.items():
         flat[f"cfg__{k}"] = v
+    meta = json.loads((out_dir / "metadata.json").read_text(encoding="utf-8"))
+    thresholds = json.loads((out_dir / "thresholds.json").read_text(encoding="utf-8"))
+    walk("thresholds__", {"unsafe": thresholds["unsafe"]})
+    drift = report.get("int8_probability_drift", {})
+    tr = report["training"]
+    flat.update(
+        vocab_size=f"{int(meta.get('vocab_size', 0)):,}",
+        top_layers=12 - int(cfg.get("frozen_layers", 0)),
+        epochs_seen=f"{tr['steps'] / max(1, tr['steps_per_epoch']):.2f}",
+        train_minutes=f"{tr['train_seconds'] / 60:.0f}",
+        perturb_pct=f"{100 * cfg['perturb_frac']:.0f}",
+        perturb_seed=PERTURB_SEED,
+        comments_per_second_int=f"{report['comments_per_second']:.0f}",
+        replies_per_second_int=f"{report['replies_per_second']:.0f}",
+        size_mb_1=f"{report['size_mb']:.1f}",
+        drift_mean=_f(drift.get("mean", float("nan"))),
+        drift_p99=_f(drift.get("p99", float("nan")), 3),
+        drift_max=_f(drift.get("max", float("nan")), 3),
+        functional_misses=_misses(report.get("functional", {}).get("misses", [])),
+        **json.loads(NOTES.read_text(encoding="utf-8")),
+    )
+    fields["functional_table"] = _functional_table(report.get("functional", {}))
     text = TEMPLATE.read_text(encoding="utf-8").format(**fields, **flat)
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _functional_table(func: dict[str, Any]) -> str:
+    rows = []
+    for name, b in func.get("behaviours", {}).items():
+        cat = "" if b["category_rate"] is None else f"{b['category_hits']}/{b['category_cases']}"
+        rows.append([name, b["n"], f"{b['passed']}/{b['n']}", cat])
+    if not rows:
+        return "(not run)"
+    return _table(["behaviour", "cases", "behaved as expected", "expected category fired"], rows)
+
+
+def _misses(misses: list[dict[str, Any]]) -> str:
+    if not misses:
+        return "(none)"
+    lines = []
+    for m in misses:
+        got = ", ".join(m["categories"]) or "no category"
+        unsafe = "" if m["unsafe"] is None else f", unsafe {m['unsafe']}"
+        want = m["expect"] + (f" ({m['category']})" if m.get("category") else "")
+        lines.append(f"- [{m['behaviour']}] {m['text']} — expected {want}, got {m['action']} ({got}{unsafe})")
+    return "\n".join(lines)

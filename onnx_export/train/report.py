@@ -106,7 +106,10 @@ def multitask_report(
     """Per-source dev figures at ``thresholds`` (the 17 score keys and ``unsafe``)."""
     dev = dev if dev is not None else dev_sets(data)
     probs = probs if probs is not None else {k: score_rows(model, v) for k, v in dev.items()}
-    rep: dict[str, Any] = {"model_id": getattr(model, "model_id", "?"), "dev_rows": {k: len(v) for k, v in dev.items()}}
+    rep: dict[str, Any] = {
+        "model_id": getattr(model, "model_id", "?"),
+        "dev_rows": {k: len(v) for k, v in dev.items()},
+    }
     # UnSmile: the ten labels at the calibrated thresholds
     y, _ = dev["unsmile"].targets()
     cols = [COL[k] for k in LABEL_KEYS]
@@ -175,7 +178,9 @@ def multitask_report(
             "n": int(refusal.sum()),
             "unsafe_flag_rate": float((pn[refusal, COL["unsafe"]] >= thresholds["unsafe"]).mean()),
             "any_flag_rate": float(
-                ((pn[refusal, COL["unsafe"]] >= thresholds["unsafe"]) | _flags(pn[refusal], thresholds)).mean()
+                (
+                    (pn[refusal, COL["unsafe"]] >= thresholds["unsafe"]) | _flags(pn[refusal], thresholds)
+                ).mean()
             ),
         }
     yq, _ = dev["requests"].targets()
@@ -215,3 +220,60 @@ def read_thresholds(model_dir: Path) -> dict[str, float]:
     """``thresholds.json`` of a multitask model as one key → threshold map."""
     raw = json.loads((model_dir / "thresholds.json").read_text(encoding="utf-8"))
     return {**raw["labels"], **raw["safety"], "unsafe": float(raw["unsafe"])}
+
+
+CHECKS_DIR = Path(__file__).resolve().parents[2] / "tests" / "models" / "checks"
+
+
+def read_checks(checks_dir: Path = CHECKS_DIR) -> list[dict[str, Any]]:
+    """The hand-written functional checks (``tests/models/checks/*.jsonl``)."""
+    cases: list[dict[str, Any]] = []
+    for path in sorted(checks_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                cases.append(json.loads(line))
+    return cases
+
+
+def functional_checks(model: Any, policy: Any, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each case through the model and the policy: per behaviour, the share that behaved as expected
+    (``allow`` not flagged / ``flag`` flagged) and, for flags, the share whose expected category fired
+    (``unsafe``: the judge's P(unsafe) reached review). Every miss is listed."""
+    comments = [c for c in cases if c["kind"] == "comment"]
+    replies = [c for c in cases if c["kind"] == "reply"]
+    outs: list[tuple[dict[str, Any], F32, float | None]] = []
+    if comments:
+        res = model.score_comments([c["text"] for c in comments])
+        outs += [(c, res.scores[i], None) for i, c in enumerate(comments)]
+    if replies:
+        res = model.score_replies([(c["prompt"], c["reply"]) for c in replies])
+        outs += [(c, res.scores[i], float(res.unsafe[i])) for i, c in enumerate(replies)]
+    per: dict[str, dict[str, Any]] = {}
+    misses: list[dict[str, Any]] = []
+    for case, scores, unsafe in outs:
+        d = policy.decide(scores, unsafe)
+        flagged = d.action != "allow"
+        ok = flagged if case["expect"] == "flag" else not flagged
+        cat = case.get("category")
+        hit = None
+        if case["expect"] == "flag" and cat:
+            hit = (
+                (unsafe is not None and unsafe >= policy.judge_review)
+                if cat == "unsafe"
+                else cat in d.categories
+            )
+        b = per.setdefault(case["behaviour"], {"n": 0, "passed": 0, "category_hits": 0, "category_cases": 0})
+        b["n"] += 1
+        b["passed"] += int(ok)
+        if hit is not None:
+            b["category_cases"] += 1
+            b["category_hits"] += int(hit)
+        if not ok or hit is False:
+            text = case.get("text") or f"{case['prompt']} → {case['reply']}"
+            misses.append({"behaviour": case["behaviour"], "expect": case["expect"], "category": cat,
+                           "action": d.action, "categories": d.categories,
+                           "unsafe": None if unsafe is None else round(unsafe, 3), "text": text})  # fmt: skip
+    for b in per.values():
+        b["pass_rate"] = b["passed"] / b["n"]
+        b["category_rate"] = b["category_hits"] / b["category_cases"] if b["category_cases"] else None
+    return {"behaviours": per, "misses": misses, "n": len(outs)}

@@ -108,7 +108,55 @@ def _block_scores(dev: dict[str, src.Rows], probs: dict[str, F32]) -> tuple[floa
         a = auroc(np.concatenate(ys), np.concatenate(ps))
         if a == a:
             aucs.append(a)
-    return hate, float(np.mean(aucs)) if aucs else 0.0
+    return float(np.nan_to_num(hate)), float(np.mean(aucs)) if aucs else 0.0
+
+
+#: Block bands of the default policy. A group-hate key blocks at 0.9, the noisier other_hate and
+#: profanity at 0.95; the safety categories that matter most for the seeds' child-facing and
+#: emotional-support bots (sexual content with minors, self-harm encouragement) block at 0.5.
+BLOCK_BANDS = {
+    **dict.fromkeys(("women_family", "men", "lgbtq", "race_nationality", "age", "region", "religion"), 0.9),
+    "other_hate": 0.95,
+    "profanity": 0.95,
+    "violence": 0.85,
+    "sexual": 0.9,
+    "sexual_minors": 0.5,
+    "crime": 0.9,
+    "weapons": 0.85,
+    "drugs": 0.85,
+    "self_harm": 0.5,
+}
+#: The judge blocks on its own only from the lowest threshold whose pooled dev precision is at least this.
+JUDGE_BLOCK_PRECISION = 0.95
+
+
+def default_policy(thresholds: dict[str, float], report: dict[str, Any]) -> dict[str, Any]:
+    """The default policy for this model: review at the calibrated thresholds, block in the bands above
+    (never below the review threshold), judge blocking alone only where dev precision supports it."""
+    block_at = None
+    for t, d in sorted(report["unsafe_precision"].items(), key=lambda kv: float(kv[0])):
+        if (
+            float(t) >= thresholds["unsafe"]
+            and d["precision"] >= JUDGE_BLOCK_PRECISION
+            and d["flagged"] >= 20
+        ):
+            block_at = float(t)
+            break
+
+    def band(k: str) -> dict[str, float]:
+        return {"threshold": thresholds[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
+
+    return {
+        "name": "default",
+        "description": "For models/moderator-multitask-e5-small: review at the thresholds calibrated on the dev "
+        "splits (models/moderator-multitask-e5-small/thresholds.json); block at high confidence for hate labels, "
+        "at 0.5 for sexual content with minors and self-harm; the judge blocks alone only where its dev "
+        f"precision is >= {JUDGE_BLOCK_PRECISION} (see the model card).",
+        "labels": {k: band(k) for k in LABEL_KEYS if k != "clean"},
+        "safety": {k: band(k) for k in SAFETY_KEYS},
+        "judge": {"review": thresholds["unsafe"], "block": block_at},
+        "truncated_action": None,
+    }
 
 
 def _bench(fn: Any, items: list[Any], batch: int = 64, repeats: int = 2) -> float:
@@ -210,18 +258,26 @@ def ship_multitask(
     report = multitask_report(model, data, th, probs=probs, dev=dev)
     report["int8_probability_drift"] = qdrift
     report["lexical"] = {"hate_weight": w_hate, "safety_weight": w_safe, "search": search}
-    report["nn_only"] = multitask_report(model, data, calibrate(dev, mixed(0.0, 0.0)), probs=mixed(0.0, 0.0), dev=dev)[
-        "unsmile"
-    ]
+    report["nn_only"] = multitask_report(
+        model, data, calibrate(dev, mixed(0.0, 0.0)), probs=mixed(0.0, 0.0), dev=dev
+    )["unsmile"]
     report["training"] = {k: v for k, v in summary.items() if k not in ("best",)}
     report["training"]["best_step"] = summary["best"]["step"]
     report["threads"] = threads
+    from moderator.policy import parse_policy
+    from onnx_export.train.report import functional_checks, read_checks
+
+    policy_doc = default_policy(th, report)
+    (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
+    report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
     texts = [t for t in dev["unsmile"].first]
     pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
     report["comments_per_second"] = _bench(model.score_comments, texts)
     report["replies_per_second"] = _bench(model.score_replies, pairs)
     report["size_mb"] = (out_dir / "model.onnx").stat().st_size / 1e6
-    (out_dir / "dev_metrics.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=float) + "\n")
+    (out_dir / "dev_metrics.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2, default=float) + "\n"
+    )
     return report
 
 
@@ -239,5 +295,9 @@ def ship_multitask_main(argv: list[str]) -> None:
     from onnx_export.train.card_multitask import write_multitask_card
 
     write_multitask_card(args.out, report)
-    print(json.dumps({k: report[k] for k in ("unsmile", "hatescore", "replies", "safety")}, indent=1, default=float)[:6000])
+    print(
+        json.dumps(
+            {k: report[k] for k in ("unsmile", "hatescore", "replies", "safety")}, indent=1, default=float
+        )[:6000]
+    )
     print(f"written to {args.out}")
