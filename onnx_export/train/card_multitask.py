@@ -28,6 +28,13 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
+class _Fields(dict[str, Any]):
+    """A figure the report lacks (e.g. a source absent from a quick run) renders as n/a, not a crash."""
+
+    def __missing__(self, key: str) -> str:
+        return "n/a"
+
+
 def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
     """Fill the template's ``{name}`` fields from the report; tables are built here."""
     u = report["unsmile"]
@@ -102,7 +109,11 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
                 flat[f"{prefix}{k}"] = _f(v) if isinstance(v, float) else v
 
     walk("", report)
-    cfg = report["training"]["config"]
+    from dataclasses import asdict
+
+    from onnx_export.train.multitask import MultitaskConfig
+
+    cfg = {**asdict(MultitaskConfig()), **report["training"]["config"]}
     for k, v in cfg.items():
         flat[f"cfg__{k}"] = v
     meta = json.loads((out_dir / "metadata.json").read_text(encoding="utf-8"))
@@ -127,7 +138,7 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
         **json.loads(NOTES.read_text(encoding="utf-8")),
     )
     fields["functional_table"] = _functional_table(report.get("functional", {}))
-    text = TEMPLATE.read_text(encoding="utf-8").format(**fields, **flat)
+    text = TEMPLATE.read_text(encoding="utf-8").format_map(_Fields({**flat, **fields}))
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text, encoding="utf-8")
     return path
@@ -153,3 +164,15 @@ def _misses(misses: list[dict[str, Any]]) -> str:
         want = m["expect"] + (f" ({m['category']})" if m.get("category") else "")
         lines.append(f"- [{m['behaviour']}] {m['text']} — expected {want}, got {m['action']} ({got}{unsafe})")
     return "\n".join(lines)
+
+
+def card_main(argv: list[str]) -> None:
+    """``card multitask --out DIR``: re-render MODEL_CARD.md from DIR/dev_metrics.json (after editing the
+    template or its notes) without re-shipping."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m onnx_export.train card multitask")
+    ap.add_argument("--out", type=Path, default=Path("models/moderator-multitask-e5-small"))
+    args = ap.parse_args(argv)
+    report = json.loads((args.out / "dev_metrics.json").read_text(encoding="utf-8"))
+    print(write_multitask_card(args.out, report))

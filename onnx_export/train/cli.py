@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["multitask"]:
         multitask_main(args[1:])
         return
+    if args[:2] == ["card", "multitask"]:
+        from onnx_export.train.card_multitask import card_main
+
+        card_main(args[2:])
+        return
     if args[:2] == ["ship", "multitask"]:
         from onnx_export.train.ship_multitask import ship_multitask_main
 
