@@ -135,6 +135,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     policy = load_policy(settings.policy_path)
+    if args.sources:
+        return _eval_sources(args, settings)
+    if not args.kind or not args.input:
+        raise SystemExit("moderator eval: give --kind and --input (a labelled file), or --sources DATA_DIR")
     rows = _split_rows(args.split, args.part)
     report: dict[str, Any]
     if args.kind == "comment":
@@ -150,6 +154,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(dumps(report) + b"\n")
     else:
         print(format_report(report))
+    return 0
+
+
+def _eval_sources(args: argparse.Namespace, settings: Any) -> int:
+    """The multitask model's full dev report (every figure of its model card) on ``--sources``."""
+    import json
+
+    from moderator.runtime.loader import load_classifier
+    from topics import dumps
+
+    classifier = load_classifier(settings.classifier_path, settings.runtime)
+    model = getattr(classifier, "multitask", None)
+    if model is None:
+        raise SystemExit(
+            f"moderator eval --sources needs an encoder-multitask model; {settings.classifier_path} is not one"
+        )
+    try:
+        from onnx_export.train.report import multitask_report, read_thresholds
+    except ImportError as exc:  # the report reads the training sources with the export extra's helpers
+        raise SystemExit(
+            f"moderator eval --sources needs the repository's onnx_export package ({exc})"
+        ) from None
+    data = Path(args.sources)
+    if not data.is_dir():
+        raise SystemExit(f"moderator eval: --sources {data} is not a directory (expected ../shared/data)")
+    report = multitask_report(model, data, read_thresholds(settings.classifier_path))
+    if args.json:
+        sys.stdout.buffer.write(dumps(report) + b"\n")
+    else:
+        print(json.dumps(report, ensure_ascii=False, indent=1, default=float))
     return 0
 
 
@@ -221,8 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="precision/recall/F1, LRAP, AUROC on a labelled file")
     _common(p)
-    p.add_argument("--kind", choices=["comment", "reply"], required=True)
-    p.add_argument("--input", required=True, help="UnSmile TSV, KoSBi JSON, or labelled JSONL")
+    p.add_argument("--kind", choices=["comment", "reply"])
+    p.add_argument("--input", help="UnSmile TSV, KoSBi JSON, or labelled JSONL")
+    p.add_argument(
+        "--sources",
+        help="data directory (../shared/data): the multitask model's dev report over every source, "
+        "the figures of its model card",
+    )
     p.add_argument(
         "--split",
         help="a split file (JSON of row-index lists), e.g. ../shared/data/unsmile/train_dev_split.json",

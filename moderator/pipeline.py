@@ -242,6 +242,17 @@ class Pipeline:
                     "unsafe": round(float(res.unsafe[i]), _SCORE_DIGITS) if name == "judge" else None,
                     "truncated": bool(res.truncated[i]),
                 }
+        if reply_keys and getattr(self.judge, "multitask", None) is not model:
+            # another judge (e.g. KoSafeGuard on a GPU) decides `unsafe`; the scores stay the multitask model's
+            scored = [k for k in reply_keys if k in cores]
+            pairs = [(unique[k].prompt or "", unique[k].text) for k in scored]
+            judged = await self._judge(scored, pairs, errors)
+            for key, (p_unsafe, truncated) in judged.items():
+                cores[key]["unsafe"] = round(p_unsafe, _SCORE_DIGITS)
+                cores[key]["truncated"] = cores[key]["truncated"] or truncated
+            for key in scored:
+                if key in errors:
+                    cores.pop(key, None)
         return cores, errors
 
     async def _classify(

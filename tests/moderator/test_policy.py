@@ -78,3 +78,32 @@ def test_default_policy_uses_the_shipped_models_calibrated_thresholds() -> None:
         assert p.labels[key].threshold == pytest.approx(calibrated[key], abs=1e-4), key
     judge = json.loads((DEFAULT_JUDGE / "thresholds.json").read_text())["judge"]
     assert p.judge_review == pytest.approx(judge, abs=1e-4)
+
+
+def test_safety_bands_categorise_and_block_only_when_present() -> None:
+    import numpy as np
+
+    from topics.labels import LABEL_KEYS, SAFETY_KEYS
+
+    doc = {
+        "name": "s",
+        "labels": {"*": {"threshold": 0.5, "block": 0.9}},
+        "safety": {"*": {"threshold": 0.5, "block": 0.95}, "self_harm": {"threshold": 0.3, "block": 0.5}},
+        "judge": {"review": 0.5, "block": None},
+    }
+    p = parse_policy(doc)
+    scores = np.zeros(len(LABEL_KEYS) + len(SAFETY_KEYS), np.float32)
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("self_harm")] = 0.4
+    d = p.decide(scores, 0.1)
+    assert d.categories == ["self_harm"] and d.action == "review"
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("self_harm")] = 0.6
+    assert p.decide(scores, 0.1).action == "block"
+    # ten scores (an older classifier): safety bands do not apply
+    assert p.decide(scores[: len(LABEL_KEYS)], None).categories == []
+    # a policy without a safety section reports safety scores but never categorises them
+    old = parse_policy({k: v for k, v in doc.items() if k != "safety"})
+    assert old.decide(scores, None).categories == []
+    with pytest.raises(PolicyError, match="unknown safety key"):
+        parse_policy({**doc, "safety": {"guns": {"threshold": 0.5}}})
+    with pytest.raises(PolicyError, match="below its threshold"):
+        parse_policy({**doc, "safety": {"*": {"threshold": 0.6, "block": 0.5}}})

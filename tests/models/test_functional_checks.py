@@ -1,0 +1,63 @@
+"""HateCheck-style functional checks of the shipped multitask model under the default policy.
+
+The cases (``tests/models/checks/*.jsonl``) are hand-written and kept out of training; the rates
+pinned here are what the shipped model reaches (the model card lists every miss), so a retrained model
+that gets worse on a behaviour fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moderator.policy import load_policy
+from moderator.runtime.loader import load_classifier
+from moderator.runtime.options import RuntimeOptions
+from moderator.settings import DEFAULT_MODEL, DEFAULT_POLICY
+from onnx_export.train.report import CHECKS_DIR, functional_checks, read_checks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: behaviour → (least share behaving as expected, least share with the expected category), as measured
+#: on the shipped model (see its card); None = no category expected.
+PINNED: dict[str, tuple[float, float | None]] = {}
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    model = load_classifier(DEFAULT_MODEL, RuntimeOptions(device="cpu", intra_op_threads=2)).multitask  # type: ignore[attr-defined]
+    return functional_checks(model, load_policy(DEFAULT_POLICY), read_checks())
+
+
+def test_checks_are_not_training_data() -> None:
+    """No check sentence occurs in the training templates (they were written separately)."""
+    import random
+
+    from onnx_export.train.templates import hate_and_neutral, safety_pairs
+
+    rows = hate_and_neutral(random.Random(0), 200).extend(safety_pairs(random.Random(0), 400, []))
+    template_texts = {t for t in rows.first} | {t for t in rows.second if t}
+    template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")
+    for case in read_checks(CHECKS_DIR):
+        for key in ("text", "reply"):
+            if key in case:
+                assert case[key] not in template_texts, case[key]
+                assert case[key] not in template_source, case[key]
+
+
+def test_every_behaviour_meets_its_pinned_rate(result: dict[str, Any]) -> None:
+    behaviours = result["behaviours"]
+    assert set(PINNED) <= set(behaviours)
+    for name, (pass_rate, category_rate) in PINNED.items():
+        b = behaviours[name]
+        assert b["pass_rate"] >= pass_rate, (name, b, [m for m in result["misses"] if m["behaviour"] == name])
+        if category_rate is not None:
+            assert b["category_rate"] >= category_rate, (name, b)
+
+
+def test_no_safety_category_left_at_zero_recall(result: dict[str, Any]) -> None:
+    for name, b in result["behaviours"].items():
+        if name.endswith("_unsafe"):
+            assert b["passed"] > 0, (name, b)
