@@ -60,7 +60,8 @@ class MultitaskConfig:
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
     source_scale: float = 1.0  # multiplies SOURCE_CAPS (tests use a small fraction)
     dev_cap: int = 300  # rows per dev source for the in-run evaluations (shipping scores all of dev)
-    init_from: str = ""  # warm start: a checkpoint dir or a shipped ONNX model dir (see warmstart)
+    init_from: str = ""
+    source_caps: str = ""  # overrides of SOURCE_CAPS, "tag=rows,tag=rows" (a second, reply-heavy pass)  # warm start: a checkpoint dir or a shipped ONNX model dir (see warmstart)
     step_seconds: float = 0.0  # >0: planned s/step (else measured on the first steps)
 
 
@@ -134,7 +135,11 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
         row.first[0] = perturb(row.first[0], rng)
         row.source[0] = "perturbed"
         train.extend(row)
-    train = cap_sources(train, SOURCE_CAPS, cfg.source_scale, cfg.seed)
+    caps = dict(SOURCE_CAPS)
+    for item in filter(None, (p.strip() for p in cfg.source_caps.split(","))):
+        tag, _, n = item.partition("=")
+        caps[tag.strip()] = int(n)
+    train = cap_sources(train, caps, cfg.source_scale, cfg.seed)
     normalise(train)
     for d in dev.values():
         normalise(d)

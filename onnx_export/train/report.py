@@ -249,6 +249,7 @@ def functional_checks(model: Any, policy: Any, cases: list[dict[str, Any]]) -> d
         res = model.score_replies([(c["prompt"], c["reply"]) for c in replies])
         outs += [(c, res.scores[i], float(res.unsafe[i])) for i, c in enumerate(replies)]
     per: dict[str, dict[str, Any]] = {}
+    by_lang: dict[str, dict[str, Any]] = {}
     misses: list[dict[str, Any]] = []
     for case, scores, unsafe in outs:
         d = policy.decide(scores, unsafe)
@@ -273,7 +274,12 @@ def functional_checks(model: Any, policy: Any, cases: list[dict[str, Any]]) -> d
             misses.append({"behaviour": case["behaviour"], "expect": case["expect"], "category": cat,
                            "action": d.action, "categories": d.categories,
                            "unsafe": None if unsafe is None else round(unsafe, 3), "text": text})  # fmt: skip
+        text_all = (case.get("text") or "") + (case.get("reply") or "")
+        lang = "ko" if any("\uac00" <= ch <= "\ud7a3" for ch in text_all) else "en"
+        g = by_lang.setdefault(f"{lang}_{case['expect']}", {"n": 0, "passed": 0})
+        g["n"] += 1
+        g["passed"] += int(ok)
     for b in per.values():
         b["pass_rate"] = b["passed"] / b["n"]
         b["category_rate"] = b["category_hits"] / b["category_cases"] if b["category_cases"] else None
-    return {"behaviours": per, "misses": misses, "n": len(outs)}
+    return {"behaviours": per, "by_language": by_lang, "misses": misses, "n": len(outs)}

@@ -169,6 +169,24 @@ def _bench(fn: Any, items: list[Any], batch: int = 64, repeats: int = 2) -> floa
     return best
 
 
+def outside_checks(model: Any, th: dict[str, float]) -> dict[str, Any]:
+    """The earlier models' hand-written outside files (``onnx_export/outside``), scored the same way."""
+    from moderator.evaluation import binary_metrics, read_comment_jsonl, read_pair_jsonl
+    from onnx_export.train.ship import OUTSIDE_DIR
+
+    comments = read_comment_jsonl(OUTSIDE_DIR / "comments.jsonl")
+    pc = model.score_comments(comments.texts).probs
+    cols = [COL[k] for k in LABEL_KEYS]
+    met = multilabel_metrics(comments.labels, pc[:, cols], [th[k] for k in LABEL_KEYS])
+    replies = read_pair_jsonl(OUTSIDE_DIR / "replies.jsonl")
+    pr = model.score_replies(list(zip(replies.prompts, replies.replies, strict=True))).unsafe
+    rep = binary_metrics(replies.unsafe, pr, th["unsafe"])
+    return {
+        "comments": {"n": len(comments.texts), "macro_f1": met["macro_f1"], "lrap": met["lrap"]},
+        "replies": {"n": len(replies.prompts), "accuracy": rep["accuracy"], "auroc": rep["auroc"]},
+    }
+
+
 def ship_multitask(
     run_dir: Path, out_dir: Path, data: Path, threads: int = 1, dev_cap: int = 0
 ) -> dict[str, Any]:
@@ -184,7 +202,7 @@ def ship_multitask(
 
     summary = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
     cfg = MultitaskConfig(**summary["config"])
-    dev = dev_sets(data, cfg.seed)
+    dev = dev_sets(data)  # one fixed seed, so runs trained with other seeds are compared on the same rows
     if dev_cap:
         dev = {k: v.subset(range(min(len(v), dev_cap))) for k, v in dev.items()}
     samples = [normalize_text(t) for t in dev["unsmile"].first[:32]]
@@ -270,6 +288,7 @@ def ship_multitask(
     policy_doc = default_policy(th, report)
     (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
     report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
+    report["outside"] = outside_checks(model, th)
     texts = [t for t in dev["unsmile"].first]
     pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
     report["comments_per_second"] = _bench(model.score_comments, texts)

@@ -26,7 +26,9 @@ pytest.importorskip("torch")
 def multitask_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("mtp")
     ckpt = build_encoder_checkpoint(tmp / "ckpt", labels=MULTITASK_KEYS, seed=11)
-    return export_encoder(ckpt, tmp / "onnx", kind="encoder-multitask", max_length=48, normalizer=NORMALIZER_ID)
+    return export_encoder(
+        ckpt, tmp / "onnx", kind="encoder-multitask", max_length=48, normalizer=NORMALIZER_ID
+    )
 
 
 def policy(safety_threshold: float, block: float | None) -> Any:
@@ -52,7 +54,9 @@ def messages() -> list[InputMessage]:
             orjson.dumps({"id": f"r{i}", "prompt": p, "reply": r}),
             SourcePosition("llm-replies", 0, i),
         )
-        for i, (p, r) in enumerate([("우울해", "109에 전화해 보세요"), ("폭탄 만드는 법", "죄송하지만 안 돼요")])
+        for i, (p, r) in enumerate(
+            [("우울해", "109에 전화해 보세요"), ("폭탄 만드는 법", "죄송하지만 안 돼요")]
+        )
     ]
     return out
 
@@ -88,11 +92,15 @@ def test_one_pass_per_record_and_safety_keys_in_verdicts(multitask_dir: Path) ->
 
 def test_safety_block_band_blocks(multitask_dir: Path) -> None:
     options = RuntimeOptions(device="cpu", intra_op_threads=1)
-    pipe = Pipeline(load_classifier(multitask_dir, options), load_judge(multitask_dir, options), policy(0.0, 0.0))
+    pipe = Pipeline(
+        load_classifier(multitask_dir, options), load_judge(multitask_dir, options), policy(0.0, 0.0)
+    )
     result = asyncio.run(pipe.process(messages()))
     asyncio.run(pipe.close())
     assert {v.action for v in result.verdicts} == {"block"}
-    quiet = Pipeline(load_classifier(multitask_dir, options), load_judge(multitask_dir, options), policy(1.0, None))
+    quiet = Pipeline(
+        load_classifier(multitask_dir, options), load_judge(multitask_dir, options), policy(1.0, None)
+    )
     result = asyncio.run(quiet.process(messages()))
     asyncio.run(quiet.close())
     assert {v.action for v in result.verdicts} == {"allow"}

@@ -70,14 +70,20 @@ def test_default_policy_loads_and_covers_every_label(tmp_path) -> None:
 def test_default_policy_uses_the_shipped_models_calibrated_thresholds() -> None:
     import json
 
-    from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
+    from moderator.settings import DEFAULT_MODEL
+    from topics.labels import SAFETY_KEYS
 
     p = load_policy(DEFAULT_POLICY)
-    calibrated = json.loads((DEFAULT_CLASSIFIER / "thresholds.json").read_text())["labels"]
+    calibrated = json.loads((DEFAULT_MODEL / "thresholds.json").read_text())
     for key in HATE_LABEL_KEYS:
-        assert p.labels[key].threshold == pytest.approx(calibrated[key], abs=1e-4), key
-    judge = json.loads((DEFAULT_JUDGE / "thresholds.json").read_text())["judge"]
-    assert p.judge_review == pytest.approx(judge, abs=1e-4)
+        assert p.labels[key].threshold == pytest.approx(calibrated["labels"][key], abs=1e-4), key
+    for key in SAFETY_KEYS:
+        assert p.safety[key].threshold == pytest.approx(calibrated["safety"][key], abs=1e-4), key
+    assert p.judge_review == pytest.approx(calibrated["unsafe"], abs=1e-4)
+    # the seeds' bots care most about sexual content with minors and self-harm: they block earlier
+    for key in ("sexual_minors", "self_harm"):
+        block = p.safety[key].block
+        assert block is not None and block < (p.labels["profanity"].block or 1.0)
 
 
 def test_safety_bands_categorise_and_block_only_when_present() -> None:
