@@ -138,7 +138,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.sources:
         return _eval_sources(args, settings)
     if not args.kind or not args.input:
-        raise SystemExit("moderator eval: give --kind and --input (a labelled file), or --sources DATA_DIR")
+        raise ValueError("give --kind and --input (a labelled file), or --sources DATA_DIR")
     rows = _split_rows(args.split, args.part)
     report: dict[str, Any]
     if args.kind == "comment":
@@ -167,9 +167,7 @@ def _eval_sources(args: argparse.Namespace, settings: Any) -> int:
     classifier = load_classifier(settings.classifier_path, settings.runtime)
     model = getattr(classifier, "multitask", None)
     if model is None:
-        raise SystemExit(
-            f"moderator eval --sources needs an encoder-multitask model; {settings.classifier_path} is not one"
-        )
+        raise ValueError(f"--sources needs an encoder-multitask model; {settings.classifier_path} is not one")
     try:
         from onnx_export.train.report import multitask_report, read_thresholds
     except ImportError as exc:  # the report reads the training sources with the export extra's helpers
@@ -178,7 +176,7 @@ def _eval_sources(args: argparse.Namespace, settings: Any) -> int:
         ) from None
     data = Path(args.sources)
     if not data.is_dir():
-        raise SystemExit(f"moderator eval: --sources {data} is not a directory (expected ../shared/data)")
+        raise ValueError(f"--sources {data} is not a directory (expected ../shared/data)")
     report = multitask_report(model, data, read_thresholds(settings.classifier_path))
     if args.json:
         sys.stdout.buffer.write(dumps(report) + b"\n")

@@ -88,3 +88,13 @@ def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert b"nope" in proc.stderr and b"Fix" in proc.stderr
+
+
+def test_eval_needs_a_file_or_sources_and_sources_needs_a_multitask_model(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_judge_dir: Path
+) -> None:
+    proc = run("eval", *tiny_models(tiny_classifier_dir, tiny_judge_dir))
+    assert proc.returncode == 2 and b"--kind and --input" in proc.stderr
+    proc = run("eval", "--sources", str(tmp_path), *tiny_models(tiny_classifier_dir, tiny_judge_dir))
+    assert proc.returncode == 2 and b"encoder-multitask" in proc.stderr
+    assert b"Traceback" not in proc.stderr
