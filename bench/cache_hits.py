@@ -40,7 +40,7 @@ GOAL = 10.0
 
 async def push(pipeline: Any, kind: str, values: list[bytes], batch: int) -> tuple[float, int, int]:
     """Seconds to push ``values`` through the pipeline; also (verdicts, cached verdicts)."""
-    from moderator.pipeline import InputMessage
+    from moderator.core.pipeline import InputMessage
 
     n_verdicts = n_cached = 0
     started = time.perf_counter()
@@ -57,10 +57,10 @@ async def measure(
 ) -> dict[str, dict[str, list[float]]]:
     import redis.asyncio as aioredis
 
-    from moderator.cache import VerdictCache
+    from moderator.core.cache import VerdictCache
+    from moderator.core.pipeline import Pipeline
+    from moderator.core.policy import load_policy
     from moderator.metrics import Metrics
-    from moderator.pipeline import Pipeline
-    from moderator.policy import load_policy
     from moderator.runtime.loader import load_classifier, load_judge
     from moderator.settings import Settings
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "comment": comment_values(data.comments[: args.comments], "c"),
         "reply": reply_values(data.pairs[: args.replies], "r"),
     }
-    from moderator.embedded import EmbeddedRedis
+    from moderator.local.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as redis_server:
         rates = asyncio.run(measure(classifier, judge, redis_server.url, inputs, args.rounds, args.threads))

@@ -281,7 +281,7 @@ class Services:
     redis: Any = None
 
     def __enter__(self) -> Services:
-        from moderator.embedded import EmbeddedBroker, EmbeddedRedis
+        from moderator.local.embedded import EmbeddedBroker, EmbeddedRedis
 
         self.broker = EmbeddedBroker()
         self.broker.start()
@@ -422,7 +422,7 @@ def fresh_topics(tag: str) -> Any:
 
 
 async def create_topics(broker_url: str, names: Any, partitions: int) -> None:
-    from moderator.embedded import ensure_topics
+    from moderator.local.embedded import ensure_topics
 
     await ensure_topics(broker_url, [*names.inputs(), *names.outputs()], partitions)
 
@@ -432,7 +432,7 @@ async def produce_all(
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from moderator.embedded import bootstrap_servers
+    from moderator.settings import bootstrap_servers
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker_url), acks="all", linger_ms=5, max_batch_size=256 * 1024
@@ -453,7 +453,7 @@ async def read_topic(
     """Read ``topic`` from the start until ``expect`` records came or the time is up: (key, value, ts ms)."""
     from aiokafka import AIOKafkaConsumer
 
-    from moderator.embedded import bootstrap_servers
+    from moderator.settings import bootstrap_servers
 
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap_servers(broker_url), group_id=None, auto_offset_reset="earliest"

@@ -46,7 +46,8 @@ from bench.common import (
     table,
     worker_env,
 )
-from moderator.embedded import bootstrap_servers, free_port
+from moderator.local.embedded import free_port
+from moderator.settings import bootstrap_servers
 
 GOAL_RATE = 20
 GOAL_P99_MS = 150.0

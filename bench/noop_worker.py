@@ -1,4 +1,4 @@
-"""The real faust worker (``moderator.app.create_app``) around a pipeline with the no-op models.
+"""The real faust worker (``moderator.stream.app.create_app``) around a pipeline with the no-op models.
 
     MODERATOR_BROKER=... MODERATOR_REDIS_URL=... python -m bench.noop_worker
 
@@ -14,13 +14,13 @@ import logging
 import faust
 
 from bench.noop_model import NoopClassifier, NoopJudge
-from moderator.app import create_app
-from moderator.cache import VerdictCache
+from moderator.core.cache import VerdictCache
+from moderator.core.pipeline import Pipeline
+from moderator.core.policy import load_policy
 from moderator.metrics import Metrics
-from moderator.pipeline import Pipeline
-from moderator.policy import load_policy
 from moderator.settings import Settings
-from moderator.worker import wait_for_broker
+from moderator.stream.app import create_app
+from moderator.stream.worker import wait_for_broker
 
 
 def main() -> int:
@@ -48,7 +48,7 @@ def main() -> int:
     asyncio.run(wait_for_broker(settings, timeout_s=settings.broker_wait_s))
     app = create_app(settings, pipeline, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
-    worker.spinner = None  # as moderator.worker.run_worker does
+    worker.spinner = None  # as moderator.stream.worker.run_worker does
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

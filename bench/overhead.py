@@ -4,7 +4,7 @@ Both sides read the same pre-filled ``comments`` topic (UnSmile dev comments, 4 
 local broker, in their own process, and write one verdict-shaped record per input:
 
 * **raw loop**: ``bench.raw_loop``, aiokafka consume → produce → commit, nothing else;
-* **faust worker**: ``bench.noop_worker``, the real worker (``moderator.app.create_app``: validation,
+* **faust worker**: ``bench.noop_worker``, the real worker (``moderator.stream.app.create_app``: validation,
   normalisation, Redis dedupe/cache round trips, policy, verdict serialisation, at-least-once sinks)
   with the models replaced by ``bench.noop_model``'s constant ones.
 
@@ -56,7 +56,7 @@ from bench.common import (
     wait_until,
     worker_env,
 )
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 
 GOAL = 0.5
 
@@ -156,14 +156,14 @@ def run_worker(
 #: as a verdict send, while the agent loop around everything does not claim it all.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics (prometheus_client)", ("prometheus_client/",)),
-    ("Redis client (redis-py, moderator/cache.py)", ("redis/", "moderator/cache.py")),
+    ("Redis client (redis-py, moderator/core/cache.py)", ("redis/", "moderator/core/cache.py")),
     (
-        "verdict sends (moderator/sinks.py, faust + aiokafka producer)",
-        ("moderator/sinks.py", "aiokafka/producer/", "Producer.send"),
+        "verdict sends (moderator/stream/sinks.py, faust + aiokafka producer)",
+        ("moderator/stream/sinks.py", "aiokafka/producer/", "Producer.send"),
     ),
     (
         "moderator pipeline (decode, validate, normalise, policy, verdicts)",
-        ("moderator/pipeline.py", "moderator/policy.py", "topics/", "BatchHandler._messages"),
+        ("moderator/core/pipeline.py", "moderator/core/policy.py", "topics/", "BatchHandler._messages"),
     ),
     ("faust streams, agents, acks + aiokafka consumer (fetches)", ("faust/", "mode/", "aiokafka/")),
 )

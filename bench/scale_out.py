@@ -50,7 +50,7 @@ from bench.common import (
     wait_until,
     worker_env,
 )
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 
 H100_BF16_FLOPS = 989e12
 #: Model FLOP utilisation assumed for the "realistic" column: batched prefill of short sequences

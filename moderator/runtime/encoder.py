@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from moderator.batching import padded_tokens, plan_batches
 from moderator.runtime.base import ClassifierOutput, JudgeOutput
+from moderator.runtime.batching import padded_tokens, plan_batches
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import (
     MODEL_FILE,

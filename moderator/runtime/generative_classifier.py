@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
-from moderator.batching import padded_tokens, plan_batches
 from moderator.runtime.base import ClassifierOutput
+from moderator.runtime.batching import padded_tokens, plan_batches
 from moderator.runtime.decoder import DecoderGraph, Past, last_positions, log_softmax
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import METADATA_FILE, ModelMetadata

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from moderator.batching import padded_tokens, plan_batches
 from moderator.runtime.base import JudgeOutput
+from moderator.runtime.batching import padded_tokens, plan_batches
 from moderator.runtime.decoder import DecoderGraph, Past, last_positions
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import METADATA_FILE, ModelMetadata

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from moderator.embedded import free_port
-from moderator.worker import EXIT_SHUTDOWN_TIMEOUT, SHUTDOWN_TIMEOUT_S
+from moderator.local.embedded import free_port
+from moderator.stream.worker import EXIT_SHUTDOWN_TIMEOUT, SHUTDOWN_TIMEOUT_S
 from tests.fixtures.faults import (
     FaultReport,
     ProxiedBroker,

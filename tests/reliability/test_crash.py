@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 from tests.fixtures.faults import FaultReport, all_ids_done, counter_total, new_topics, read_outputs, tally
 from tests.fixtures.worker import WorkerProcess
 from tests.reliability.data import comments, send

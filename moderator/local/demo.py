@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from moderator.clients import follow, produce_lines
-from moderator.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
+from moderator.local.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
 from moderator.settings import Settings
+from moderator.stream.clients import follow, produce_lines
 from topics import loads
 
-DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
 
 
 @dataclass

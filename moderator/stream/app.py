@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from faust.transport import by_url
-from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, TransportT
+from faust.types import EventT
 
-from moderator.health import Liveness
+from moderator.core.pipeline import InputMessage, Pipeline
 from moderator.metrics import Metrics
-from moderator.pipeline import InputMessage, Pipeline
 from moderator.settings import Settings
-from moderator.sinks import VerdictSink
+from moderator.stream.adapter import app_with_fetch_wait
+from moderator.stream.liveness import Liveness
+from moderator.stream.sinks import VerdictSink
 from topics import SourcePosition
 from topics.records import Kind
 
@@ -50,31 +49,7 @@ _MAX_FETCH_BYTES = 1024 * 1024
 FETCH_MAX_WAIT_MS = 100
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # faust passes a fixed fetch_max_wait_ms; aiokafka reads this attribute when start() builds the Fetcher.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
-
-
-class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
-
-
-class _App(faust.App):
-    """faust's App with the consumer fetch wait of ``FETCH_MAX_WAIT_MS`` (Kafka transports only)."""
-
-    def _new_transport(self) -> TransportT:
-        url = self.conf.broker_consumer[0]
-        if by_url(url) is faust_aiokafka.Transport:
-            return _Transport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+_App = app_with_fetch_wait(FETCH_MAX_WAIT_MS)
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -262,10 +237,11 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     # Ready = models loaded (they load before this app exists), output topics declared, and the consumer
     # holds an assignment, i.e. the worker consumes. Until both, /ready answers 503.
-    readiness = {"outputs": False, "assigned": False}
+    readiness = {"outputs": False, "assigned": False, "ready": False}
 
     def update_ready() -> None:
-        if all(readiness.values()) and not metrics.ready._value.get():
+        if readiness["outputs"] and readiness["assigned"] and not readiness["ready"]:
+            readiness["ready"] = True
             metrics.ready.set(1)
             log.info(
                 "worker ready: classifier=%s judge=%s policy=%s",
@@ -302,7 +278,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     @app.page("/ready")
     async def ready_view(web: Any, request: Any) -> Any:
-        ready = bool(metrics.ready._value.get())
+        ready = readiness["ready"]
         return web.json({"ready": ready}, status=200 if ready else 503)
 
     app.moderator_pipeline = pipeline  # type: ignore[attr-defined]
