@@ -156,14 +156,23 @@ def run_worker(
 #: as a verdict send, while the agent loop around everything does not claim it all.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics (prometheus_client)", ("prometheus_client/",)),
-    ("Redis client (redis-py, moderator/core/cache.py)", ("redis/", "moderator/core/cache.py")),
+    (
+        "Redis client (redis-py, moderator/core/{redis_store,cache,registry}.py)",
+        ("redis/", "moderator/core/redis_store.py", "moderator/core/cache.py", "moderator/core/registry.py"),
+    ),
     (
         "verdict sends (moderator/stream/sinks.py, faust + aiokafka producer)",
         ("moderator/stream/sinks.py", "aiokafka/producer/", "Producer.send"),
     ),
     (
         "moderator pipeline (decode, validate, normalise, policy, verdicts)",
-        ("moderator/core/pipeline.py", "moderator/core/policy.py", "topics/", "BatchHandler._messages"),
+        (
+            "moderator/core/pipeline.py",
+            "moderator/core/policy.py",
+            "moderator/core/verdict_core.py",
+            "topics/",
+            "BatchHandler._messages",
+        ),
     ),
     ("faust streams, agents, acks + aiokafka consumer (fetches)", ("faust/", "mode/", "aiokafka/")),
 )
