@@ -57,24 +57,20 @@ async def measure(
 ) -> dict[str, dict[str, list[float]]]:
     import redis.asyncio as aioredis
 
-    from moderator.core.cache import VerdictCache
-    from moderator.core.pipeline import Pipeline
-    from moderator.core.policy import load_policy
     from moderator.metrics import Metrics
-    from moderator.runtime.loader import load_classifier, load_judge
     from moderator.settings import Settings
+    from moderator.stream.worker import build_pipeline
 
-    settings = Settings(intra_op_threads=threads, device="cpu")
-    options = settings.runtime
-    metrics = Metrics()
-    cache = VerdictCache(redis_url, ttl_s=3600, timeout_ms=1000, metrics=metrics)
-    pipeline = Pipeline(
-        load_classifier(classifier, options),
-        load_judge(judge, options),
-        load_policy(settings.policy_path),
-        cache=cache,
-        metrics=metrics,
+    settings = Settings(
+        intra_op_threads=threads,
+        device="cpu",
+        redis_url=redis_url,
+        cache_ttl_s=3600,
+        cache_timeout_ms=1000,
+        classifier_path=classifier,
+        judge_path=judge,
     )
+    pipeline = build_pipeline(settings, Metrics())
     admin = aioredis.from_url(redis_url)
     out: dict[str, dict[str, list[float]]] = {k: {"miss": [], "hit": []} for k in inputs}
     try:

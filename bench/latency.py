@@ -25,11 +25,11 @@ import orjson
 
 from bench.common import (
     RESULTS_DIR,
-    Proc,
     Section,
     Services,
     Stat,
     base_parser,
+    bench_process,
     command_line,
     create_topics,
     cycle,
@@ -132,7 +132,9 @@ def run_config(
             "MODERATOR_INTRA_OP_THREADS": str(threads),
         },
     )
-    proc = Proc([sys.executable, "-m", "moderator", "worker"], env, RESULTS_DIR / "latency-worker.log", port)
+    proc = bench_process(
+        [sys.executable, "-m", "moderator", "worker"], env, RESULTS_DIR / "latency-worker.log", port
+    )
     proc.start()
     out: dict[float, list[float]] = {}
     try:

@@ -6,7 +6,7 @@ local broker, in their own process, and write one verdict-shaped record per inpu
 * **raw loop**: ``bench.raw_loop``, aiokafka consume → produce → commit, nothing else;
 * **faust worker**: ``bench.noop_worker``, the real worker (``moderator.stream.app.create_app``: validation,
   normalisation, Redis dedupe/cache round trips, policy, verdict serialisation, at-least-once sinks)
-  with the models replaced by ``bench.noop_model``'s constant ones.
+  with the models replaced by ``moderator.local.noop_models``'s constant ones.
 
 Throughput is counted from the output records' broker timestamps (first → last verdict), so process
 start-up and the consumer-group join are not in it. Rounds alternate the two sides.
@@ -33,12 +33,12 @@ import psutil
 from bench.common import (
     REPO,
     RESULTS_DIR,
-    Proc,
     Section,
     Services,
     Stat,
     bar_with_range,
     base_parser,
+    bench_process,
     command_line,
     comment_values,
     create_topics,
@@ -113,7 +113,7 @@ def run_worker(
         web_port=port,
         extra={"MODERATOR_TOPIC_PARTITIONS": str(partitions), **extra_env},
     )
-    proc = Proc(
+    proc = bench_process(
         [sys.executable, "-m", "bench.noop_worker"], env, RESULTS_DIR / f"overhead-worker-{tag}.log", port
     )
     proc.start()

@@ -21,25 +21,33 @@ from moderator.core.policy import load_policy
 from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry
 from moderator.metrics import Metrics
+from moderator.runtime.base import ReplyJudge, TextClassifier
 from moderator.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def build_pipeline(
-    settings: Settings, metrics: Metrics, *, use_cache: bool = True, shared_ids: bool = True
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    use_cache: bool = True,
+    shared_ids: bool = True,
+    classifier: TextClassifier | None = None,
+    judge: ReplyJudge | None = None,
 ) -> Pipeline:
     """Models, policy, and Redis for the verdict cache (``use_cache``) and the id registry (``shared_ids``).
 
     Without ``shared_ids`` the id registry lives in this process only: ``moderator score`` then never
-    reads or writes the revisions a running worker keeps.
+    reads or writes the revisions a running worker keeps. ``classifier``/``judge`` stand in for the
+    configured model directories (the benchmarks' no-op models).
     """
     from moderator.runtime.loader import load_classifier, load_judge
 
     options = settings.runtime
     policy = load_policy(settings.policy_path)
-    classifier = load_classifier(settings.classifier_path, options)
-    judge = load_judge(settings.judge_path, options)
+    classifier = classifier or load_classifier(settings.classifier_path, options)
+    judge = judge or load_judge(settings.judge_path, options)
     log.info(
         "models loaded: classifier %s on %s, judge %s on %s; policy %s",
         classifier.model_id,

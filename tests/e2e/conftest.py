@@ -39,7 +39,7 @@ def start_worker(
                 made["topics"] = fresh.topic_names()
                 made["app_id"] = fresh.group_id("moderator")
             topics = made["topics"]
-        worker = WorkerProcess(
+        worker = WorkerProcess.of(
             broker_url=broker.url,
             redis_url=redis_server.url,
             topics=topics,
@@ -51,7 +51,8 @@ def start_worker(
             module=module,
         )
         workers.append(worker)
-        return worker.start(wait_ready=wait_ready)
+        worker.start(wait_ready=wait_ready)
+        return worker
 
     yield make
     for w in workers:

@@ -84,7 +84,7 @@ def test_a_model_error_dead_letter_replayed_gets_its_verdict(start_worker, broke
     broken.unlink()  # the fix
     env = {
         **os.environ,
-        **{k: v for k, v in worker.env().items() if k.startswith("MODERATOR_TOPIC_")},
+        **{k: v for k, v in worker.env.items() if k.startswith("MODERATOR_TOPIC_")},
         "MODERATOR_BROKER": broker.url,
     }
     replay = subprocess.run(
