@@ -20,7 +20,7 @@ import numpy as np
 
 from moderator.core.cache import VerdictCache, cache_key
 from moderator.core.policy import Policy
-from moderator.core.registry import IdRegistry, id_key
+from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
 from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
@@ -230,10 +230,10 @@ class Pipeline:
         verdicts: list[tuple[int, Verdict]] = []
         first_use: set[str] = set()
         # the revision last verdicted per id, moving forward through the batch in input order
-        latest: dict[str, str | None] = {}
+        latest: dict[str, Revision | None] = {}
         for item, before in zip(items, previous, strict=True):
             latest.setdefault(item.id_key, before)
-        verdicted: list[tuple[str, str]] = []
+        before_batch = dict(latest)
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -250,13 +250,12 @@ class Pipeline:
                 # Later copies of a text within one batch reuse the first copy's scores: cached, not re-run.
                 was_cached = item.key in first_use
                 first_use.add(item.key)
-            before = latest[item.id_key]
-            supersedes = before if before is not None and before != item.revision else None
-            latest[item.id_key] = item.revision
-            verdicted.append((item.id_key, item.revision))
+            supersedes = self._supersedes(item, latest)
             verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
-        await self.ids.record(verdicted)
+        await self.ids.record(
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
         # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
@@ -270,6 +269,21 @@ class Pipeline:
         for reason, n in reasons.items():
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+
+    @staticmethod
+    def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
+        """The revision this record replaces, and move the id's latest revision forward to it.
+
+        An older record of the same partition coming round again (redelivery after a crash) neither
+        supersedes nor replaces the newer revision already verdicted.
+        """
+        src = item.message.source
+        partition, offset = (f"{src.topic}/{src.partition}", src.offset) if src else ("", -1)
+        before = latest[item.id_key]
+        if before is not None and before.is_later_than(partition, offset):
+            return None
+        latest[item.id_key] = Revision(item.revision, partition, offset)
+        return before.revision if before is not None and before.revision != item.revision else None
 
     def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
         decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)

@@ -13,11 +13,39 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from moderator.core.redis_store import RedisStore
 
 ID_PREFIX = "moderator:id:v2:"
 _LOCAL_MAX = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """The revision verdicted under an id, and where its record sat (``partition`` = ``topic/partition``).
+
+    The position tells a redelivery from an edit: Kafka keeps one partition in order, so a record at
+    an earlier offset of the partition that holds the id's latest revision is an old record coming
+    round again (a crash before commit), not a newer edit.
+    """
+
+    revision: str
+    partition: str = ""
+    offset: int = -1
+
+    def encode(self) -> bytes:
+        return f"{self.revision} {self.offset} {self.partition}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Revision:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        revision, _, rest = text.partition(" ")
+        offset, _, partition = rest.partition(" ")
+        return cls(revision, partition, int(offset) if offset.lstrip("-").isdigit() else -1)
+
+    def is_later_than(self, partition: str, offset: int) -> bool:
+        return bool(partition) and self.partition == partition and self.offset > offset
 
 
 def id_key(topic: str, record_id: str) -> str:
@@ -28,24 +56,21 @@ class IdRegistry:
     def __init__(self, store: RedisStore | None = None, *, ttl_s: int = 24 * 3600) -> None:
         self.store = store
         self._ttl = ttl_s
-        self._local: OrderedDict[str, str] = OrderedDict()
+        self._local: OrderedDict[str, Revision] = OrderedDict()
 
-    async def latest(self, keys: Sequence[str]) -> list[str | None]:
+    async def latest(self, keys: Sequence[str]) -> list[Revision | None]:
         """The revision last verdicted under each id key (Redis first, then this process's memory)."""
         remote: list[bytes | str | None] = [None] * len(keys)
         if self.store is not None:
             remote = await self.store.get_many("ids", keys)
-        out: list[str | None] = []
+        out: list[Revision | None] = []
         for key, value in zip(keys, remote, strict=True):
-            if value is not None:
-                out.append(value.decode() if isinstance(value, bytes) else str(value))
-            else:
-                out.append(self._local.get(key))
+            out.append(Revision.decode(value) if value is not None else self._local.get(key))
         return out
 
-    async def record(self, items: Sequence[tuple[str, str]]) -> None:
+    async def record(self, items: Sequence[tuple[str, Revision]]) -> None:
         """Remember (id key, revision) pairs that now have a verdict; a later pair for a key wins."""
-        latest: dict[str, str] = {}
+        latest: dict[str, Revision] = {}
         for key, revision in items:
             latest[key] = revision
             self._local[key] = revision
@@ -53,4 +78,4 @@ class IdRegistry:
         while len(self._local) > _LOCAL_MAX:
             self._local.popitem(last=False)
         if self.store is not None and latest:
-            await self.store.set_many("ids", [(k, v.encode()) for k, v in latest.items()], self._ttl)
+            await self.store.set_many("ids", [(k, r.encode()) for k, r in latest.items()], self._ttl)

@@ -104,3 +104,12 @@ def test_text_repeated_in_a_batch_reaches_the_model_once(
     result = process(pipeline, *(comment(f"r{i}", "반복", i) for i in range(5)))
     assert [v.cached for v in result.verdicts] == [False, True, True, True, True]
     assert classifier.rows == 1
+
+
+def test_an_older_record_redelivered_after_an_edit_does_not_supersede_it(pipeline: Pipeline) -> None:
+    process(pipeline, comment("c7", "원래 글", 10), comment("c7", "고친 글", 11))
+    # a crash before commit: the partition is read again from offset 10
+    again = process(pipeline, comment("c7", "원래 글", 10), comment("c7", "고친 글", 11))
+    assert [v.supersedes for v in again.verdicts] == [None, None]
+    later = process(pipeline, comment("c7", "또 고친 글", 12)).verdicts[0]
+    assert later.supersedes == content_revision("comment", "고친 글")

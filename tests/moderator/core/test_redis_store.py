@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from moderator.core.cache import KEY_PREFIX, VerdictCache, cache_key
 from moderator.core.redis_store import RedisStore
-from moderator.core.registry import IdRegistry, id_key
+from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import CORE_SCHEMA, VerdictCore
 from moderator.metrics import Metrics
 from topics import LABEL_KEYS
@@ -97,11 +97,12 @@ def test_registry_keeps_the_latest_revision_per_id(redis_server, shared: bool) -
         try:
             writer = IdRegistry(store, ttl_s=60)
             assert await writer.latest([a, b]) == [None, None]
-            await writer.record([(a, "r1"), (a, "r2"), (b, "r9")])
-            assert await writer.latest([a, b]) == ["r2", "r9"]
+            r1, r2, r9 = Revision("r1", "t/0", 1), Revision("r2", "t/0", 2), Revision("r9", "t/3", 9)
+            await writer.record([(a, r1), (a, r2), (b, r9)])
+            assert await writer.latest([a, b]) == [r2, r9]
             # another process sees them only through Redis
             reader = IdRegistry(store, ttl_s=60)
-            assert await reader.latest([a, b]) == (["r2", "r9"] if shared else [None, None])
+            assert await reader.latest([a, b]) == ([r2, r9] if shared else [None, None])
         finally:
             if store is not None:
                 await store.close()
