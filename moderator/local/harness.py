@@ -128,6 +128,18 @@ class ServiceProcess:
         """Sum of a series over its label sets containing ``match`` (0 when absent)."""
         return sum(v for k, v in self.metrics().items() if k.split("{", 1)[0] == name and match in k)
 
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError(f"{self.argv} was never started")
+        return self.proc.pid
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the process to exit on its own; returns its exit code."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.argv} was never started")
+        return self.proc.wait(timeout=timeout_s)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

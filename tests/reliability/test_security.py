@@ -298,10 +298,9 @@ def test_no_raw_text_in_redis_or_info_logs_endpoint_on_localhost_and_metrics_nam
     client.close()
 
     # the web endpoint listens on 127.0.0.1 only
-    assert worker.proc is not None
     listening = [
         c.laddr
-        for c in psutil.Process(worker.proc.pid).net_connections(kind="inet")
+        for c in psutil.Process(worker.pid).net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN
     ]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
