@@ -94,12 +94,15 @@ class RedisStore:
         self._metrics.cache_up.set(1)
         return result
 
-    async def get_many(self, op: str, keys: Sequence[str]) -> list[bytes | str | None]:
-        """One MGET; an outage reads as all missing."""
+    async def get_many(
+        self, op: str, keys: Sequence[str], *, count_rows: bool = True
+    ) -> list[bytes | str | None]:
+        """One MGET; an outage reads as all missing (counted as uncached rows when ``count_rows``)."""
         if not keys:
             return []
         missing: list[bytes | str | None] = [None] * len(keys)
-        return await self.call(op, lambda: self._client.mget(list(keys)), missing, rows=len(keys))
+        rows = len(keys) if count_rows else 0
+        return await self.call(op, lambda: self._client.mget(list(keys)), missing, rows=rows)
 
     async def set_many(self, op: str, items: Sequence[tuple[str, bytes]], ttl_s: int) -> None:
         """``SET key value EX ttl`` for every item in one round trip (skipped during an outage)."""

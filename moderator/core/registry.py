@@ -62,7 +62,8 @@ class IdRegistry:
         """The revision last verdicted under each id key (Redis first, then this process's memory)."""
         remote: list[bytes | str | None] = [None] * len(keys)
         if self.store is not None:
-            remote = await self.store.get_many("ids", keys)
+            # the verdict cache's look-up counts the batch's uncached rows; this one must not count them again
+            remote = await self.store.get_many("ids", keys, count_rows=False)
         out: list[Revision | None] = []
         for key, value in zip(keys, remote, strict=True):
             out.append(Revision.decode(value) if value is not None else self._local.get(key))

@@ -206,8 +206,11 @@ class Record:
     timestamp_ms: int
 
     def __iter__(self) -> Any:
-        """Unpacks as ``(key, value)``, the form most callers want."""
+        """Reads as the pair ``(key, value)``, the form most callers want."""
         return iter((self.key, self.value))
+
+    def __getitem__(self, index: int) -> bytes | None:
+        return (self.key, self.value)[index]
 
 
 async def read_until(

@@ -290,7 +290,7 @@ def test_no_raw_text_in_redis_or_info_logs_endpoint_on_localhost_and_metrics_nam
     ours = [k for k in keys if k.startswith(b"moderator:")]
     assert ours, "the worker wrote to Redis"
     for key in ours:
-        assert re.fullmatch(rb"moderator:(v1|id:v1):[0-9a-f]{32,40}", key), key
+        assert re.fullmatch(rb"moderator:(v2:[0-9a-f]{8}|id:v2):[0-9a-f]{32,40}", key), key
     values = client.mget(ours)
     leaked = [v for v in values if v and (MARKER.encode() in v or "댓글".encode() in v)]
     assert not leaked, leaked[:3]
