@@ -286,7 +286,7 @@ def ship_multitask(
     report["training"] = {k: v for k, v in summary.items() if k not in ("best",)}
     report["training"]["best_step"] = summary["best"]["step"]
     report["threads"] = threads
-    from moderator.policy import parse_policy
+    from moderator.core.policy import parse_policy
     from onnx_export.train.report import functional_checks, read_checks
 
     policy_doc = default_policy(th, report)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from moderator.policy import load_policy
+from moderator.core.policy import load_policy
 from moderator.runtime.loader import load_classifier
 from moderator.runtime.options import RuntimeOptions
 from moderator.settings import DEFAULT_MODEL, DEFAULT_POLICY

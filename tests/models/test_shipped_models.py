@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moderator.policy import Policy, load_policy
+from moderator.core.policy import Policy, load_policy
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.multitask import EncoderMultitask
 from moderator.runtime.options import RuntimeOptions

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from moderator.cache import VerdictCache, cache_key, id_key
+from moderator.core.cache import VerdictCache, cache_key
+from moderator.core.policy import Policy
+from moderator.core.registry import IdRegistry, Revision, id_key
+from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
-from moderator.policy import Policy
 from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
 from topics import (
     LABEL_KEYS,
@@ -32,20 +34,19 @@ from topics import (
     ReplyIn,
     SourcePosition,
     Verdict,
+    content_revision,
     decode_comment,
     decode_reply,
     normalize_text,
 )
 from topics.labels import SAFETY_KEYS
-from topics.records import Kind
+from topics.records import ORIGINAL_TRUNCATED, Kind
 
 #: Score keys of a multitask verdict: the ten UnSmile keys, then the safety categories.
 SCORE_KEYS = (*LABEL_KEYS, *SAFETY_KEYS)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_SCORE_DIGITS = 6
-_SEEN_IDS_MAX = 200_000
 
 
 @dataclass(slots=True)
@@ -72,6 +73,8 @@ class _Item:
     text: str
     prompt: str | None
     key: str
+    revision: str
+    id_key: str
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -87,6 +90,7 @@ class Pipeline:
         policy: Policy,
         *,
         cache: VerdictCache | None = None,
+        ids: IdRegistry | None = None,
         limits: InputLimits | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -94,19 +98,19 @@ class Pipeline:
         self.judge = judge
         self.policy = policy
         self.cache = cache
+        self.ids = ids or IdRegistry()
         self.limits = limits or InputLimits()
         self.metrics = metrics or Metrics()
         self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
         self._model_key = f"{classifier.model_id}|{judge.model_id}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
-        self._seen: OrderedDict[str, str] = OrderedDict()
         self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
         self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
-        if self.cache is not None:
-            await self.cache.close()
+        for store in {id(s): s for s in (self.cache and self.cache.store, self.ids.store) if s}.values():
+            await store.close()
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -126,40 +130,10 @@ class Pipeline:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
             key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
-            items.append(_Item(index, message, record, text, prompt, key))
+            revision = content_revision(message.kind, text, prompt)
+            ids = id_key(_topic(message), record.id)
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids))
         return items, dead
-
-    async def _dedupe(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
-        """Refuse a second record with an id already verdicted from another position (redelivery is fine)."""
-        claims = [(id_key(_topic(it.message), it.record.id), _position(it.message, it.index)) for it in items]
-        holders: list[str | None] = [None] * len(items)
-        if self.cache is not None:
-            holders = await self.cache.claim_ids(claims)
-        kept: list[_Item] = []
-        dead: list[tuple[int, DeadLetter]] = []
-        for item, (key, position), holder in zip(items, claims, holders, strict=True):
-            local = self._seen.get(key)
-            if holder is None and local is not None and local != position:
-                holder = local
-            if holder is not None:
-                dead.append(
-                    (
-                        item.index,
-                        self._dead_letter(
-                            item.message,
-                            Reason.DUPLICATE_ID,
-                            f"id already verdicted from {holder}",
-                            item.record.id,
-                        ),
-                    )
-                )
-                continue
-            self._seen[key] = position
-            self._seen.move_to_end(key)
-            kept.append(item)
-        while len(self._seen) > _SEEN_IDS_MAX:
-            self._seen.popitem(last=False)
-        return kept, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -168,7 +142,7 @@ class Pipeline:
         self.metrics.model_latency.labels(model=name).observe(time.perf_counter() - started)
         return result
 
-    async def _score(self, items: list[_Item]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    async def _score(self, items: list[_Item]) -> tuple[dict[str, VerdictCore], dict[str, str]]:
         """Run the models once per distinct cache key; returns key → verdict core, key → model error."""
         unique: dict[str, _Item] = {}
         for item in items:
@@ -188,27 +162,27 @@ class Pipeline:
         unsafe: dict[str, tuple[float, bool]] = {}
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
-        cores: dict[str, dict[str, Any]] = {}
+        cores: dict[str, VerdictCore] = {}
         for i, key in enumerate(keys):
             if key in errors:
                 continue
             judged = unsafe.get(key)
-            cores[key] = {
-                "scores": [round(float(p), _SCORE_DIGITS) for p in probs[i]],
-                "unsafe": round(judged[0], _SCORE_DIGITS) if judged else None,
-                "truncated": bool(cls_trunc[i] or (judged[1] if judged else False)),
-            }
+            cores[key] = VerdictCore.of(
+                probs[i],
+                judged[0] if judged else None,
+                bool(cls_trunc[i] or (judged[1] if judged else False)),
+            )
         return cores, errors
 
     async def _score_multitask(
         self, model: Any, unique: dict[str, _Item]
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    ) -> tuple[dict[str, VerdictCore], dict[str, str]]:
         """One pass per record: comments as single texts, replies as (message, reply) pairs; every
         hate and safety score plus ``unsafe`` (replies) from the same forward pass. A failing batch is
         retried row by row, so one bad row becomes one dead letter, not a lost batch."""
         comment_keys = [k for k, it in unique.items() if it.message.kind == "comment"]
         reply_keys = [k for k, it in unique.items() if it.message.kind == "reply"]
-        cores: dict[str, dict[str, Any]] = {}
+        cores: dict[str, VerdictCore] = {}
         errors: dict[str, str] = {}
         jobs = (
             ("classifier", comment_keys, model.score_comments, [unique[k].text for k in comment_keys]),
@@ -237,19 +211,16 @@ class Pipeline:
                     except Exception as exc:
                         errors[key] = f"{name} failed: {type(exc).__name__}: {exc}"[:500]
             for key, res, i in rows:
-                cores[key] = {
-                    "scores": [round(float(p), _SCORE_DIGITS) for p in res.scores[i]],
-                    "unsafe": round(float(res.unsafe[i]), _SCORE_DIGITS) if name == "judge" else None,
-                    "truncated": bool(res.truncated[i]),
-                }
+                cores[key] = VerdictCore.of(
+                    res.scores[i], float(res.unsafe[i]) if name == "judge" else None, bool(res.truncated[i])
+                )
         if reply_keys and getattr(self.judge, "multitask", None) is not model:
             # another judge (e.g. KoSafeGuard on a GPU) decides `unsafe`; the scores stay the multitask model's
             scored = [k for k in reply_keys if k in cores]
             pairs = [(unique[k].prompt or "", unique[k].text) for k in scored]
             judged = await self._judge(scored, pairs, errors)
             for key, (p_unsafe, truncated) in judged.items():
-                cores[key]["unsafe"] = round(p_unsafe, _SCORE_DIGITS)
-                cores[key]["truncated"] = cores[key]["truncated"] or truncated
+                cores[key] = VerdictCore.of(cores[key].scores, p_unsafe, cores[key].truncated or truncated)
             for key in scored:
                 if key in errors:
                     cores.pop(key, None)
@@ -302,10 +273,9 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        items, dup_dead = await self._dedupe(items)
-        dead.extend(dup_dead)
+        previous = await self.ids.latest([it.id_key for it in items])
 
-        cached: list[dict[str, Any] | None] = [None] * len(items)
+        cached: list[VerdictCore | None] = [None] * len(items)
         if self.cache is not None and items:
             cached = await self.cache.get_many([it.key for it in items])
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
@@ -318,6 +288,11 @@ class Pipeline:
 
         verdicts: list[tuple[int, Verdict]] = []
         first_use: set[str] = set()
+        # the revision last verdicted per id, moving forward through the batch in input order
+        latest: dict[str, Revision | None] = {}
+        for item, before in zip(items, previous, strict=True):
+            latest.setdefault(item.id_key, before)
+        before_batch = dict(latest)
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -334,7 +309,12 @@ class Pipeline:
                 # Later copies of a text within one batch reuse the first copy's scores: cached, not re-run.
                 was_cached = item.key in first_use
                 first_use.add(item.key)
-            verdicts.append((item.index, self._verdict(item, core, was_cached)))
+            supersedes = self._supersedes(item, latest)
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+        # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
+        await self.ids.record(
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
         # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
@@ -349,11 +329,23 @@ class Pipeline:
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
 
-    def _verdict(self, item: _Item, core: dict[str, Any], was_cached: bool) -> Verdict:
-        scores = np.asarray(core["scores"], dtype=np.float32)
-        unsafe = core.get("unsafe")
-        truncated = bool(core.get("truncated", False))
-        decision = self.policy.decide(scores, unsafe, truncated)
+    @staticmethod
+    def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
+        """The revision this record replaces, and move the id's latest revision forward to it.
+
+        An older record of the same partition coming round again (redelivery after a crash) neither
+        supersedes nor replaces the newer revision already verdicted.
+        """
+        src = item.message.source
+        partition, offset = (f"{src.topic}/{src.partition}", src.offset) if src else ("", -1)
+        before = latest[item.id_key]
+        if before is not None and before.is_later_than(partition, offset):
+            return None
+        latest[item.id_key] = Revision(item.revision, partition, offset)
+        return before.revision if before is not None and before.revision != item.revision else None
+
+    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
+        decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
@@ -362,19 +354,19 @@ class Pipeline:
             categories=decision.categories,
             scores=dict(
                 zip(
-                    SCORE_KEYS if len(core["scores"]) > len(LABEL_KEYS) else LABEL_KEYS,
-                    core["scores"],
-                    strict=True,
+                    SCORE_KEYS if len(core.scores) > len(LABEL_KEYS) else LABEL_KEYS, core.scores, strict=True
                 )
             ),
-            unsafe=unsafe if item.message.kind == "reply" else None,
+            unsafe=core.unsafe if item.message.kind == "reply" else None,
             cached=was_cached,
             model=self.model_ids,
             policy=self.policy.version,
             latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
             ts=time.time(),
-            truncated=truncated,
+            truncated=core.truncated,
             source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
         )
 
     def _dead_letter(
@@ -386,7 +378,7 @@ class Pipeline:
         cap = self.limits.max_record_bytes
         if len(original) > cap:
             original = original[:cap]
-            detail = f"{detail} (original truncated to its first {cap} bytes; see source)"
+            detail = f"{detail} ({ORIGINAL_TRUNCATED} {cap} bytes; see source)"
         return DeadLetter(
             reason=reason.value,
             detail=detail,

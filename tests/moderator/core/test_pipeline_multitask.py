@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from moderator.core.normalize import NORMALIZER_ID
-from moderator.pipeline import InputMessage, Pipeline
-from moderator.policy import parse_policy
+from moderator.core.pipeline import InputMessage, Pipeline
+from moderator.core.policy import parse_policy
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
 from onnx_export.encoder import export_encoder
