@@ -225,8 +225,8 @@ def test_every_metadata_kind_has_one_registry_entry_with_its_role() -> None:
     from moderator.runtime.metadata import CLASSIFIER_KINDS, JUDGE_KINDS, MODEL_KINDS
 
     assert set(KINDS) == set(MODEL_KINDS)
-    assert {k for k, v in KINDS.items() if v.role == "classifier"} == CLASSIFIER_KINDS
-    assert {k for k, v in KINDS.items() if v.role == "judge"} == JUDGE_KINDS
+    assert {k for k, v in KINDS.items() if v.role in ("classifier", "both")} == CLASSIFIER_KINDS
+    assert {k for k, v in KINDS.items() if v.role in ("judge", "both")} == JUDGE_KINDS
     for entry in KINDS.values():
         module, _, name = entry.implementation.partition(":")
         assert callable(getattr(__import__(module, fromlist=[name]), name))
