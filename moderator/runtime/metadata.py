@@ -119,6 +119,9 @@ class ModelMetadata:
     #: text normaliser the model was trained with (``moderator.core.normalize.NORMALIZER_ID``), applied
     #: before tokenisation at run time; "" = none
     normalizer: str = ""
+    #: multitask models: the longest single text (comment) in tokens, when shorter than ``max_length``
+    #: (the pair limit): served at the lengths the model was trained on; 0 = ``max_length``
+    comment_max_length: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +289,7 @@ def read_metadata(directory: Path) -> ModelMetadata:
         generative=generative,
         format_version=version,
         normalizer=str(raw.get("normalizer", "")),
+        comment_max_length=int(raw.get("comment_max_length", 0)),
     )
     check_files(directory, meta)
     return meta

@@ -27,6 +27,7 @@ from moderator.runtime.encoder import _EncoderModel, sigmoid
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import METADATA_FILE, MODEL_FILE, ModelMetadata, multitask_label_order
 from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.tokenize import TextEncoder
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS
 
 _F32 = npt.NDArray[np.float32]
@@ -68,6 +69,10 @@ class EncoderMultitask(_EncoderModel):
             )
         self._normalise = meta.normalizer == NORMALIZER_ID
         super().__init__(directory, meta, options)
+        # Comments are cut at the length the model was trained on (it learned that the only long
+        # texts, DKTC's conversations, are threats: longer comments drift towards `violence`).
+        limit = meta.comment_max_length or meta.max_length
+        self.comment_encoder = TextEncoder(self.encoder.tokenizer, min(limit, meta.max_length))
 
     def _text(self, text: str) -> str:
         return normalize_text(text) if self._normalise else text
@@ -82,16 +87,16 @@ class EncoderMultitask(_EncoderModel):
             )
         return sigmoid(logits)[:, self.order]
 
-    def _score(self, inputs: list[Any]) -> MultitaskOutput:
+    def _score(self, inputs: list[Any], encoder: TextEncoder | None = None) -> MultitaskOutput:
         if not inputs:
             return MultitaskOutput(np.zeros((0, len(MULTITASK_KEYS)), np.float32), [])
-        enc = self.encoder.encode(inputs)
+        enc = (encoder or self.encoder).encode(inputs)
         probs, tokens, padded = self._run_all(enc, len(MULTITASK_KEYS))
         return MultitaskOutput(probs, enc.truncated, tokens, padded)
 
     def score_comments(self, texts: Sequence[str]) -> MultitaskOutput:
         """Every output for single texts (comments)."""
-        return self._score([self._text(t) for t in texts])
+        return self._score([self._text(t) for t in texts], self.comment_encoder)
 
     def score_replies(self, pairs: Sequence[tuple[str, str]]) -> MultitaskOutput:
         """Every output for (user message, reply) pairs: one pass per reply."""

@@ -30,7 +30,6 @@ from onnx_export.train.ship import _quantize_exported, _refresh_metadata
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
 MULTITASK_DIR = Path("models/moderator-multitask-e5-small")
-RUNTIME_MAX_LENGTH = 256
 #: Lexical weights searched per block (the ten UnSmile columns; the safety + unsafe columns).
 BLOCK_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
 F32 = npt.NDArray[np.float32]
@@ -58,6 +57,16 @@ def _logit(p: F32) -> npt.NDArray[np.float64]:
 
 def _sig(x: npt.NDArray[np.float64]) -> F32:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _set_comment_length(out_dir: Path, tokens: int) -> None:
+    """Serve comments at the length they were trained at (see ``EncoderMultitask``)."""
+    from moderator.runtime.metadata import METADATA_FILE
+
+    path = out_dir / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["comment_max_length"] = int(tokens)
+    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, float]:
@@ -210,13 +219,14 @@ def ship_multitask(
         run_dir / "checkpoint",
         out_dir,
         kind="encoder-multitask",
-        max_length=RUNTIME_MAX_LENGTH,
+        max_length=cfg.max_length,
         int8=False,
         name=out_dir.name,
         source=f"onnx_export.train multitask ({summary['train_rows']} rows, {summary['steps']} steps)",
         sample_texts=samples,
         normalizer=NORMALIZER_ID,
     )
+    _set_comment_length(out_dir, cfg.comment_max_length)
     options = RuntimeOptions(device="cpu", intra_op_threads=threads)
 
     def load() -> EncoderMultitask:
@@ -304,6 +314,48 @@ def ship_multitask(
     return report
 
 
+def recalibrate(out_dir: Path, data: Path, threads: int = 1) -> dict[str, Any]:
+    """Re-score dev with a shipped model as it is served now (e.g. after its metadata's lengths changed),
+    re-pick the thresholds and the default policy, and redo the report; the export, int8 and lexical
+    figures and the training history are kept from the existing ``dev_metrics.json``."""
+    from moderator.core.policy import parse_policy
+    from moderator.runtime.metadata import read_metadata
+    from moderator.runtime.multitask import EncoderMultitask
+    from moderator.runtime.options import RuntimeOptions
+    from onnx_export.train.report import functional_checks, read_checks
+
+    old = json.loads((out_dir / "dev_metrics.json").read_text(encoding="utf-8"))
+    model = EncoderMultitask(
+        out_dir, read_metadata(out_dir), RuntimeOptions(device="cpu", intra_op_threads=threads)
+    )
+    dev = dev_sets(data)
+    probs = {k: score_rows(model, v) for k, v in dev.items()}
+    th = calibrate(dev, probs)
+    thresholds = json.loads((out_dir / "thresholds.json").read_text(encoding="utf-8"))
+    thresholds.update(
+        labels={k: th[k] for k in LABEL_KEYS}, safety={k: th[k] for k in SAFETY_KEYS}, unsafe=th["unsafe"]
+    )
+    thresholds["calibrated_on"] += "; recalibrated after serving lengths changed"
+    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
+    report = multitask_report(model, data, th, probs=probs, dev=dev)
+    for key in ("int8_probability_drift", "int8_drift_rows", "lexical", "nn_only", "training", "size_mb"):
+        if key in old:
+            report[key] = old[key]
+    report["threads"] = threads
+    policy_doc = default_policy(th, report)
+    (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
+    report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
+    report["outside"] = outside_checks(model, th)
+    texts = list(dev["unsmile"].first)
+    pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
+    report["comments_per_second"] = _bench(model.score_comments, texts)
+    report["replies_per_second"] = _bench(model.score_replies, pairs)
+    (out_dir / "dev_metrics.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2, default=float) + "\n"
+    )
+    return report
+
+
 def ship_multitask_main(argv: list[str]) -> None:
     import argparse
 
@@ -313,8 +365,14 @@ def ship_multitask_main(argv: list[str]) -> None:
     ap.add_argument("--out", type=Path, default=MULTITASK_DIR)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dev-cap", type=int, default=0, help="rows per dev source (quick checks only)")
+    ap.add_argument(
+        "--recalibrate", action="store_true", help="re-score and re-calibrate the model already in --out"
+    )
     args = ap.parse_args(argv)
-    report = ship_multitask(args.run, args.out, args.data, args.threads, args.dev_cap)
+    if args.recalibrate:
+        report = recalibrate(args.out, args.data, args.threads)
+    else:
+        report = ship_multitask(args.run, args.out, args.data, args.threads, args.dev_cap)
     from onnx_export.train.card_multitask import write_multitask_card
 
     write_multitask_card(args.out, report)

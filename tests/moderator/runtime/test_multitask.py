@@ -86,3 +86,20 @@ def test_unknown_normaliser_and_wrong_labels_are_refused(exported: tuple[Path, P
     ckpt = build_encoder_checkpoint(tmp_path / "ten", labels=LABEL_KEYS, seed=1)
     with pytest.raises(ExportError, match="MULTITASK_KEYS"):
         export_encoder(ckpt, tmp_path / "bad", kind="encoder-multitask", max_length=32)
+
+
+def test_comments_are_served_at_their_own_training_length(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = exported
+    copy = tmp_path / "short"
+    copy.mkdir()
+    for f in out.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    raw = json.loads((copy / "metadata.json").read_text())
+    raw["comment_max_length"] = 8
+    (copy / "metadata.json").write_text(json.dumps(raw))
+    model = load_classifier(copy, CPU).multitask  # type: ignore[attr-defined]
+    text = " ".join(CORPUS[:2])
+    assert model.score_comments([text]).truncated == [True]
+    assert model.score_replies([("질문", text)]).truncated == [False]  # pairs keep max_length (48)
+    full = load_classifier(out, CPU).multitask  # type: ignore[attr-defined]
+    assert full.score_comments([text]).truncated == [False]
