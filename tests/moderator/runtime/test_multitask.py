@@ -88,7 +88,9 @@ def test_unknown_normaliser_and_wrong_labels_are_refused(exported: tuple[Path, P
         export_encoder(ckpt, tmp_path / "bad", kind="encoder-multitask", max_length=32)
 
 
-def test_comments_are_served_at_their_own_training_length(exported: tuple[Path, Path], tmp_path: Path) -> None:
+def test_comments_are_served_at_their_own_training_length(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, out = exported
     copy = tmp_path / "short"
     copy.mkdir()
