@@ -1,4 +1,4 @@
-"""The ``moderator`` command: worker, score, eval, produce, tail, demo.
+"""The ``moderator`` command: worker, serve, score, eval, produce, tail, demo.
 
 Flags override ``MODERATOR_*`` environment variables; secrets are read from the environment only.
 """
@@ -49,6 +49,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "web_port",
         "web_host",
         "app_id",
+        "api_host",
+        "api_port",
     )
     overrides = {n: getattr(args, n, None) for n in names}
     return Settings.from_env().with_overrides(**overrides)
@@ -64,6 +66,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from moderator.worker import run_worker
 
     return run_worker(_settings(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from moderator.api.server import run_server
+
+    return run_server(_settings(args))
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -210,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-host", dest="web_host", help="metrics/health bind address (default 127.0.0.1)")
     p.add_argument("--app-id", dest="app_id", help="consumer group / app id (default moderator)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("serve", help="HTTP API: OpenAI-compatible /v1/moderations, native verdicts, stream rail")
+    _common(p)
+    p.add_argument("--host", dest="api_host", help="bind address (default 127.0.0.1; others need API keys)")
+    p.add_argument("--port", dest="api_port", type=int, help="port (default 8080)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("score", help="score a JSONL file with the worker's code, minus Kafka")
     _common(p)

@@ -236,12 +236,17 @@ class Pipeline:
 
     # -- the batch -----------------------------------------------------------------------------------
 
-    async def process(self, messages: Sequence[InputMessage]) -> BatchResult:
-        """Verdict or dead-letter every message, in input order; never raises on bad input."""
+    async def process(self, messages: Sequence[InputMessage], *, claim_ids: bool = True) -> BatchResult:
+        """Verdict or dead-letter every message, in input order; never raises on bad input.
+
+        ``claim_ids=False`` skips the duplicate-id check: the HTTP API answers each request itself, so
+        a client retrying an id must get its verdict again, not a ``duplicate_id``.
+        """
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        items, dup_dead = await self._dedupe(items)
-        dead.extend(dup_dead)
+        if claim_ids:
+            items, dup_dead = await self._dedupe(items)
+            dead.extend(dup_dead)
 
         cached: list[dict[str, Any] | None] = [None] * len(items)
         if self.cache is not None and items:

@@ -77,6 +77,18 @@ class Settings:
     web_port: int = 6066
     stall_timeout_s: float = 60.0
     log_level: str = "info"
+    # HTTP API (`moderator serve`, moderator/api/): keys come from the environment only
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_keys: str = field(default="", repr=False)
+    api_keys_file: str = ""
+    api_rate_limit: float = 50.0
+    api_rate_burst: int = 100
+    api_max_body_bytes: int = 1024 * 1024
+    api_max_inputs: int = 64
+    api_batch_window_ms: float = 5.0
+    api_max_batch_chars: int = 16384
+    api_stream_context_chars: int = 200
 
     @property
     def topics(self) -> TopicNames:
