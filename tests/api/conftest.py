@@ -20,7 +20,6 @@ import pytest
 from moderator.embedded import EmbeddedRedis, free_port
 from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
 
-
 _METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$")
 
 
