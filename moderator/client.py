@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Longest pause between two tries, whatever the backoff or the Retry-After says.
+MAX_DELAY_S = 10.0
 
 
 class ModeratorAPIError(RuntimeError):
@@ -42,10 +44,10 @@ def _error(status: int, body: bytes) -> ModeratorAPIError:
 def _delay(attempt: int, retry_after: str | None, backoff_s: float) -> float:
     if retry_after:
         try:
-            return max(0.0, float(retry_after))
+            return min(MAX_DELAY_S, max(0.0, float(retry_after)))
         except ValueError:
             pass
-    return backoff_s * (2**attempt) * (0.5 + random.random() / 2)
+    return min(MAX_DELAY_S, backoff_s * (2**attempt) * (0.5 + random.random() / 2))
 
 
 def _headers(api_key: str | None) -> dict[str, str]:

@@ -131,15 +131,16 @@ class ServerProcess:
 
 @pytest.fixture
 def start_server(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """``start_server(*args, wait_ready=True, **env)`` → a started server; all killed at teardown."""
+    """``start_server(*args, wait_ready=True, port=None, **env)`` → a started server; killed at teardown."""
     servers: list[ServerProcess] = []
 
-    def make(*args: str, wait_ready: bool = True, **env: str) -> ServerProcess:
+    def make(*args: str, wait_ready: bool = True, port: int | None = None, **env: str) -> ServerProcess:
         server = ServerProcess(
             redis_url=redis_server.url,
             log_path=tmp_path / f"serve-{len(servers)}.log",
             extra_env={"MODERATOR_" + k.upper(): v for k, v in env.items()},
             args=list(args),
+            port=port or free_port(),
         )
         servers.append(server)
         return server.start(wait_ready=wait_ready)
