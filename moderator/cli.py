@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app-id", dest="app_id", help="consumer group / app id (default moderator)")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("serve", help="HTTP API: OpenAI-compatible /v1/moderations, native verdicts, stream rail")
+    p = sub.add_parser(
+        "serve", help="HTTP API: OpenAI-compatible /v1/moderations, native verdicts, stream rail"
+    )
     _common(p)
     p.add_argument("--host", dest="api_host", help="bind address (default 127.0.0.1; others need API keys)")
     p.add_argument("--port", dest="api_port", type=int, help="port (default 8080)")
