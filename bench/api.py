@@ -1,0 +1,324 @@
+"""Benchmark: ``moderator serve`` under a real load generator (``wrk``), against offline ``score``.
+
+Three measurements on one ``moderator serve`` process (shipped models, a local Redis):
+
+1. **Latency at fixed rates**: one KoSBi dev (context, reply) pair per ``POST /v1/replies`` (both
+   models run), at 20 and 50 requests/s, Redis flushed first so every request is a miss. ``wrk`` is
+   closed-loop, so each connection pauses between requests (its Lua ``delay``); the pause is
+   calibrated in a short first run so the achieved rate meets the target, and the achieved rate is
+   reported as measured.
+2. **Saturation**: one UnSmile dev comment per ``POST /v1/moderations`` (the OpenAI endpoint), 32
+   connections, no pauses, every text distinct and a miss; the baseline is the same texts through the
+   same pipeline as ``moderator score`` does it (``score_lines``, batches of 64, no cache), timed in
+   this process while the server idles. Ratio = API texts/s ÷ score texts/s.
+3. **Repeats**: the texts of run 2 again: every one a Redis hit (counted from ``/metrics``).
+
+    python -m bench.api --duration 10
+
+The machine's load (``/proc/loadavg``) is recorded before and after: other work on the same cores
+skews every figure here, and the section says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    RESULTS_DIR,
+    Proc,
+    Section,
+    base_parser,
+    command_line,
+    finish,
+    guard_training,
+    load_data,
+    table,
+)
+
+RATES = (20, 50)
+LATENCY_GOAL_MS = 60.0
+SATURATION_GOAL = 0.8
+
+_LUA = r"""
+local bodies, idx, path, pause = {}, 0, "/", 0
+function init(args)
+  path, pause = args[1], tonumber(args[3])
+  for line in io.lines(args[2]) do bodies[#bodies + 1] = line end
+end
+function request()
+  idx = idx % #bodies + 1
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[idx])
+end
+function delay() return pause end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
+    '"max_us": %d, "mean_us": %.1f, "status_errors": %d, "socket_errors": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, latency.mean, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _wrk(
+    url: str, path: str, bodies: Path, script: Path, *, connections: int, seconds: float, pause_ms: float
+) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+            "-s", str(script), url, "--", path, str(bodies), str(int(pause_ms)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON "))
+    result: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def _flush(redis_url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+def _baseline(texts: list[str], batch_size: int, threads: int) -> float:
+    """``moderator score``'s path over the same texts: texts/s, models loaded before the clock starts."""
+    import orjson
+
+    from moderator.metrics import Metrics
+    from moderator.score import score_lines
+    from moderator.settings import Settings
+    from moderator.worker import build_pipeline
+
+    settings = Settings.from_env().with_overrides(device="cpu", intra_op_threads=threads)
+    pipeline = build_pipeline(settings, Metrics(), use_cache=False)
+    lines = [orjson.dumps({"id": f"b{i}", "text": t}) for i, t in enumerate(texts)]
+
+    async def run() -> float:
+        started = time.perf_counter()
+        n = 0
+        async for result in score_lines(pipeline, "comment", lines, batch_size=batch_size):
+            n += len(result.verdicts)
+        elapsed = time.perf_counter() - started
+        await pipeline.close()
+        assert n == len(texts), f"{n} verdicts for {len(texts)} texts"
+        return n / elapsed
+
+    return asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__ or "", rounds=1)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="ONNX Runtime intra-op threads, server and baseline (0: ORT's default)",
+    )
+    args = parser.parse_args(argv)
+    guard_training(args)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk (Debian's package)")
+    from moderator.embedded import EmbeddedRedis, free_port
+
+    data = load_data()
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    script = work / "post.lua"
+    script.write_text(_LUA)
+    replies = work / "replies.jsonl"
+    replies.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "prompt": p, "reply": r}, ensure_ascii=False) + "\n"
+            for i, (p, r) in enumerate(data.pairs)
+        )
+    )
+    # every saturation text distinct: the dev comments, then the same comments with a marker appended
+    texts = data.comments + [f"{t} (2)" for t in data.comments]
+    comments = work / "comments.jsonl"
+    comments.write_text("".join(json.dumps({"input": t}, ensure_ascii=False) + "\n" for t in texts))
+
+    load_before = _loadavg()
+    redis_server = EmbeddedRedis()
+    redis_server.start()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODERATOR_")}
+    env.update(
+        MODERATOR_REDIS_URL=redis_server.url,
+        MODERATOR_DEVICE="cpu",
+        MODERATOR_API_RATE_LIMIT="0",
+        MODERATOR_INTRA_OP_THREADS=str(args.threads),
+        MODERATOR_LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    server = Proc(
+        [sys.executable, "-m", "moderator", "serve", "--port", str(port)],
+        env,
+        RESULTS_DIR / "api-serve.log",
+        port,
+    )
+    url = f"http://127.0.0.1:{port}"
+    result: dict[str, Any] = {"load_before": load_before}
+    try:
+        server.start().wait_ready()
+        latency: dict[int, dict[str, Any]] = {}
+        for rate in RATES:
+            connections = max(2, rate // 5)
+            pause = connections * 1000.0 / rate
+            _flush(redis_server.url)
+            probe = _wrk(
+                url, "/v1/replies", replies, script, connections=connections, seconds=3, pause_ms=pause
+            )
+            pause = max(0.0, connections * 1000.0 / rate - probe["mean_us"] / 1000.0)
+            _flush(redis_server.url)
+            latency[rate] = _wrk(
+                url,
+                "/v1/replies",
+                replies,
+                script,
+                connections=connections,
+                seconds=args.duration,
+                pause_ms=pause,
+            )
+            latency[rate]["connections"] = connections
+            latency[rate]["pause_ms"] = pause
+        result["latency"] = latency
+
+        _flush(redis_server.url)
+        hits0, batches0, inputs0 = (
+            server.metric("moderator_cache_hits_total"),
+            server.metric("moderator_api_batch_inputs_count"),
+            server.metric("moderator_api_batch_inputs_sum"),
+        )
+        saturation = _wrk(
+            url,
+            "/v1/moderations",
+            comments,
+            script,
+            connections=args.connections,
+            seconds=args.duration,
+            pause_ms=0,
+        )
+        saturation["cache_hits"] = server.metric("moderator_cache_hits_total") - hits0
+        batches = server.metric("moderator_api_batch_inputs_count") - batches0
+        saturation["mean_batch"] = (server.metric("moderator_api_batch_inputs_sum") - inputs0) / max(
+            batches, 1
+        )
+        result["saturation"] = saturation
+
+        sent = min(int(saturation["requests"]), len(texts))
+        if sent == 0:
+            raise SystemExit("no request finished during the saturation run; pass a longer --duration")
+        repeats_file = work / "repeats.jsonl"
+        repeats_file.write_text("".join(comments.read_text().splitlines(keepends=True)[:sent]))
+        hits0, misses0 = (
+            server.metric("moderator_cache_hits_total"),
+            server.metric("moderator_cache_misses_total"),
+        )
+        repeats = _wrk(
+            url,
+            "/v1/moderations",
+            repeats_file,
+            script,
+            connections=args.connections,
+            seconds=args.duration,
+            pause_ms=0,
+        )
+        repeats["cache_hits"] = server.metric("moderator_cache_hits_total") - hits0
+        repeats["cache_misses"] = server.metric("moderator_cache_misses_total") - misses0
+        result["repeats"] = repeats
+    finally:
+        server.stop()
+        redis_server.close()
+    baseline = _baseline(texts[:sent], batch_size=64, threads=args.threads)
+    result["baseline_texts_per_s"] = baseline
+    result["load_after"] = _loadavg()
+    shutil.rmtree(work, ignore_errors=True)
+
+    lat_rows = []
+    for rate, r in latency.items():
+        p99 = r["p99_us"] / 1000
+        lat_rows.append(
+            [
+                f"{rate}/s",
+                f"{r['rate']:.1f}/s",
+                f"{r['p50_us'] / 1000:.1f}",
+                f"{r['p90_us'] / 1000:.1f}",
+                f"**{p99:.1f}**",
+                f"{r['max_us'] / 1000:.1f}",
+                r["requests"],
+                r["status_errors"] + r["socket_errors"],
+            ]
+        )
+    ratio = saturation["rate"] / baseline
+    body = "\n\n".join(
+        [
+            "Single-reply latency, `POST /v1/replies` (classifier + judge), every request a cache miss "
+            f"(`wrk -t1`, {args.duration:g} s per rate, pauses calibrated to the target rate):",
+            table(
+                ["target", "achieved", "p50 ms", "p90 ms", "p99 ms", "max ms", "requests", "errors"], lat_rows
+            ),
+            "Saturation, `POST /v1/moderations` with one comment per request "
+            f"({args.connections} connections, no pauses, distinct texts), vs `moderator score`'s path on the same texts:",
+            table(
+                ["side", "texts/s", "ratio", "notes"],
+                [
+                    [
+                        "`moderator score` (score_lines, batches of 64, no cache)",
+                        f"{baseline:.1f}",
+                        "1.00×",
+                        "same process count, models warm",
+                    ],
+                    [
+                        "`moderator serve`, saturated",
+                        f"{saturation['rate']:.1f}",
+                        f"**{ratio:.2f}×**",
+                        f"p50 {saturation['p50_us'] / 1000:.0f} ms, p99 {saturation['p99_us'] / 1000:.0f} ms; "
+                        f"mean micro-batch {saturation['mean_batch']:.1f} texts; {int(saturation['cache_hits'])} cache hits",
+                    ],
+                    [
+                        "`moderator serve`, the same texts again",
+                        f"{repeats['rate']:.1f}",
+                        f"{repeats['rate'] / baseline:.2f}×",
+                        f"{int(repeats['cache_hits'])} cache hits, {int(repeats['cache_misses'])} misses; "
+                        f"p50 {repeats['p50_us'] / 1000:.1f} ms, p99 {repeats['p99_us'] / 1000:.1f} ms",
+                    ],
+                ],
+            ),
+            f"Load average (1/5/15 min) before: {load_before}; after: {result['load_after']} "
+            "(2 cores shared with other work during this run: figures are lower bounds for a quiet machine). "
+            f"Goals: p99 ≤ {LATENCY_GOAL_MS:.0f} ms at 20/s: "
+            f"**{'met' if latency[20]['p99_us'] / 1000 <= LATENCY_GOAL_MS else 'not met'}**; "
+            f"saturation ≥ {SATURATION_GOAL}× score: **{'met' if ratio >= SATURATION_GOAL else 'not met'}**.",
+        ]
+    )
+    section = Section(
+        "api", "HTTP API: `moderator serve` under wrk", body, command_line("bench.api", argv or sys.argv[1:])
+    )
+    finish(args, section, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
