@@ -57,6 +57,7 @@ def test_openai_sdk_string_list_and_parts(server: ServerProcess) -> None:
     assert set(dumped["categories"]) == set(OPENAI_CATEGORIES)
     assert set(dumped["category_scores"]) == set(OPENAI_CATEGORIES)
     own = dumped["moderator"]
+    assert result.model_extra is not None and result.model_extra["moderator"] == own
     assert own["verdict"]["kind"] == "comment" and "profanity" in own["verdict"]["categories"]
     assert own["verdict"]["flagged"] is result.flagged
     # the bundled classifier has no safety heads: those categories score 0 and say so
