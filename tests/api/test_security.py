@@ -119,3 +119,16 @@ def test_no_text_in_logs_even_at_debug(start_server: Callable[..., ServerProcess
     log = server.log_tail(200_000)
     assert "/v1/moderations 200" in log and "/v1/comments 422" in log, log[-2000:]
     assert "XYZZY" not in log and "비밀" not in log
+
+
+def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
+    done = _serve_once(
+        {"MODERATOR_REDIS_URL": ""}, "--port", str(free_port()), "--classifier", str(tmp_path / "none")
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"moderator serve: {tmp_path / 'none'}: model directory")
+    )
+    assert "Traceback" not in done.stderr
