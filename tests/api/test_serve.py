@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -228,3 +231,17 @@ def test_concurrent_requests_share_micro_batches(server: ServerProcess) -> None:
     inputs = after["moderator_api_batch_inputs_sum"] - before["moderator_api_batch_inputs_sum"]
     assert inputs == 48
     assert batches < 48, f"{batches} batches for 48 concurrent requests: nothing was batched"
+
+
+def test_sigterm_finishes_requests_in_flight_and_exits_0(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    texts = [_unique("종료 직전에 보낸 댓글") for _ in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(server.post, "/v1/moderations", {"input": [t] * 16}) for t in texts]
+        time.sleep(0.05)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        answered = [f.result()[0] for f in futures if not isinstance(f.exception(), OSError)]
+    assert server.proc.wait(timeout=30) == 0
+    assert 200 in answered and set(answered) <= {200, 503}, answered
+    assert "stopped" in server.log_tail()
