@@ -14,6 +14,7 @@ from pathlib import Path
 import openai
 import orjson
 import pytest
+from openai.types import ModerationImageURLInputParam, ModerationTextInputParam
 
 from moderator.api.openai_compat import OPENAI_CATEGORIES
 from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
@@ -71,9 +72,11 @@ def test_openai_sdk_string_list_and_parts(server: ServerProcess) -> None:
     many = client.moderations.create(input=[CLEAN, ABUSIVE, CLEAN])
     assert [r.flagged for r in many.results] == [False, True, False]
 
-    parts = client.moderations.create(
-        input=[{"type": "text", "text": "산책하기 좋은 날"}, {"type": "text", "text": ABUSIVE}]
-    )
+    text_parts: list[ModerationTextInputParam] = [
+        {"type": "text", "text": "산책하기 좋은 날"},
+        {"type": "text", "text": ABUSIVE},
+    ]
+    parts = client.moderations.create(input=text_parts)
     assert len(parts.results) == 1 and parts.results[0].flagged is True
 
 
@@ -83,7 +86,8 @@ def test_openai_sdk_errors_are_typed(server: ServerProcess) -> None:
         client.moderations.create(input=[])
     assert err.value.code == "empty_text"
     with pytest.raises(openai.UnprocessableEntityError) as err:
-        client.moderations.create(input=[{"type": "image_url", "image_url": {"url": "https://x/y.png"}}])  # type: ignore[list-item]
+        image: ModerationImageURLInputParam = {"type": "image_url", "image_url": {"url": "https://x/y.png"}}
+        client.moderations.create(input=[image])
     assert err.value.code == "unsupported_input"
     with pytest.raises(openai.APIStatusError) as status_err:
         client.moderations.create(input=["짧은 글"] * 17)
