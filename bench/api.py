@@ -35,9 +35,9 @@ from typing import Any
 
 from bench.common import (
     RESULTS_DIR,
-    Proc,
     Section,
     base_parser,
+    bench_process,
     command_line,
     finish,
     guard_training,
@@ -108,16 +108,16 @@ class Baseline:
     def __init__(self, threads: int) -> None:
         from moderator.metrics import Metrics
         from moderator.settings import Settings
-        from moderator.worker import build_pipeline
+        from moderator.stream.worker import build_pipeline
 
         settings = Settings.from_env().with_overrides(device="cpu", intra_op_threads=threads)
-        self.pipeline = build_pipeline(settings, Metrics(), use_cache=False)
+        self.pipeline = build_pipeline(settings, Metrics(), use_cache=False, shared_ids=False)
 
     def rate(self, texts: list[str], batch_size: int = 64) -> float:
         """Texts/s over ``texts``, the clock running from the first batch to the last verdict."""
         import orjson
 
-        from moderator.score import score_lines
+        from moderator.core.score import score_lines
 
         lines = [orjson.dumps({"id": f"b{i}", "text": t}) for i, t in enumerate(texts)]
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     guard_training(args)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk (Debian's package)")
-    from moderator.embedded import EmbeddedRedis, free_port
+    from moderator.local.embedded import EmbeddedRedis, free_port
 
     data = load_data()
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         MODERATOR_LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
     )
-    server = Proc(
+    server = bench_process(
         [sys.executable, "-m", "moderator", "serve", "--port", str(port)],
         env,
         RESULTS_DIR / "api-serve.log",
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"load_before": load_before}
     baseline = Baseline(args.threads)
     try:
-        server.start().wait_ready()
+        server.start(wait_ready=True)
         latency: dict[int, dict[str, Any]] = {}
         for rate in RATES:
             connections = max(2, rate // 5)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from moderator.api.metrics import ApiMetrics
-from moderator.pipeline import InputMessage, Pipeline
+from moderator.core.pipeline import InputMessage, Pipeline
 from topics import DeadLetter, SourcePosition, Verdict
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class MicroBatcher:
             if not live:
                 return
             try:
-                result = await self.pipeline.process([j.message for j in live], claim_ids=False)
+                result = await self.pipeline.process([j.message for j in live])
             except Exception as exc:  # the pipeline never raises on input; this is a bug or an outage
                 log.exception("API batch of %d failed", len(live))
                 for job in live:

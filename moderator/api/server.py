@@ -24,8 +24,8 @@ from moderator.api.metrics import ApiMetrics
 from moderator.api.openai_compat import RequestError
 from moderator.api.routes import SERVICE, SOCKETS, error_response, json_response
 from moderator.api.service import ApiService, NotReady, warm_up
+from moderator.core.pipeline import Pipeline
 from moderator.metrics import Metrics
-from moderator.pipeline import Pipeline
 from moderator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def run_server(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, keys: ApiKeys) -> int:
-    from moderator.worker import build_pipeline
+    from moderator.stream.worker import build_pipeline
 
     metrics = Metrics()
     service = ApiService(
@@ -219,9 +219,11 @@ async def _serve(settings: Settings, keys: ApiKeys) -> int:
     return 0
 
 
-async def _load(service: ApiService, build_pipeline: Callable[[Settings, Metrics], Pipeline]) -> None:
+async def _load(service: ApiService, build_pipeline: Callable[..., Pipeline]) -> None:
     service.stage = "loading models"
-    pipeline = await asyncio.to_thread(build_pipeline, service.settings, service.metrics)
+    # Ids stay in this process: the API answers every call, so a repeated id is answered again (its
+    # verdict names the revision it supersedes), and no Redis round trip is spent on the id registry.
+    pipeline = await asyncio.to_thread(build_pipeline, service.settings, service.metrics, shared_ids=False)
     service.stage = "warming up"
     await warm_up(pipeline)
     service.attach(pipeline)

@@ -19,8 +19,8 @@ from moderator.api.auth import ApiKeys, RateLimiter
 from moderator.api.batcher import MicroBatcher
 from moderator.api.metrics import ApiMetrics
 from moderator.api.openai_compat import RequestError
+from moderator.core.pipeline import InputMessage, Pipeline
 from moderator.metrics import Metrics
-from moderator.pipeline import InputMessage, Pipeline
 from moderator.settings import Settings
 from topics import DeadLetter, InvalidRecord, Reason, Verdict, decode_comment, decode_reply
 from topics.records import Kind

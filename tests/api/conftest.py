@@ -3,87 +3,53 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from moderator.embedded import EmbeddedRedis, free_port
+from moderator.local.embedded import EmbeddedRedis, free_port
+from moderator.local.harness import ServiceProcess
 from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
-
-_METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$")
-
-
-def parse_metrics(text: bytes) -> dict[str, float]:
-    """Prometheus text → {'name{labels}': value}."""
-    out: dict[str, float] = {}
-    for line in text.decode().splitlines():
-        m = _METRIC.match(line)
-        if m:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
 
 
 @dataclass
-class ServerProcess:
-    redis_url: str
-    log_path: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
+class ServerProcess(ServiceProcess):
+    """``moderator serve`` with the shipped models; ``/health``, ``/ready``, ``/metrics`` on its API port."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for name in list(env):
-            if name.startswith("MODERATOR_"):
-                del env[name]
+    @classmethod
+    def of(
+        cls,
+        *,
+        redis_url: str,
+        log_path: Path,
+        args: Sequence[str] = (),
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> ServerProcess:
+        port = port or free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODERATOR_")}
         env.update(
-            MODERATOR_REDIS_URL=self.redis_url,
+            MODERATOR_REDIS_URL=redis_url,
             MODERATOR_CLASSIFIER_PATH=str(DEFAULT_CLASSIFIER),
             MODERATOR_JUDGE_PATH=str(DEFAULT_JUDGE),
             MODERATOR_DEVICE="cpu",
             MODERATOR_INTRA_OP_THREADS="1",
             PYTHONUNBUFFERED="1",
         )
-        env.update(self.extra_env)
-        return env
+        env.update(extra_env or {})
+        argv = [sys.executable, "-m", "moderator", "serve", "--port", str(port), *args]
+        return cls(argv=argv, env=env, log_path=log_path, web_port=port)
 
-    def start(self, wait_ready: bool = True, timeout_s: float = 120.0) -> ServerProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moderator", "serve", "--port", str(self.port), *self.args],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        if wait_ready:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-                try:
-                    if self.get("/ready")[0] == 200:
-                        return self
-                except OSError:
-                    pass
-                time.sleep(0.2)
-            raise AssertionError(f"serve not ready after {timeout_s}s:\n{self.log_tail()}")
-        return self
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
@@ -95,10 +61,6 @@ class ServerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        status, _, body = self.request("GET", path)
-        return status, body
-
     def post(self, path: str, payload: Any, key: str | None = None) -> tuple[int, Any]:
         body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         headers = {"Content-Type": "application/json"}
@@ -107,27 +69,6 @@ class ServerProcess:
         status, _, data = self.request("POST", path, body, headers)
         return status, orjson.loads(data)
 
-    def metrics(self) -> dict[str, float]:
-        return parse_metrics(self.get("/metrics")[1])
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=timeout_s)
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
 
 @pytest.fixture
 def start_server(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
@@ -135,15 +76,16 @@ def start_server(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callab
     servers: list[ServerProcess] = []
 
     def make(*args: str, wait_ready: bool = True, port: int | None = None, **env: str) -> ServerProcess:
-        server = ServerProcess(
+        server = ServerProcess.of(
             redis_url=redis_server.url,
             log_path=tmp_path / f"serve-{len(servers)}.log",
+            args=args,
             extra_env={"MODERATOR_" + k.upper(): v for k, v in env.items()},
-            args=list(args),
-            port=port or free_port(),
+            port=port,
         )
         servers.append(server)
-        return server.start(wait_ready=wait_ready)
+        server.start(wait_ready=wait_ready, timeout_s=120)
+        return server
 
     yield make
     for server in servers:
@@ -152,12 +94,12 @@ def start_server(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callab
 
 @pytest.fixture(scope="module")
 def server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for a module's tests that do not change its settings (no keys, default limits)."""
-    proc = ServerProcess(
+    """One server for a module's tests that do not change its settings (no keys, no rate limit)."""
+    proc = ServerProcess.of(
         redis_url=redis_server.url,
         log_path=tmp_path_factory.mktemp("serve") / "serve.log",
         extra_env={"MODERATOR_API_RATE_LIMIT": "0", "MODERATOR_API_MAX_INPUTS": "16"},
     )
-    proc.start()
+    proc.start(wait_ready=True, timeout_s=120)
     yield proc
     proc.kill()

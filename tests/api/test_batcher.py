@@ -10,9 +10,9 @@ import pytest
 
 from moderator.api.batcher import BatcherClosed, MicroBatcher
 from moderator.api.metrics import ApiMetrics
+from moderator.core.pipeline import InputMessage, Pipeline
+from moderator.core.policy import load_policy
 from moderator.metrics import Metrics
-from moderator.pipeline import InputMessage, Pipeline
-from moderator.policy import load_policy
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
 from moderator.settings import DEFAULT_POLICY

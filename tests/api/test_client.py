@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from moderator.client import AsyncModeratorClient, ModeratorAPIError, ModeratorClient
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 from tests.api.conftest import ServerProcess
 
 KEY = "client-key-0123456789"

@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 from tests.api.conftest import ServerProcess
 
 KEY_A = "test-key-alpha-0123456789"

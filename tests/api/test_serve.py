@@ -37,6 +37,8 @@ VERDICT_KEYS = {
     "latency_ms",
     "ts",
     "truncated",
+    "revision",
+    "supersedes",
 }
 
 

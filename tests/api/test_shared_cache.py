@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from moderator.embedded import EmbeddedBroker, EmbeddedRedis
+from moderator.local.embedded import EmbeddedBroker, EmbeddedRedis
 from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
 from tests.api.conftest import ServerProcess
 from tests.fixtures.services import FreshTopics
@@ -25,7 +25,7 @@ def test_stream_and_api_share_verdicts(
 ) -> None:
     fresh = fresh_topics()
     asyncio.run(fresh.create(broker.url, partitions=1))
-    worker = WorkerProcess(
+    worker = WorkerProcess.of(
         broker_url=broker.url,
         redis_url=redis_server.url,
         topics=fresh.topic_names(),
@@ -35,7 +35,7 @@ def test_stream_and_api_share_verdicts(
         log_path=tmp_path / "worker.log",
     )
     server = start_server()
-    worker.start()
+    worker.start(wait_ready=True, timeout_s=120)
     try:
         tag = uuid.uuid4().hex[:8]
         stream_first = f"스트림에서 먼저 본 댓글 {tag}"
@@ -46,7 +46,7 @@ def test_stream_and_api_share_verdicts(
         got = asyncio.run(
             read_until(broker.url, [topics.verdicts], lambda o: len(o[topics.verdicts]) >= 1, 60)
         )
-        on_stream = orjson.loads(got[topics.verdicts][0][1])
+        on_stream = orjson.loads(got[topics.verdicts][0].value)
         assert on_stream["id"] == "s-1" and on_stream["cached"] is False
 
         status, on_api = server.post("/v1/comments", {"id": "a-1", "text": stream_first})
@@ -65,7 +65,7 @@ def test_stream_and_api_share_verdicts(
         got = asyncio.run(
             read_until(broker.url, [topics.verdicts], lambda o: len(o[topics.verdicts]) >= 2, 60)
         )
-        on_stream_reply = orjson.loads(got[topics.verdicts][1][1])
+        on_stream_reply = orjson.loads(got[topics.verdicts][1].value)
         assert on_stream_reply["id"] == "s-2" and on_stream_reply["cached"] is True
         assert (
             on_stream_reply["unsafe"] == api_reply["unsafe"]
