@@ -251,3 +251,13 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(start_server: Callable[
     assert server.proc.wait(timeout=30) == 0
     assert 200 in answered and set(answered) <= {200, 503}, answered
     assert "stopped" in server.log_tail()
+
+
+def test_a_repeated_id_is_answered_again_and_an_edit_names_what_it_supersedes(server: ServerProcess) -> None:
+    record_id = f"edit-{uuid.uuid4().hex[:6]}"
+    status, first = server.post("/v1/comments", {"id": record_id, "text": "처음 쓴 댓글입니다"})
+    assert status == 200 and first["supersedes"] is None
+    status, again = server.post("/v1/comments", {"id": record_id, "text": "처음 쓴 댓글입니다"})
+    assert status == 200 and again["revision"] == first["revision"] and again["supersedes"] is None
+    status, edited = server.post("/v1/comments", {"id": record_id, "text": "고쳐 쓴 댓글입니다"})
+    assert status == 200 and edited["supersedes"] == first["revision"] != edited["revision"]
