@@ -25,6 +25,9 @@ T = TypeVar("T")
 
 KEY_PREFIX = "moderator:v1:"
 ID_PREFIX = "moderator:id:v1:"
+#: Human decisions (written by the dashboard, no TTL): keyed by topics.reviews.content_hash, so they
+#: hold across model and policy versions.
+HUMAN_PREFIX = "moderator:human:v1:"
 
 
 #: KEYS: id keys; ARGV[1]: TTL (s); ARGV[i + 1]: the source position claiming KEYS[i]. Returns, per key,
@@ -58,6 +61,10 @@ def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt:
         h.update(len(encoded).to_bytes(4, "little"))
         h.update(encoded)
     return KEY_PREFIX + h.hexdigest()
+
+
+def human_key(digest: str) -> str:
+    return HUMAN_PREFIX + digest
 
 
 def id_key(kind: str, record_id: str) -> str:

@@ -1,4 +1,4 @@
-"""The ``moderator`` command: worker, score, eval, produce, tail, demo.
+"""The ``moderator`` command: worker, score, eval, produce, tail, demo, dashboard, dashboard-user, export-reviews.
 
 Flags override ``MODERATOR_*`` environment variables; secrets are read from the environment only.
 """
@@ -49,6 +49,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "web_port",
         "web_host",
         "app_id",
+        "dashboard_host",
+        "dashboard_port",
+        "dashboard_db",
     )
     overrides = {n: getattr(args, n, None) for n in names}
     return Settings.from_env().with_overrides(**overrides)
@@ -198,6 +201,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), timeout_s=args.timeout)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from moderator.dashboard.server import run_dashboard
+
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    return run_dashboard(_settings(args))
+
+
+def cmd_dashboard_user(args: argparse.Namespace) -> int:
+    from moderator.dashboard.cli import manage_users
+
+    return manage_users(_settings(args), args)
+
+
+def cmd_export_reviews(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from moderator.dashboard.export import export_reviews
+    from moderator.dashboard.server import client_kwargs
+
+    settings = _settings(args)
+    try:
+        summary = asyncio.run(
+            export_reviews(settings.broker, settings.topic_reviews, Path(args.out), client_kwargs(settings))
+        )
+    except KafkaError as exc:
+        raise ValueError(f"broker {settings.broker}: {exc}") from None
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def _dashboard_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", dest="dashboard_db", type=Path, help="dashboard sqlite file (index and accounts)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moderator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +289,31 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--timeout", type=float, default=600.0, help="give up after N seconds")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dashboard", help="the review dashboard: overview, flagged queue, decisions (web)")
+    _common(p)
+    _dashboard_args(p)
+    p.add_argument("--host", dest="dashboard_host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", dest="dashboard_port", type=int, help="port (default 8090)")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("dashboard-user", help="add, list or remove dashboard accounts")
+    _dashboard_args(p)
+    p.add_argument("action", choices=["add", "list", "remove"])
+    p.add_argument("name", nargs="?", help="account name (add, remove)")
+    p.add_argument("--role", choices=["viewer", "reviewer", "admin"], default="viewer", help="default viewer")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
+    p.add_argument(
+        "--replace", action="store_true", help="add: set a new password and role if the name exists"
+    )
+    p.set_defaults(func=cmd_dashboard_user)
+
+    p = sub.add_parser(
+        "export-reviews", help="write human decisions as training rows (UnSmile TSV, JSONL pairs)"
+    )
+    _common(p)
+    p.add_argument("--out", required=True, help="output folder (comments.tsv, replies.jsonl)")
+    p.set_defaults(func=cmd_export_reviews)
     return parser
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from moderator.cache import VerdictCache, cache_key, id_key
+from moderator.cache import VerdictCache, cache_key, human_key, id_key
 from moderator.metrics import Metrics
 from moderator.policy import Policy
 from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
@@ -37,6 +37,7 @@ from topics import (
     normalize_text,
 )
 from topics.records import Kind
+from topics.reviews import HumanVerdict, content_hash
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class _Item:
     text: str
     prompt: str | None
     key: str
+    human: str  # where a reviewer's decision on this text would be (moderator.cache.human_key)
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -122,7 +124,8 @@ class Pipeline:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
             key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
-            items.append(_Item(index, message, record, text, prompt, key))
+            human = human_key(content_hash(message.kind, text, prompt))
+            items.append(_Item(index, message, record, text, prompt, key, human))
         return items, dead
 
     async def _dedupe(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
@@ -243,11 +246,18 @@ class Pipeline:
         items, dup_dead = await self._dedupe(items)
         dead.extend(dup_dead)
 
-        cached: list[dict[str, Any] | None] = [None] * len(items)
+        # one MGET for model verdicts and human decisions; a human decision wins over any model
+        cached: list[dict[str, Any] | None] = [None] * (2 * len(items))
         if self.cache is not None and items:
-            cached = await self.cache.get_many([it.key for it in items])
-        hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
-        misses = [it for it in items if it.key not in hits]
+            cached = await self.cache.get_many([it.key for it in items] + [it.human for it in items])
+        n = len(items)
+        hits = {it.key: core for it, core in zip(items, cached[:n], strict=True) if core is not None}
+        humans = {
+            it.human: decided
+            for it, value in zip(items, cached[n:], strict=True)
+            if value is not None and (decided := HumanVerdict.from_dict(value)) is not None
+        }
+        misses = [it for it in items if it.key not in hits and it.human not in humans]
         fresh, errors = await self._score(misses)
         if self.cache is not None and fresh:
             await self.cache.set_many(list(fresh.items()))
@@ -264,6 +274,10 @@ class Pipeline:
                         self._dead_letter(item.message, Reason.MODEL_ERROR, errors[item.key], item.record.id),
                     )
                 )
+                continue
+            decided = humans.get(item.human)
+            if decided is not None:
+                verdicts.append((item.index, self._human_verdict(item, decided)))
                 continue
             core = hits.get(item.key)
             was_cached = core is not None
@@ -307,6 +321,26 @@ class Pipeline:
             ts=time.time(),
             truncated=truncated,
             source=item.message.source,
+        )
+
+    def _human_verdict(self, item: _Item, decided: HumanVerdict) -> Verdict:
+        """A repeat of a reviewed text: the reviewer's action and labels, marked as human."""
+        action = decided.action
+        return Verdict(
+            id=item.record.id,
+            kind=item.message.kind,
+            flagged=action != "allow",
+            action=action,
+            categories=decided.categories,
+            scores={k: decided.scores.get(k, 0.0) for k in LABEL_KEYS},
+            unsafe=decided.unsafe if item.message.kind == "reply" else None,
+            cached=True,
+            model=self.model_ids,
+            policy=self.policy.version,
+            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
+            ts=time.time(),
+            source=item.message.source,
+            human=decided.marker(),
         )
 
     def _dead_letter(

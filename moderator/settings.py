@@ -37,6 +37,7 @@ class Settings:
     topic_verdicts: str = "verdicts"
     topic_flagged: str = "verdicts.flagged"
     topic_dead_letter: str = "dead-letter"
+    topic_reviews: str = "reviews"
     topic_partitions: int = 4
     topic_replication: int = 1
     broker_session_timeout_s: float = 10.0
@@ -77,6 +78,12 @@ class Settings:
     web_port: int = 6066
     stall_timeout_s: float = 60.0
     log_level: str = "info"
+    # Dashboard (moderator dashboard): its own web server, index and accounts
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8090
+    dashboard_db: Path = Path("moderator-dashboard.sqlite3")
+    dashboard_metrics_urls: str = "http://127.0.0.1:6066/metrics"
+    dashboard_cookie_secure: bool = False
 
     @property
     def topics(self) -> TopicNames:
@@ -86,6 +93,7 @@ class Settings:
             verdicts=self.topic_verdicts,
             flagged=self.topic_flagged,
             dead_letter=self.topic_dead_letter,
+            reviews=self.topic_reviews,
         )
 
     @property

@@ -73,6 +73,8 @@ class Verdict:
     ts: float
     truncated: bool = False
     source: SourcePosition | None = None
+    #: set when a reviewer's decision on this text decided the verdict (see topics.reviews)
+    human: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -92,6 +94,8 @@ class Verdict:
         }
         if self.source is not None:
             out["source"] = self.source.to_dict()
+        if self.human is not None:
+            out["human"] = self.human
         return out
 
     @classmethod
@@ -112,6 +116,7 @@ class Verdict:
             ts=data["ts"],
             truncated=data.get("truncated", False),
             source=SourcePosition(**src) if src else None,
+            human=data.get("human"),
         )
 
 
