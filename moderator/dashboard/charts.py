@@ -47,10 +47,13 @@ def line_chart(
     height: int = 220,
 ) -> Markup:
     """One polyline per series over shared x slots, with a legend; empty data draws an empty frame."""
-    left, right, top, bottom = 48, 12, 26, 52
+    per_row = 3 if len(series) > 4 else 4
+    rows = (len(series) + per_row - 1) // per_row
+    left, right, top, bottom = 48, 12, 26, 28 + 14 * max(1, rows)
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max((len(v) for v in series.values()), default=0)
-    peak = _nice_max(max((max(v) for v in series.values() if len(v)), default=0.0))
+    # four grid steps of a round size: 0, 2.5, 5, 7.5, 10 rather than 0, 12, 25, 38, 50
+    peak = 4 * _nice_max(max((max(v) for v in series.values() if len(v)), default=0.0) / 4)
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
         f' xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
@@ -60,7 +63,7 @@ def line_chart(
         y = top + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         value = peak * i / 4
-        label = f"{value:.0f}" if peak >= 4 else f"{value:.2f}"
+        label = f"{value:g}"
         parts.append(
             f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{label}{escape(unit)}</text>'
         )
@@ -78,8 +81,8 @@ def line_chart(
                 for j, v in enumerate(values)
             )
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
-        lx = left + (k % 5) * (plot_w / 5)
-        ly = height - 18 + (k // 5) * 14
+        lx = left + (k % per_row) * (plot_w / per_row)
+        ly = top + plot_h + 34 + (k // per_row) * 14
         parts.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{lx + 14:.1f}" y="{ly}" class="legend">{escape(name)}</text>')
     parts.append("</svg>")

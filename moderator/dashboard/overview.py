@@ -47,7 +47,7 @@ def parse_metrics(url: str, text: str) -> WorkerMetrics:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
-            if sample.name == "moderator_consumer_lag":
+            if sample.name == "moderator_consumer_lag" and "__assignor" not in labels.get("topic", ""):
                 out.lag.append((labels.get("topic", ""), int(labels.get("partition", "0")), sample.value))
             elif sample.name == "moderator_cache_hits_total":
                 out.cache_hits += sample.value

@@ -39,7 +39,6 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "moderator_session"
 LOGIN_CSRF_COOKIE = "moderator_login_csrf"
 PAGE_SIZE = 50
-_PUBLIC = ("/login", "/health", "/static/")
 _MAX_FAILURES, _FAILURE_WINDOW_S = 5, 300.0
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -98,7 +97,7 @@ def _safe_next(target: str | None) -> str:
 @web.middleware
 async def security(request: web.Request, handler: Handler) -> web.StreamResponse:
     dash = request.app[KEY]
-    public = request.path == "/login" or request.path == "/health" or request.path.startswith("/static/")
+    public = request.path in ("/login", "/health", "/favicon.ico") or request.path.startswith("/static/")
     session = dash.accounts.session(request.cookies.get(SESSION_COOKIE))
     request["session"] = session
     if not public and session is None:
@@ -124,7 +123,11 @@ async def security(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 async def login_page(request: web.Request) -> web.Response:
-    token = secrets.token_urlsafe(24)
+    # keep an existing token: a second tab (or the browser's favicon request, redirected here) must not
+    # invalidate the form already on screen
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if len(token) < 24:
+        token = secrets.token_urlsafe(24)
     response = render(request, "login.html", csrf=token, next=_safe_next(request.query.get("next")), error="")
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
@@ -468,6 +471,7 @@ def build_app(dash: Dashboard) -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     app.router.add_get("/health", health)
+    app.router.add_get("/favicon.ico", lambda _: web.Response(status=204))
     app.router.add_get("/", overview)
     app.router.add_get("/queue", queue)
     app.router.add_get("/item/{item_id:.+}", item_page)
