@@ -220,6 +220,7 @@ def cmd_export_reviews(args: argparse.Namespace) -> int:
     from moderator.dashboard.export import export_reviews
     from moderator.dashboard.server import client_kwargs
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors end in our one line
     settings = _settings(args)
     try:
         summary = asyncio.run(

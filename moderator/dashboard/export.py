@@ -60,7 +60,11 @@ async def read_reviews(
         auto_offset_reset="earliest",
         **(client_kwargs or {}),
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
     reviews: list[Review] = []
     invalid = 0
     try:

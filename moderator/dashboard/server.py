@@ -26,6 +26,7 @@ from moderator.dashboard.web import Dashboard, build_app
 from moderator.embedded import bootstrap_servers, ensure_topics
 from moderator.policy import load_policy
 from moderator.settings import Settings
+from moderator.worker import BrokerUnavailable, wait_for_broker
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ async def serve(
     """Run until ``stop`` is set (or SIGTERM/SIGINT when run from the CLI)."""
     policy = load_policy(settings.policy_path)
     kwargs = client_kwargs(settings)
+    # the worker's bounded, logged wait: a dashboard started with (or before) the broker does not crash-loop
+    await wait_for_broker(settings, timeout_s=settings.broker_wait_s)
     if not kwargs:
         await ensure_topics(
             settings.broker,
@@ -119,6 +122,8 @@ def run_dashboard(settings: Settings) -> int:
 
     try:
         asyncio.run(main())
+    except BrokerUnavailable as exc:
+        raise ValueError(str(exc)) from None
     except KafkaError as exc:
         raise ValueError(f"broker {settings.broker}: {exc}") from None
     except OSError as exc:

@@ -26,7 +26,17 @@ from topics import HATE_LABEL_KEYS, TopicNames
 
 def add_user(db: Path, name: str, role: str, password: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "moderator", "dashboard-user", "add", name, "--role", role, "--password-stdin"],
+        [
+            sys.executable,
+            "-m",
+            "moderator",
+            "dashboard-user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+        ],
         input=password.encode() + b"\n",
         env={**os.environ, "MODERATOR_DASHBOARD_DB": str(db)},
         check=True,
@@ -172,3 +182,79 @@ def dashboard_stack(
     for stack in started:
         stack.dashboard.stop()
         stack.worker.kill()
+
+
+async def send(
+    broker_url: str, topic: str, values: list[bytes], keys: list[bytes] | None = None
+) -> list[tuple[int, int]]:
+    """Produce and return each record's (partition, offset): tests point verdicts at real inputs."""
+    from aiokafka import AIOKafkaProducer
+
+    from moderator.embedded import bootstrap_servers
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
+    await producer.start()
+    try:
+        out = []
+        for i, value in enumerate(values):
+            meta = await producer.send_and_wait(topic, value, key=keys[i] if keys else None)
+            out.append((meta.partition, meta.offset))
+        return out
+    finally:
+        await producer.stop()
+
+
+def flagged_verdict(
+    record_id: str,
+    kind: str,
+    source: tuple[str, int, int],
+    *,
+    categories: list[str],
+    action: str = "review",
+    ts: float | None = None,
+    unsafe: float | None = None,
+) -> dict:
+    """A verdict as the worker writes it (scores for every label), pointing at a real input record."""
+    from topics import LABEL_KEYS
+
+    scores = {k: (0.8 if k in categories else 0.05) for k in LABEL_KEYS}
+    return {
+        "id": record_id,
+        "kind": kind,
+        "flagged": action != "allow",
+        "action": action,
+        "categories": categories,
+        "scores": scores,
+        "unsafe": unsafe,
+        "cached": False,
+        "model": {"classifier": "cls-1", "judge": "judge-1"},
+        "policy": "default@abc",
+        "latency_ms": 3.0,
+        "ts": ts if ts is not None else time.time(),
+        "truncated": False,
+        "source": {"topic": source[0], "partition": source[1], "offset": source[2]},
+    }
+
+
+@pytest.fixture
+def lone_dashboard(broker, redis_server, fresh_topics, tmp_path: Path) -> Iterator[DashboardProcess]:
+    """A dashboard process (no worker) on fresh topics with accounts alice (reviewer), victor (viewer)."""
+    from moderator.settings import DEFAULT_POLICY
+
+    fresh = fresh_topics()
+    asyncio.run(fresh.create(broker.url, partitions=1))
+    db = tmp_path / "dashboard.sqlite3"
+    add_user(db, "alice", "reviewer", "alice-password-1")
+    add_user(db, "victor", "viewer", "victor-password-1")
+    dashboard = DashboardProcess(
+        broker_url=broker.url,
+        redis_url=redis_server.url,
+        topics=replace(fresh.topic_names(), reviews=fresh.name("reviews")),
+        db=db,
+        policy=DEFAULT_POLICY,
+        metrics_url=f"http://127.0.0.1:{free_port()}/metrics",
+        log_path=tmp_path / "dashboard.log",
+    )
+    dashboard.start()
+    yield dashboard
+    dashboard.stop()

@@ -31,7 +31,9 @@ def test_sign_in_and_sessions(accounts: Accounts) -> None:
     token, session = accounts.open_session(user)
     found = accounts.session(token)
     assert found is not None and found.user.name == "alice" and found.csrf == session.csrf
-    stored = accounts._db.execute("SELECT token_hash, password FROM sessions JOIN users ON name = user").fetchone()
+    stored = accounts._db.execute(
+        "SELECT token_hash, password FROM sessions JOIN users ON name = user"
+    ).fetchone()
     assert token not in stored[0] and "alice-password" not in stored[1], "only hashes are stored"
     assert accounts.session("made-up") is None and accounts.session(None) is None
     accounts.close_session(session)
@@ -61,7 +63,9 @@ def test_a_new_password_or_removal_ends_sessions(accounts: Accounts) -> None:
         ("alice", "viewer", "short", "at least"),
     ],
 )
-def test_bad_accounts_are_refused_in_one_line(accounts: Accounts, name: str, role: str, password: str, message: str) -> None:
+def test_bad_accounts_are_refused_in_one_line(
+    accounts: Accounts, name: str, role: str, password: str, message: str
+) -> None:
     with pytest.raises(AccountError, match=message) as refused:
         accounts.add(name, role, password)
     assert "\n" not in str(refused.value)

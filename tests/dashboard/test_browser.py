@@ -52,8 +52,14 @@ def browser() -> Iterator[Callable[[], object]]:
     def make() -> object:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1000",
-                    "--lang=ko-KR", "--force-device-scale-factor=1"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--window-size=1440,1000",
+            "--lang=ko-KR",
+            "--force-device-scale-factor=1",
+        ):
             options.add_argument(arg)
         driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(30)
@@ -103,7 +109,9 @@ def verdicts_by_id(stack: Stack, ids: set[str], timeout_s: float = 120) -> dict[
 
 
 def send_comments(stack: Stack, rows: list[tuple[str, str, str]]) -> None:
-    values = [orjson.dumps({"id": i, "text": text, "channel": ch, "meta": {"lang": "ko"}}) for i, text, ch in rows]
+    values = [
+        orjson.dumps({"id": i, "text": text, "channel": ch, "meta": {"lang": "ko"}}) for i, text, ch in rows
+    ]
     asyncio.run(produce(stack.broker_url, stack.topics.comments, values, [r[0].encode() for r in rows]))
 
 
@@ -150,7 +158,8 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     wait_for(lambda: sorted(queue_rows()) == flagged, 60, "the flagged comments in the queue")
     wait_for(
         lambda: all(
-            text_of[i] in alice.find_element(By.CSS_SELECTOR, f'td[data-text-for="{i}"]').text for i in flagged
+            text_of[i] in alice.find_element(By.CSS_SELECTOR, f'td[data-text-for="{i}"]').text
+            for i in flagged
         ),
         20,
         "texts in the queue",
@@ -165,7 +174,9 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     row = alice.find_element(By.CSS_SELECTOR, f'tr.item[data-id="{removed}"]')
     row.find_element(By.CSS_SELECTOR, "button.remove").click()
     wait_for(lambda: alice.find_elements(By.ID, "done"), 15, "the remove to land")
-    assert removed not in [r.get_attribute("data-id") for r in alice.find_elements(By.CSS_SELECTOR, "tr.item")]
+    assert removed not in [
+        r.get_attribute("data-id") for r in alice.find_elements(By.CSS_SELECTOR, "tr.item")
+    ]
     # ... and approve another from its own page, which shows the text, scores and thresholds
     alice.get(f"{base}/item/{quote(approved, safe='')}")
     assert alice.find_element(By.ID, "text").text == text_of[approved]
@@ -185,7 +196,9 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     assert reviews[removed][1]["labels"] == verdicts[removed]["categories"]
 
     # the loop closes: the same texts sent again get the human verdicts
-    send_comments(stack, [("again-approved", text_of[approved], "news"), ("again-removed", text_of[removed], "news")])
+    send_comments(
+        stack, [("again-approved", text_of[approved], "news"), ("again-removed", text_of[removed], "news")]
+    )
     again = verdicts_by_id(stack, {"again-approved", "again-removed"})
     assert again["again-approved"]["action"] == "allow" and not again["again-approved"]["flagged"]
     assert again["again-approved"]["human"]["decision"] == "approve"
@@ -197,9 +210,10 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     # the overview counts them (human decisions served, verdicts per action)
     def overview_ready() -> bool:
         alice.get(base + "/?window=15m")
-        return alice.find_element(By.ID, "open-count").text == str(len(flagged) - 2) and "live" in alice.find_element(
-            By.ID, "versions"
-        ).text
+        return (
+            alice.find_element(By.ID, "open-count").text == str(len(flagged) - 2)
+            and "live" in alice.find_element(By.ID, "versions").text
+        )
 
     wait_for(overview_ready, 30, "the overview to count the decisions")
     alice.save_screenshot(str(ROOT / "docs" / "img" / "dashboard-overview.png"))

@@ -11,23 +11,56 @@ from moderator.dashboard.store import QueueFilter, Store, bucket_of
 from topics.reviews import Decision, Review, VerdictRef, content_hash
 
 
-def verdict(i: int, *, kind: str = "comment", action: str = "review", categories: list[str] | None = None,
-            top: float = 0.5, ts: float = 1000.0, human: dict | None = None) -> dict:
+def verdict(
+    i: int,
+    *,
+    kind: str = "comment",
+    action: str = "review",
+    categories: list[str] | None = None,
+    top: float = 0.5,
+    ts: float = 1000.0,
+    human: dict | None = None,
+) -> dict:
     cats = categories if categories is not None else ["region"]
-    scores = {"region": top if "region" in cats else 0.01, "age": top if "age" in cats else 0.02, "clean": 0.9}
-    v = {"id": f"id-{i}", "kind": kind, "flagged": True, "action": action, "categories": cats, "scores": scores,
-         "unsafe": None, "cached": False, "model": {"classifier": "m"}, "policy": "p@1", "latency_ms": 1.0,
-         "ts": ts + i, "source": {"topic": "comments", "partition": 0, "offset": i}}
+    scores = {
+        "region": top if "region" in cats else 0.01,
+        "age": top if "age" in cats else 0.02,
+        "clean": 0.9,
+    }
+    v = {
+        "id": f"id-{i}",
+        "kind": kind,
+        "flagged": True,
+        "action": action,
+        "categories": cats,
+        "scores": scores,
+        "unsafe": None,
+        "cached": False,
+        "model": {"classifier": "m"},
+        "policy": "p@1",
+        "latency_ms": 1.0,
+        "ts": ts + i,
+        "source": {"topic": "comments", "partition": 0, "offset": i},
+    }
     if human:
         v["human"] = human
     return v
 
 
-def make_review(item: str, decision: Decision, reviewer: str, ts: float, labels: list[str] | None = None) -> Review:
+def make_review(
+    item: str, decision: Decision, reviewer: str, ts: float, labels: list[str] | None = None
+) -> Review:
     return Review(
-        review_id=f"{item}-{reviewer}-{ts}", id=item, kind="comment", content_hash=content_hash("comment", item),
-        decision=decision, labels=labels or [], reviewer=reviewer, ts=ts,
-        verdict=VerdictRef("f", 0, 0, "review", [], {}, "p@1", {}, None), source=None,
+        review_id=f"{item}-{reviewer}-{ts}",
+        id=item,
+        kind="comment",
+        content_hash=content_hash("comment", item),
+        decision=decision,
+        labels=labels or [],
+        reviewer=reviewer,
+        ts=ts,
+        verdict=VerdictRef("f", 0, 0, "review", [], {}, "p@1", {}, None),
+        source=None,
     )
 
 
@@ -42,7 +75,14 @@ def store(tmp_path: Path) -> Store:
     ]
     with s.transaction() as db:
         Store.add_flagged(db, rows)
-    s.set_enrichment([("id-0", "news", "ko"), ("id-1", "sports", None), ("id-2", "kids-bot", "ko"), ("id-3", "news_x%", None)])
+    s.set_enrichment(
+        [
+            ("id-0", "news", "ko"),
+            ("id-1", "sports", None),
+            ("id-2", "kids-bot", "ko"),
+            ("id-3", "news_x%", None),
+        ]
+    )
     return s
 
 
@@ -75,11 +115,18 @@ def test_the_later_decision_stands_and_history_is_kept(store: Store) -> None:
         # arriving later but decided earlier: history grows, the status stays with the later decision
         Store.add_reviews(db, [make_review("id-0", Decision.APPROVE, "alice", 10.0)])
     item = store.item("id-0")
-    assert item is not None and item.status == "remove" and item.decided_by == "bob" and item.labels == ["region"]
+    assert (
+        item is not None
+        and item.status == "remove"
+        and item.decided_by == "bob"
+        and item.labels == ["region"]
+    )
     assert [h["reviewer"] for h in store.history("id-0")] == ["alice", "bob"]
     with store.transaction() as db:
         Store.add_reviews(db, [make_review("id-0", Decision.APPROVE, "carol", 30.0)])
-        assert Store.add_reviews(db, [make_review("id-0", Decision.APPROVE, "carol", 30.0)]) == set(), "idempotent"
+        assert Store.add_reviews(db, [make_review("id-0", Decision.APPROVE, "carol", 30.0)]) == set(), (
+            "idempotent"
+        )
     assert store.item("id-0").status == "approve"  # type: ignore[union-attr]
     assert store.latest_review_for_hash(content_hash("comment", "id-0"))["reviewer"] == "carol"  # type: ignore[index]
     assert ids(store) == ["id-1", "id-2", "id-3"] and ids(store, status="decided") == ["id-0"]
@@ -100,9 +147,20 @@ def test_a_verdict_the_worker_took_from_a_human_is_not_queued_again(store: Store
 def test_counts_and_offsets(store: Store) -> None:
     b = bucket_of(1000.0)
     with store.transaction() as db:
-        Store.add_counts(db, {(b, "comment", "allow"): (3, 1, 0)}, {(b, "age"): 2}, {(b, "invalid_json"): 1},
-                         {('{"classifier":"m"}', "p@1"): (1000.0, 1001.0, 3)})
-        Store.add_counts(db, {(b, "comment", "allow"): (2, 2, 1)}, {}, {}, {('{"classifier":"m"}', "p@1"): (999.0, 1002.0, 2)})
+        Store.add_counts(
+            db,
+            {(b, "comment", "allow"): (3, 1, 0)},
+            {(b, "age"): 2},
+            {(b, "invalid_json"): 1},
+            {('{"classifier":"m"}', "p@1"): (1000.0, 1001.0, 3)},
+        )
+        Store.add_counts(
+            db,
+            {(b, "comment", "allow"): (2, 2, 1)},
+            {},
+            {},
+            {('{"classifier":"m"}', "p@1"): (999.0, 1002.0, 2)},
+        )
         Store.save_offsets(db, {("f", 0): 10, ("f", 1): 4})
     assert store.totals_since(0) == {"verdicts": 5, "cached": 3, "human": 1}
     assert store.series("stat_actions", "action", b, 10) == {"allow": {0: 5}}

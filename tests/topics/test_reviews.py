@@ -29,7 +29,9 @@ def review(**changes: object) -> dict:
         labels=["region"],
         reviewer="alice",
         ts=1.5,
-        verdict=VerdictRef("verdicts.flagged", 0, 7, "review", ["age"], {"classifier": "x"}, "p@1", {"age": 0.4}, None),
+        verdict=VerdictRef(
+            "verdicts.flagged", 0, 7, "review", ["age"], {"classifier": "x"}, "p@1", {"age": 0.4}, None
+        ),
         source=None,
     ).to_dict()
     base.update(changes)
