@@ -464,6 +464,11 @@ async def decide(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{back}{sep}{urlencode({'done': item.id, 'decision': decision.value})}")
 
 
+async def no_content(request: web.Request) -> web.Response:
+    """The browser's favicon request: answered, so it never lands on (and resets) the sign-in page."""
+    return web.Response(status=204)
+
+
 def build_app(dash: Dashboard) -> web.Application:
     app = web.Application(middlewares=[security], client_max_size=64 * 1024)
     app[KEY] = dash
@@ -471,7 +476,7 @@ def build_app(dash: Dashboard) -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     app.router.add_get("/health", health)
-    app.router.add_get("/favicon.ico", lambda _: web.Response(status=204))
+    app.router.add_get("/favicon.ico", no_content)
     app.router.add_get("/", overview)
     app.router.add_get("/queue", queue)
     app.router.add_get("/item/{item_id:.+}", item_page)
