@@ -1,8 +1,8 @@
 """What the overview page shows: rates and series from the index, plus the workers' Prometheus metrics.
 
 The index gives history (verdicts, actions, categories, dead letters, cache hits per 10 s bucket, as
-written on the topics); the workers' ``/metrics`` give what only they know now: consumer lag per
-partition, the execution provider, readiness. An unreachable worker is shown as such, never hidden.
+written on the topics); the broker gives the workers' consumer-group lag per partition; the workers' ``/metrics`` give what
+only they know: the execution provider, readiness, their own cache counters. An unreachable worker is shown as such, never hidden.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from markupsafe import Markup
 from prometheus_client.parser import text_string_to_metric_families
 
 from moderator.dashboard.charts import ACTION_COLOURS, bar_chart, line_chart
 from moderator.dashboard.store import BUCKET_S, Store
+from moderator.embedded import bootstrap_servers
 from topics.labels import HATE_LABEL_KEYS, LABEL_KEYS, UNSMILE_COLUMNS
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600}
@@ -35,7 +38,6 @@ class WorkerMetrics:
     url: str
     ok: bool
     error: str = ""
-    lag: list[tuple[str, int, float]] = field(default_factory=list)
     cache_hits: float = 0.0
     cache_misses: float = 0.0
     ready: float | None = None
@@ -47,9 +49,7 @@ def parse_metrics(url: str, text: str) -> WorkerMetrics:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
-            if sample.name == "moderator_consumer_lag" and "__assignor" not in labels.get("topic", ""):
-                out.lag.append((labels.get("topic", ""), int(labels.get("partition", "0")), sample.value))
-            elif sample.name == "moderator_cache_hits_total":
+            if sample.name == "moderator_cache_hits_total":
                 out.cache_hits += sample.value
             elif sample.name == "moderator_cache_misses_total":
                 out.cache_misses += sample.value
@@ -57,8 +57,58 @@ def parse_metrics(url: str, text: str) -> WorkerMetrics:
                 out.ready = sample.value
             elif sample.name == "moderator_execution_provider" and sample.value:
                 out.providers.append(f"{labels.get('model')}: {labels.get('provider')}")
-    out.lag.sort()
     return out
+
+
+@dataclass
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - (self.committed or 0))
+
+
+class GroupLag:
+    """Lag of the workers' consumer group, read from the broker: committed offsets vs end offsets.
+
+    Works for any number of replicas and needs no worker endpoint. The consumer carries the group id
+    only to fetch its committed offsets; it never subscribes, so it never joins (or disturbs) the group.
+    """
+
+    def __init__(
+        self, broker: str, group: str, topics: list[str], client_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        self.group = group
+        self._topics = topics
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(broker),
+            group_id=group,
+            enable_auto_commit=False,
+            **(client_kwargs or {}),
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def read(self) -> list[PartitionLag]:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        if not tps:
+            return []
+        ends = await self._consumer.end_offsets(tps)
+        return [
+            PartitionLag(tp.topic, tp.partition, await self._consumer.committed(tp), ends[tp]) for tp in tps
+        ]
 
 
 async def scrape(session: aiohttp.ClientSession, urls: list[str]) -> list[WorkerMetrics]:
@@ -74,7 +124,17 @@ async def scrape(session: aiohttp.ClientSession, urls: list[str]) -> list[Worker
     return list(await asyncio.gather(*(one(u) for u in urls)))
 
 
-def build_overview(store: Store, window: str, workers: list[WorkerMetrics]) -> dict[str, Any]:
+async def read_lag(group: GroupLag) -> tuple[list[PartitionLag], str]:
+    """(partitions, error): a broker hiccup shows as a line on the page, not as a failed page."""
+    try:
+        return await asyncio.wait_for(group.read(), 5.0), ""
+    except (KafkaError, TimeoutError) as exc:
+        return [], f"{type(exc).__name__}: {exc}"[:200]
+
+
+def build_overview(
+    store: Store, window: str, workers: list[WorkerMetrics], lag: list[PartitionLag], lag_error: str
+) -> dict[str, Any]:
     span = WINDOWS.get(window, WINDOWS["1h"])
     step = max(BUCKET_S, (span // 60) // BUCKET_S * BUCKET_S)
     now = time.time()
@@ -97,7 +157,6 @@ def build_overview(store: Store, window: str, workers: list[WorkerMetrics]) -> d
     minutes = span / 60
     last_minute = store.totals_since(now - 60)
     window_totals = store.totals_since(since)
-    lag = [(w.url, t, p, v) for w in workers for (t, p, v) in w.lag]
     hits = sum(w.cache_hits for w in workers)
     looks = hits + sum(w.cache_misses for w in workers)
     return {
@@ -123,6 +182,8 @@ def build_overview(store: Store, window: str, workers: list[WorkerMetrics]) -> d
             ),
         },
         "lag": lag,
+        "lag_error": lag_error,
+        "total_lag": sum(p.lag for p in lag),
         "workers": workers,
         "versions": [
             {**v, "model": orjson.loads(v["model"]), "live": now - v["last_ts"] < 300}

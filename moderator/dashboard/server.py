@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from moderator.dashboard.accounts import Accounts
 from moderator.dashboard.indexer import Indexer
+from moderator.dashboard.overview import GroupLag
 from moderator.dashboard.source import SourceReader
 from moderator.dashboard.store import Store
 from moderator.dashboard.web import Dashboard, build_app
@@ -74,8 +75,10 @@ async def serve(
         store, settings.topics, settings.broker, reader, redis_url=settings.redis_url, client_kwargs=kwargs
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.broker), acks="all", **kwargs)
+    group_lag = GroupLag(settings.broker, settings.app_id, list(settings.topics.inputs()), kwargs)
     await reader.start()
     await producer.start()
+    await group_lag.start()
     await indexer.start()
     dash = Dashboard(
         store=store,
@@ -86,6 +89,7 @@ async def serve(
         topics=settings.topics,
         policy=policy,
         metrics_urls=[u.strip() for u in settings.dashboard_metrics_urls.split(",") if u.strip()],
+        group_lag=group_lag,
         cookie_secure=settings.dashboard_cookie_secure,
         http=aiohttp.ClientSession(),
     )
@@ -103,6 +107,7 @@ async def serve(
         assert dash.http is not None
         await dash.http.close()
         await indexer.close()
+        await group_lag.close()
         await producer.stop()
         await reader.close()
         store.close()

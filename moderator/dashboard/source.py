@@ -74,13 +74,14 @@ class SourceReader:
                         if record.offset in want[tp]:
                             want[tp].discard(record.offset)
                             found[SourcePosition(tp.topic, tp.partition, record.offset)] = record.value or b""
-                    if not records and not batch:
-                        # nothing came back: past the end (or a gap at the end of the log)
-                        end = (await consumer.end_offsets([tp]))[tp]
-                        want[tp] = {o for o in want[tp] if o < end}
                     position = await consumer.position(tp)
                     # offsets behind the position are gone (retention, compaction) or were never written
                     want[tp] = {o for o in want[tp] if o >= position}
+                    if not records and not batch and want[tp]:
+                        # nothing came back: if we stand at the end of the log, the rest was never written
+                        end = (await consumer.end_offsets([tp]))[tp]
+                        if position >= end:
+                            want[tp] = set()
                     if not want[tp]:
                         active.discard(tp)
                         consumer.pause(tp)

@@ -43,8 +43,13 @@ CREATE TABLE IF NOT EXISTS items (
     status TEXT NOT NULL DEFAULT 'open',
     decided_by TEXT, decided_at REAL, labels TEXT
 );
-CREATE INDEX IF NOT EXISTS items_status_ts ON items (status, ts);
-CREATE INDEX IF NOT EXISTS items_status_severity ON items (status, severity);
+-- each queue order is an index walk (no sort of the whole queue); facets read indexes, not rows
+CREATE INDEX IF NOT EXISTS items_status_ts_id ON items (status, ts, id);
+CREATE INDEX IF NOT EXISTS items_status_severity_ts ON items (status, severity DESC, ts);
+CREATE INDEX IF NOT EXISTS items_ts_id ON items (ts, id);
+CREATE INDEX IF NOT EXISTS items_severity_ts ON items (severity DESC, ts);
+CREATE INDEX IF NOT EXISTS items_channel ON items (channel);
+CREATE INDEX IF NOT EXISTS items_language ON items (language);
 CREATE INDEX IF NOT EXISTS items_pending ON items (enriched) WHERE enriched = 0;
 CREATE TABLE IF NOT EXISTS reviews (
     review_id TEXT PRIMARY KEY,
@@ -128,9 +133,9 @@ class QueueFilter:
             clauses.append("instr(categories, ?) > 0")
             args.append(f",{self.category},")
         if self.search:
-            clauses.append("id LIKE ? ESCAPE '\\'")
-            escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
+            # ids by prefix: a range on the primary key, where a substring LIKE would scan every row
+            clauses.append("id >= ? AND id < ?")
+            args.extend([self.search, self.search + "\U0010ffff"])
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from moderator.dashboard.accounts import Accounts, Session
 from moderator.dashboard.indexer import Indexer
-from moderator.dashboard.overview import build_overview, label_name, percent, scrape
+from moderator.dashboard.overview import GroupLag, build_overview, label_name, percent, read_lag, scrape
 from moderator.dashboard.source import SourceReader
 from moderator.dashboard.store import SORTS, STATUSES, Item, QueueFilter, Store
 from moderator.policy import Policy
@@ -60,9 +60,19 @@ class Dashboard:
     topics: TopicNames
     policy: Policy
     metrics_urls: list[str]
+    group_lag: GroupLag
     cookie_secure: bool = False
     http: aiohttp.ClientSession | None = None
     failures: dict[str, deque[float]] = field(default_factory=dict)
+    _facets: tuple[float, dict[str, list[str]]] = (0.0, {})
+
+    def facets(self) -> dict[str, list[str]]:
+        """The filter drop-downs' values, re-read at most every 30 s (they change slowly)."""
+        read_at, values = self._facets
+        if time.monotonic() - read_at > 30.0:
+            values = self.store.facets()
+            self._facets = (time.monotonic(), values)
+        return values
 
 
 KEY: web.AppKey[Dashboard] = web.AppKey("dashboard", Dashboard)
@@ -210,8 +220,11 @@ async def overview(request: web.Request) -> web.Response:
     dash = request.app[KEY]
     assert dash.http is not None
     workers = await scrape(dash.http, dash.metrics_urls)
-    data = build_overview(dash.store, request.query.get("window", "1h"), workers)
-    return render(request, "overview.html", o=data, index_lag=await dash.indexer.lag())
+    lag, lag_error = await read_lag(dash.group_lag)
+    data = build_overview(dash.store, request.query.get("window", "1h"), workers, lag, lag_error)
+    return render(
+        request, "overview.html", o=data, index_lag=await dash.indexer.lag(), group=dash.group_lag.group
+    )
 
 
 def _filter(query: Any) -> QueueFilter:
@@ -264,7 +277,7 @@ async def queue(request: web.Request) -> web.Response:
         flt=flt,
         here="/queue?" + _filter_query(flt, page=page),
         page_query=lambda p: "/queue?" + _filter_query(flt, page=p),
-        facets=dash.store.facets(),
+        facets=dash.facets(),
         categories=[*review_labels("reply")],
         done=request.query.get("done", ""),
         done_decision=request.query.get("decision", ""),

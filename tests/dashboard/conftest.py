@@ -67,6 +67,7 @@ class DashboardProcess:
     policy: Path
     metrics_url: str
     log_path: Path
+    app_id: str = "moderator"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -90,6 +91,7 @@ class DashboardProcess:
             "MODERATOR_POLICY_PATH": str(self.policy),
             "MODERATOR_DASHBOARD_DB": str(self.db),
             "MODERATOR_DASHBOARD_METRICS_URLS": self.metrics_url,
+            "MODERATOR_APP_ID": self.app_id,
             "PYTHONUNBUFFERED": "1",
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
@@ -171,6 +173,7 @@ def dashboard_stack(
             policy=policy,
             metrics_url=f"http://127.0.0.1:{worker.web_port}/metrics",
             log_path=tmp_path / "dashboard.log",
+            app_id=worker.app_id,
         )
         stack = Stack(worker, dashboard, topics, broker.url)
         started.append(stack)

@@ -216,6 +216,8 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
         )
 
     wait_for(overview_ready, 30, "the overview to count the decisions")
+    lag_rows = alice.find_elements(By.CSS_SELECTOR, "#lag tr")
+    assert len(lag_rows) == 1 + 4, "the worker group's lag for both input topics' two partitions"
     alice.save_screenshot(str(ROOT / "docs" / "img" / "dashboard-overview.png"))
 
     # a viewer reads but cannot decide, neither in the page nor by posting the form
