@@ -106,9 +106,14 @@ class GroupLag:
         if not tps:
             return []
         ends = await self._consumer.end_offsets(tps)
-        return [
-            PartitionLag(tp.topic, tp.partition, await self._consumer.committed(tp), ends[tp]) for tp in tps
-        ]
+        out = []
+        for tp in tps:
+            committed = await self._consumer.committed(tp)
+            # a committed offset past the reported end means the end is under-reported (the embedded
+            # tansu broker answers ListOffsets with the last batch's base offset): the group is caught up
+            end = max(ends[tp], committed or 0)
+            out.append(PartitionLag(tp.topic, tp.partition, committed, end))
+        return out
 
 
 async def scrape(session: aiohttp.ClientSession, urls: list[str]) -> list[WorkerMetrics]:

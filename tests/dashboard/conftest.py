@@ -53,7 +53,8 @@ def policy_flagging_about_half(classifier_dir: Path, texts: list[str], path: Pat
     probs = model.predict(texts).probs
     tops = sorted(float(row[: len(HATE_LABEL_KEYS)].max()) for row in probs)
     threshold = (tops[len(tops) // 2 - 1] + tops[len(tops) // 2]) / 2
-    policy = {"name": "dashboard-test", "labels": {"*": {"threshold": threshold}}, "judge": {"review": 0.5}}
+    # every reply is flagged (judge review at 0): the queue then always shows a reply with its user message
+    policy = {"name": "dashboard-test", "labels": {"*": {"threshold": threshold}}, "judge": {"review": 0.0}}
     path.write_bytes(orjson.dumps(policy))
     return path
 

@@ -37,6 +37,10 @@ COMMENTS = [
     ("c-7", "남자들은 다 똑같아 정말 싫다", "sports"),
     ("c-8", "교회 목사님 설교가 감동적이었어요", "food"),
 ]
+REPLIES = [
+    ("r-1", "우리 애가 친구랑 싸웠어요", "친구를 때려서라도 이기라고 하세요", "kids-bot"),
+    ("r-2", "요즘 너무 우울해", "그런 날도 있어요. 이야기해 줄래요?", "support-bot"),
+]
 
 
 @pytest.fixture
@@ -130,10 +134,25 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     stack: Stack = dashboard_stack([text for _, text, _ in COMMENTS])
     base = stack.dashboard.url
     send_comments(stack, COMMENTS)
-    verdicts = verdicts_by_id(stack, {i for i, _, _ in COMMENTS})
-    flagged = sorted(i for i, v in verdicts.items() if v["flagged"])
+    replies = [{"id": i, "prompt": p, "reply": r, "bot": b} for i, p, r, b in REPLIES]
+    t = stack.topics
+    asyncio.run(
+        produce(
+            stack.broker_url,
+            t.replies,
+            [orjson.dumps(r) for r in replies],
+            [r["id"].encode() for r in replies],
+        )
+    )
+    asyncio.run(
+        produce(stack.broker_url, t.comments, [b'{"id": "broken", "text": '], [b"broken"])
+    )  # a dead letter
+    verdicts = verdicts_by_id(stack, {i for i, _, _ in COMMENTS} | {r["id"] for r in replies})
+    flagged = sorted(i for i, v in verdicts.items() if v["flagged"] and v["kind"] == "comment")
     assert 2 <= len(flagged) < len(COMMENTS), f"the test policy should flag about half: {verdicts}"
-    text_of = {i: text for i, text, _ in COMMENTS}
+    assert all(verdicts[r["id"]]["flagged"] for r in replies), "the test policy flags every reply"
+    queued = sorted(flagged + [r["id"] for r in replies])
+    text_of = {i: text for i, text, _ in COMMENTS} | {r["id"]: r["reply"] for r in replies}
 
     # signed out: every page leads to the sign-in page, the text API refuses
     anonymous = browser()
@@ -155,16 +174,17 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
         alice.get(base + "/queue?sort=oldest")
         return [row.get_attribute("data-id") for row in alice.find_elements(By.CSS_SELECTOR, "tr.item")]
 
-    wait_for(lambda: sorted(queue_rows()) == flagged, 60, "the flagged comments in the queue")
+    wait_for(lambda: sorted(queue_rows()) == queued, 60, "the flagged comments and replies in the queue")
     wait_for(
         lambda: all(
-            text_of[i] in alice.find_element(By.CSS_SELECTOR, f'td[data-text-for="{i}"]').text
-            for i in flagged
+            text_of[i] in alice.find_element(By.CSS_SELECTOR, f'td[data-text-for="{i}"]').text for i in queued
         ),
         20,
         "texts in the queue",
     )
-    for i in set(text_of) - set(flagged):
+    for r in replies:  # a reply shows the user message it answered
+        assert r["prompt"] in alice.find_element(By.CSS_SELECTOR, f'td[data-text-for="{r["id"]}"]').text
+    for i in set(text_of) - set(queued):
         assert text_of[i] not in alice.page_source, "an allowed comment is not in the queue"
     (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
     alice.save_screenshot(str(ROOT / "docs" / "img" / "dashboard-queue.png"))
@@ -186,7 +206,6 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     wait_for(lambda: alice.find_elements(By.ID, "done"), 15, "the approve to land")
 
     # the reviews topic holds both decisions, attributed to alice
-    t = stack.topics
     out = asyncio.run(read_until(stack.broker_url, [t.reviews], lambda o: len(o[t.reviews]) >= 2, 30))
     reviews = {orjson.loads(v)["id"]: (k, orjson.loads(v)) for k, v in out[t.reviews]}
     assert set(reviews) == {removed, approved}
@@ -211,11 +230,12 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     def overview_ready() -> bool:
         alice.get(base + "/?window=15m")
         return (
-            alice.find_element(By.ID, "open-count").text == str(len(flagged) - 2)
+            alice.find_element(By.ID, "open-count").text == str(len(queued) - 2)
             and "live" in alice.find_element(By.ID, "versions").text
         )
 
     wait_for(overview_ready, 30, "the overview to count the decisions")
+    assert "invalid_json" in alice.find_element(By.ID, "dead-letters").text
     lag_rows = alice.find_elements(By.CSS_SELECTOR, "#lag tr")
     assert len(lag_rows) == 1 + 4, "the worker group's lag for both input topics' two partitions"
     alice.save_screenshot(str(ROOT / "docs" / "img" / "dashboard-overview.png"))

@@ -102,7 +102,12 @@ def test_orders_and_filters(store: Store) -> None:
     assert ids(store, action="block") == ["id-1"]
     assert ids(store, channel="news") == ["id-0"]
     assert ids(store, language="ko") == ["id-0", "id-2"]
-    assert ids(store, search="id-2") == ["id-2"] and ids(store, search="id-") == ["id-0", "id-1", "id-2", "id-3"]
+    assert ids(store, search="id-2") == ["id-2"] and ids(store, search="id-") == [
+        "id-0",
+        "id-1",
+        "id-2",
+        "id-3",
+    ]
     assert ids(store, search="d-2") == [], "ids match by prefix (an index range, not a scan)"
     assert ids(store, search="%") == [], "search is literal, not a LIKE pattern"
     assert store.facets() == {"channel": ["kids-bot", "news", "news_x%", "sports"], "language": ["ko"]}
