@@ -117,3 +117,27 @@ def test_health_is_public_and_reports_the_index(lone_dashboard: DashboardProcess
     status, _, body = Client(lone_dashboard).request("GET", "/health")
     data = orjson.loads(body)
     assert status == 200 and data["status"] == "ok" and data["seconds_since_index_poll"] < 30
+
+
+def test_only_admins_manage_accounts(lone_dashboard: DashboardProcess) -> None:
+    from tests.dashboard.conftest import add_user
+
+    add_user(lone_dashboard.db, "root", "admin", "root-password-1")
+    reviewer = Client(lone_dashboard)
+    reviewer.sign_in("alice", "alice-password-1")
+    assert reviewer.request("GET", "/users")[0] == 403
+    admin = Client(lone_dashboard)
+    admin.sign_in("root", "root-password-1")
+    status, _, page = admin.request("GET", "/users")
+    assert status == 200 and "victor" in page
+    csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    form = {"csrf": csrf, "action": "add", "name": "nari", "role": "reviewer", "password": "nari-password"}
+    status, headers, _ = admin.request("POST", "/users", form)
+    assert status == 303 and "nari+is+a+reviewer" in headers["location"][0]
+    assert Client(lone_dashboard).sign_in("nari", "nari-password")[0] == 303
+    status, headers, _ = admin.request("POST", "/users", {"csrf": csrf, "action": "remove", "name": "root"})
+    assert "cannot+remove+your+own" in headers["location"][0]
+    victor = Client(lone_dashboard)
+    victor.sign_in("victor", "victor-password-1")
+    admin.request("POST", "/users", {"csrf": csrf, "action": "remove", "name": "victor"})
+    assert victor.request("GET", "/queue")[0] == 303, "a removed account's session ends"
