@@ -71,12 +71,20 @@ async def serve(
         )
     store = Store(settings.dashboard_db)
     reader = SourceReader(settings.broker, client_kwargs=kwargs)
+    # enrichment reads inputs in bulk: its own reader, so a reviewer's text never waits behind it
+    enrich_reader = SourceReader(settings.broker, client_kwargs=kwargs)
     indexer = Indexer(
-        store, settings.topics, settings.broker, reader, redis_url=settings.redis_url, client_kwargs=kwargs
+        store,
+        settings.topics,
+        settings.broker,
+        enrich_reader,
+        redis_url=settings.redis_url,
+        client_kwargs=kwargs,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(settings.broker), acks="all", **kwargs)
     group_lag = GroupLag(settings.broker, settings.app_id, list(settings.topics.inputs()), kwargs)
     await reader.start()
+    await enrich_reader.start()
     await producer.start()
     await group_lag.start()
     await indexer.start()
@@ -110,6 +118,7 @@ async def serve(
         await group_lag.close()
         await producer.stop()
         await reader.close()
+        await enrich_reader.close()
         store.close()
 
 

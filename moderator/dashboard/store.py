@@ -250,6 +250,8 @@ class Store:
                     src.get("topic"),
                     src.get("partition"),
                     src.get("offset"),
+                    # a language tag on the verdict wins; otherwise enrichment reads meta.lang from the input
+                    verdict.get("language") if isinstance(verdict.get("language"), str) else None,
                     # a verdict the worker took from a human decision needs no second review
                     human["decision"] if human else "open",
                     human["reviewer"] if human else None,
@@ -258,8 +260,8 @@ class Store:
             )
         db.executemany(
             "INSERT INTO items (id, kind, ts, severity, action, categories, verdict, v_topic, v_partition,"
-            " v_offset, src_topic, src_partition, src_offset, status, decided_by, decided_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " v_offset, src_topic, src_partition, src_offset, language, status, decided_by, decided_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET verdict = excluded.verdict, severity = excluded.severity,"
             " action = excluded.action, categories = excluded.categories, ts = excluded.ts,"
             " v_topic = excluded.v_topic, v_partition = excluded.v_partition, v_offset = excluded.v_offset",
@@ -275,7 +277,7 @@ class Store:
     def set_enrichment(self, rows: Sequence[tuple[str, str | None, str | None]]) -> None:
         with self.transaction() as db:
             db.executemany(
-                "UPDATE items SET channel = ?, language = ?, enriched = 1 WHERE id = ?",
+                "UPDATE items SET channel = ?, language = coalesce(language, ?), enriched = 1 WHERE id = ?",
                 [(channel, language, item_id) for item_id, channel, language in rows],
             )
 

@@ -175,3 +175,13 @@ def test_counts_and_offsets(store: Store) -> None:
     assert (v["first_ts"], v["last_ts"], v["n"]) == (999.0, 1002.0, 5)
     assert store.offsets(["f"]) == {("f", 0): 10, ("f", 1): 4}
     assert orjson.loads(v["model"]) == {"classifier": "m"}
+
+
+def test_a_language_tag_on_the_verdict_wins_over_the_input_meta(store: Store) -> None:
+    tagged = verdict(9)
+    tagged["language"] = "en"
+    with store.transaction() as db:
+        Store.add_flagged(db, [(tagged, "f", 0, 9)])
+    store.set_enrichment([("id-9", "news", "ko")])
+    item = store.item("id-9")
+    assert item is not None and (item.channel, item.language) == ("news", "en")
