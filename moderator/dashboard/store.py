@@ -267,6 +267,16 @@ class Store:
             " v_topic = excluded.v_topic, v_partition = excluded.v_partition, v_offset = excluded.v_offset",
             values,
         )
+        # the topics are read side by side: a review may be indexed before the verdict it answers
+        ids = [v[0] for v in values]
+        reviewed: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            reviewed.update(
+                r[0] for r in db.execute(f"SELECT DISTINCT id FROM reviews WHERE id IN ({marks})", chunk)
+            )
+        Store._refresh_status(db, reviewed)
 
     def pending_enrichment(self, limit: int) -> list[tuple[str, str, int, int]]:
         rows = self.db.execute(
@@ -337,20 +347,27 @@ class Store:
             if cur.rowcount:
                 touched_ids.add(review.id)
                 hashes.add(review.content_hash)
-        for item_id in touched_ids:
-            latest = db.execute(
-                "SELECT record FROM reviews WHERE id = ? ORDER BY ts DESC, review_id DESC LIMIT 1", (item_id,)
-            ).fetchone()
-            rec = orjson.loads(latest[0])
-            db.execute(
-                "UPDATE items SET status = ?, decided_by = ?, decided_at = ?, labels = ? WHERE id = ?",
-                (rec["decision"], rec["reviewer"], rec["ts"], ",".join(rec["labels"]), item_id),
-            )
+        Store._refresh_status(db, touched_ids)
         db.executemany(
             "INSERT INTO overrides_pending (content_hash) VALUES (?) ON CONFLICT DO NOTHING",
             [(h,) for h in hashes],
         )
         return hashes
+
+    @staticmethod
+    def _refresh_status(db: sqlite3.Connection, item_ids: Iterable[str]) -> None:
+        """Each item's status is its latest review's decision (ts, then review_id, breaks ties)."""
+        for item_id in item_ids:
+            latest = db.execute(
+                "SELECT record FROM reviews WHERE id = ? ORDER BY ts DESC, review_id DESC LIMIT 1", (item_id,)
+            ).fetchone()
+            if latest is None:
+                continue
+            rec = orjson.loads(latest[0])
+            db.execute(
+                "UPDATE items SET status = ?, decided_by = ?, decided_at = ?, labels = ? WHERE id = ?",
+                (rec["decision"], rec["reviewer"], rec["ts"], ",".join(rec["labels"]), item_id),
+            )
 
     def history(self, item_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(

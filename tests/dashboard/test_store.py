@@ -185,3 +185,13 @@ def test_a_language_tag_on_the_verdict_wins_over_the_input_meta(store: Store) ->
     store.set_enrichment([("id-9", "news", "ko")])
     item = store.item("id-9")
     assert item is not None and (item.channel, item.language) == ("news", "en")
+
+
+def test_a_review_indexed_before_its_verdict_still_decides_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "d.sqlite3")
+    with store.transaction() as db:
+        Store.add_reviews(db, [make_review("id-5", Decision.REMOVE, "bob", 20.0, ["region"])])
+    with store.transaction() as db:
+        Store.add_flagged(db, [(verdict(5), "f", 0, 5)])
+    item = store.item("id-5")
+    assert item is not None and item.status == "remove" and item.decided_by == "bob"
