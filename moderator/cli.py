@@ -232,10 +232,20 @@ def cmd_export_reviews(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dashboard_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", dest="dashboard_db", type=Path, help="dashboard sqlite file (index and accounts)"
-    )
+def _dashboard_args(parser: argparse.ArgumentParser, *, service: bool = False) -> None:
+    """The dashboard's own flags (no model or batching options: it runs no model)."""
+    g = parser.add_argument_group("settings (override MODERATOR_* variables)")
+    g.add_argument("--db", dest="dashboard_db", type=Path, help="dashboard sqlite file (index and accounts)")
+    if service:
+        g.add_argument("--broker", help="Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092")
+        g.add_argument("--redis-url", dest="redis_url", help="Redis URL where human decisions are written")
+        g.add_argument(
+            "--policy", dest="policy_path", type=Path, help="policy JSON (thresholds shown per item)"
+        )
+        g.add_argument(
+            "--app-id", dest="app_id", help="the workers' consumer group, for lag (default moderator)"
+        )
+        g.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("dashboard", help="the review dashboard: overview, flagged queue, decisions (web)")
-    _common(p)
-    _dashboard_args(p)
+    _dashboard_args(p, service=True)
     p.add_argument("--host", dest="dashboard_host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", dest="dashboard_port", type=int, help="port (default 8090)")
     p.set_defaults(func=cmd_dashboard)
@@ -312,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export-reviews", help="write human decisions as training rows (UnSmile TSV, JSONL pairs)"
     )
-    _common(p)
+    p.add_argument("--broker", help="Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092")
+    p.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
     p.add_argument("--out", required=True, help="output folder (comments.tsv, replies.jsonl)")
     p.set_defaults(func=cmd_export_reviews)
     return parser
