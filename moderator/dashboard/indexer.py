@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from moderator.cache import human_key
 from moderator.dashboard.source import SourceReader
@@ -146,7 +147,10 @@ class Indexer:
         assert self._consumer is not None
         if not self._assigned:
             return {}
-        ends = await self._consumer.end_offsets(list(self._assigned))
+        try:
+            ends = await asyncio.wait_for(self._consumer.end_offsets(list(self._assigned)), 5.0)
+        except (KafkaError, TimeoutError):
+            return {}  # the broker is away: the page says nothing rather than failing
         stored = self.store.offsets(self.watched)
         out: dict[str, int] = defaultdict(int)
         for tp, end in ends.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -28,12 +29,12 @@ PAGE_SIZE = 50
 async def overview(request: web.Request) -> web.Response:
     dash = request.app[KEY]
     assert dash.http is not None
-    workers = await scrape(dash.http, dash.metrics_urls)
-    lag, lag_error = await read_lag(dash.group_lag)
-    data = build_overview(dash.store, request.query.get("window", "1h"), workers, lag, lag_error)
-    return render(
-        request, "overview.html", o=data, index_lag=await dash.indexer.lag(), group=dash.group_lag.group
+    # the three network reads (worker /metrics, group offsets, index lag) run side by side
+    workers, (lag, lag_error), index_lag = await asyncio.gather(
+        scrape(dash.http, dash.metrics_urls), read_lag(dash.group_lag), dash.indexer.lag()
     )
+    data = build_overview(dash.store, request.query.get("window", "1h"), workers, lag, lag_error)
+    return render(request, "overview.html", o=data, index_lag=index_lag, group=dash.group_lag.group)
 
 
 def _filter(query: Any) -> QueueFilter:
