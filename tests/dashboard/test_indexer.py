@@ -148,3 +148,38 @@ def test_index_queue_counts_decisions_and_restart(broker, redis_server, fresh_to
         store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_redis_outage_delays_human_decisions_and_loses_none(
+    broker, redis_server, fresh_topics, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    fresh = fresh_topics()
+    topics = replace(fresh.topic_names(), reviews=fresh.name("reviews"))
+    asyncio.run(
+        fresh.create(broker.url, ["verdicts", "verdicts.flagged", "dead-letter", "reviews"], partitions=1)
+    )
+    digest = content_hash("comment", "다시 올 글")
+    ref = VerdictRef(topics.flagged, 0, 0, "review", [], {}, "p@1", {}, None)
+    review = Review("rv", "x", "comment", digest, Decision.REMOVE, ["age"], "alice", 1.0, ref, None)
+
+    async def scenario() -> None:
+        store = Store(tmp_path / "i.sqlite3")
+        reader = SourceReader(broker.url)
+        await reader.start()
+        indexer = Indexer(store, topics, broker.url, reader, redis_url=redis_server.url)
+        await indexer.start()
+        redis_server.kill()
+        try:
+            await send(broker.url, topics.reviews, [orjson.dumps(review.to_dict())], [b"x"])
+            await wait_until(lambda: store.history("x") and indexer.redis_ok is False)
+            assert store.pending_overrides() == [digest]
+        finally:
+            redis_server.restart()
+        await wait_until(lambda: not store.pending_overrides(), 30)
+        value = redis.Redis.from_url(redis_server.url).get(human_key(digest))
+        assert value is not None and orjson.loads(value)["decision"] == "remove"
+        await indexer.close()
+        await reader.close()
+        store.close()
+
+    asyncio.run(scenario())
