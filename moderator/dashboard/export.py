@@ -70,7 +70,7 @@ async def read_reviews(
     try:
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
-            await consumer._client.force_metadata_update()
+            await consumer.topics()  # a fresh metadata request
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise ValueError(f"no topic {topic!r} on {broker}")

@@ -123,7 +123,7 @@ class Indexer:
         """Assign every partition of the watched topics, resuming from the stored offsets."""
         assert self._consumer is not None
         consumer = self._consumer
-        await consumer._client.force_metadata_update()
+        await consumer.topics()  # always a fresh metadata request (new topics, new partitions)
         tps: set[TopicPartition] = set()
         for topic in self.watched:
             for p in consumer.partitions_for_topic(topic) or ():

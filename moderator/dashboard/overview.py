@@ -98,6 +98,8 @@ class GroupLag:
         await self._consumer.stop()
 
     async def read(self) -> list[PartitionLag]:
+        if any(self._consumer.partitions_for_topic(t) is None for t in self._topics):
+            await self._consumer.topics()  # metadata for topics this consumer has not seen yet
         tps = [
             TopicPartition(topic, p)
             for topic in self._topics
