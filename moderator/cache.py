@@ -140,12 +140,19 @@ class VerdictCache:
         self._metrics.cache_up.set(1)
         return result
 
-    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        """One MGET for the whole batch; a miss, a bad value or an outage all read as ``None``."""
+    async def get_many(
+        self, keys: Sequence[str], *, records: int | None = None
+    ) -> list[dict[str, Any] | None]:
+        """One MGET for the whole batch; a miss, a bad value or an outage all read as ``None``.
+
+        ``records``: how many records the keys serve, when a record has several keys (its verdict and a
+        human decision), so an outage counts records, not keys.
+        """
         if not keys:
             return []
         missing: list[bytes | str | None] = [None] * len(keys)
-        raw = await self._call("get", lambda: self._client.mget(list(keys)), missing, rows=len(keys))
+        rows = len(keys) if records is None else records
+        raw = await self._call("get", lambda: self._client.mget(list(keys)), missing, rows=rows)
         out: list[dict[str, Any] | None] = []
         for value in raw:
             if value is None:

@@ -249,7 +249,9 @@ class Pipeline:
         # one MGET for model verdicts and human decisions; a human decision wins over any model
         cached: list[dict[str, Any] | None] = [None] * (2 * len(items))
         if self.cache is not None and items:
-            cached = await self.cache.get_many([it.key for it in items] + [it.human for it in items])
+            cached = await self.cache.get_many(
+                [it.key for it in items] + [it.human for it in items], records=len(items)
+            )
         n = len(items)
         hits = {it.key: core for it, core in zip(items, cached[:n], strict=True) if core is not None}
         humans = {
