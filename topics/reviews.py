@@ -96,6 +96,9 @@ class Review:
     verdict: VerdictRef
     source: SourcePosition | None
     note: str = ""
+    #: the verdict's content revision (``revision`` on verdicts that carry one): a decision answers
+    #: one version of a text, so an edit under the same id is reviewed again
+    revision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +113,7 @@ class Review:
             "verdict": self.verdict.to_dict(),
             "source": self.source.to_dict() if self.source else None,
             "note": self.note,
+            "revision": self.revision,
         }
 
 
@@ -176,6 +180,7 @@ def decode_review(raw: bytes | str) -> Review:
         if isinstance(src, dict)
         else None,
         note=str(data.get("note") or ""),
+        revision=data["revision"] if isinstance(data.get("revision"), str) else None,
     )
 
 

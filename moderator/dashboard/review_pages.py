@@ -276,6 +276,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         ),
         source=src,
         note=str(form.get("note", ""))[:1000],
+        revision=v.get("revision") if isinstance(v.get("revision"), str) else None,
     )
     try:
         await dash.producer.send_and_wait(

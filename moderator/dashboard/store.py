@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS items (
     verdict BLOB NOT NULL,
     v_topic TEXT NOT NULL, v_partition INTEGER NOT NULL, v_offset INTEGER NOT NULL,
     src_topic TEXT, src_partition INTEGER, src_offset INTEGER,
+    revision TEXT,
     channel TEXT, language TEXT,
     enriched INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'open',
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS reviews (
     decision TEXT NOT NULL,
     reviewer TEXT NOT NULL,
     ts REAL NOT NULL,
+    revision TEXT,
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reviews_id ON reviews (id, ts);
@@ -250,6 +252,7 @@ class Store:
                     src.get("topic"),
                     src.get("partition"),
                     src.get("offset"),
+                    verdict.get("revision") if isinstance(verdict.get("revision"), str) else None,
                     # a language tag on the verdict wins; otherwise enrichment reads meta.lang from the input
                     verdict.get("language") if isinstance(verdict.get("language"), str) else None,
                     # a verdict the worker took from a human decision needs no second review
@@ -260,11 +263,26 @@ class Store:
             )
         db.executemany(
             "INSERT INTO items (id, kind, ts, severity, action, categories, verdict, v_topic, v_partition,"
-            " v_offset, src_topic, src_partition, src_offset, language, status, decided_by, decided_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " v_offset, src_topic, src_partition, src_offset, revision, language, status, decided_by, decided_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            # one row per id: its latest content. A redelivery refreshes the verdict and keeps the
+            # decision; an edit (another revision, later on the partition) replaces the verdict and
+            # reopens the item; an older record coming round again never replaces a newer edit.
             " ON CONFLICT (id) DO UPDATE SET verdict = excluded.verdict, severity = excluded.severity,"
             " action = excluded.action, categories = excluded.categories, ts = excluded.ts,"
-            " v_topic = excluded.v_topic, v_partition = excluded.v_partition, v_offset = excluded.v_offset",
+            " v_topic = excluded.v_topic, v_partition = excluded.v_partition, v_offset = excluded.v_offset,"
+            " src_topic = excluded.src_topic, src_partition = excluded.src_partition,"
+            " src_offset = excluded.src_offset, revision = excluded.revision,"
+            " enriched = CASE WHEN excluded.src_offset IS items.src_offset THEN items.enriched ELSE 0 END,"
+            " status = CASE WHEN excluded.revision IS items.revision THEN items.status ELSE excluded.status END,"
+            " decided_by = CASE WHEN excluded.revision IS items.revision THEN items.decided_by"
+            " ELSE excluded.decided_by END,"
+            " decided_at = CASE WHEN excluded.revision IS items.revision THEN items.decided_at"
+            " ELSE excluded.decided_at END,"
+            " labels = CASE WHEN excluded.revision IS items.revision THEN items.labels ELSE NULL END"
+            " WHERE items.src_offset IS NULL OR excluded.src_offset IS NULL"
+            " OR excluded.src_topic IS NOT items.src_topic OR excluded.src_partition IS NOT items.src_partition"
+            " OR excluded.src_offset >= items.src_offset",
             values,
         )
         # the topics are read side by side: a review may be indexed before the verdict it answers
@@ -332,8 +350,8 @@ class Store:
         hashes: set[str] = set()
         for review in reviews:
             cur = db.execute(
-                "INSERT INTO reviews (review_id, id, content_hash, decision, reviewer, ts, record)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (review_id) DO NOTHING",
+                "INSERT INTO reviews (review_id, id, content_hash, decision, reviewer, ts, revision, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (review_id) DO NOTHING",
                 (
                     review.review_id,
                     review.id,
@@ -341,6 +359,7 @@ class Store:
                     review.decision.value,
                     review.reviewer,
                     review.ts,
+                    review.revision,
                     orjson.dumps(review.to_dict()),
                 ),
             )
@@ -356,10 +375,13 @@ class Store:
 
     @staticmethod
     def _refresh_status(db: sqlite3.Connection, item_ids: Iterable[str]) -> None:
-        """Each item's status is its latest review's decision (ts, then review_id, breaks ties)."""
+        """Each item's status is the latest review (ts, then review_id) of its current revision."""
         for item_id in item_ids:
             latest = db.execute(
-                "SELECT record FROM reviews WHERE id = ? ORDER BY ts DESC, review_id DESC LIMIT 1", (item_id,)
+                "SELECT r.record FROM reviews r JOIN items i ON i.id = r.id WHERE r.id = ?"
+                " AND (r.revision IS NULL OR i.revision IS NULL OR r.revision = i.revision)"
+                " ORDER BY r.ts DESC, r.review_id DESC LIMIT 1",
+                (item_id,),
             ).fetchone()
             if latest is None:
                 continue

@@ -195,3 +195,38 @@ def test_a_review_indexed_before_its_verdict_still_decides_it(tmp_path: Path) ->
         Store.add_flagged(db, [(verdict(5), "f", 0, 5)])
     item = store.item("id-5")
     assert item is not None and item.status == "remove" and item.decided_by == "bob"
+
+
+def test_an_edit_reopens_the_item_and_an_old_record_never_replaces_a_newer_edit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "d.sqlite3")
+
+    def flagged(revision: str, offset: int, top: float) -> tuple[dict, str, int, int]:
+        v = verdict(0, top=top)
+        v["revision"], v["source"]["offset"] = revision, offset
+        return (v, "f", 0, offset)
+
+    with store.transaction() as db:
+        Store.add_flagged(db, [flagged("rev-a", 10, 0.4)])
+        review = make_review("id-0", Decision.APPROVE, "bob", 20.0)
+        Store.add_reviews(
+            db,
+            [Review(**{**{f: getattr(review, f) for f in review.__dataclass_fields__}, "revision": "rev-a"})],
+        )
+    assert store.item("id-0").status == "approve"  # type: ignore[union-attr]
+    with store.transaction() as db:  # a redelivery of the same revision keeps the decision
+        Store.add_flagged(db, [flagged("rev-a", 10, 0.4)])
+    assert store.item("id-0").status == "approve"  # type: ignore[union-attr]
+    with store.transaction() as db:  # the comment was edited: new content, to be reviewed again
+        Store.add_flagged(db, [flagged("rev-b", 30, 0.9)])
+    item = store.item("id-0")
+    assert (
+        item is not None
+        and item.status == "open"
+        and item.decided_by is None
+        and item.verdict["revision"] == "rev-b"
+    )
+    with store.transaction() as db:  # the old revision redelivered after a crash changes nothing
+        Store.add_flagged(db, [flagged("rev-a", 10, 0.4)])
+    item = store.item("id-0")
+    assert item is not None and item.verdict["revision"] == "rev-b" and item.status == "open"
+    assert len(store.history("id-0")) == 1, "the history keeps the decision on the earlier revision"
