@@ -204,6 +204,14 @@ def test_review_queue_in_a_real_browser(dashboard_stack, browser) -> None:  # ty
     assert "threshold" in alice.find_element(By.ID, "why").text
     alice.find_element(By.CSS_SELECTOR, "#decide button.approve").click()
     wait_for(lambda: alice.find_elements(By.ID, "done"), 15, "the approve to land")
+    # a reply's page: the user message, the bot's reply, the judge's score with its review level
+    reply = replies[0]
+    alice.get(f"{base}/item/{quote(reply['id'], safe='')}")
+    assert alice.find_element(By.ID, "prompt").text == reply["prompt"]
+    assert alice.find_element(By.ID, "text").text == reply["reply"]
+    assert len(alice.find_elements(By.CSS_SELECTOR, "#scores tr")) == 1 + 10 + 1, "every label, then unsafe"
+    assert "judge: P(unsafe)" in alice.find_element(By.ID, "why").text
+    alice.save_screenshot(str(ROOT / "docs" / "img" / "dashboard-item.png"))
 
     # the reviews topic holds both decisions, attributed to alice
     out = asyncio.run(read_until(stack.broker_url, [t.reviews], lambda o: len(o[t.reviews]) >= 2, 30))
