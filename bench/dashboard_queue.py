@@ -34,7 +34,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from moderator.dashboard.accounts import Accounts
 from moderator.dashboard.store import Store
-from moderator.embedded import EmbeddedBroker, EmbeddedRedis, bootstrap_servers, ensure_topics, free_port
+from moderator.local.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
+from moderator.settings import bootstrap_servers
 from topics import LABEL_KEYS
 
 TOPICS = ["comments", "llm-replies", "verdicts", "verdicts.flagged", "dead-letter", "reviews"]

@@ -8,7 +8,6 @@ the later ``ts`` stands.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -17,7 +16,18 @@ import orjson
 
 from topics.labels import HATE_LABEL_KEYS
 from topics.records import Action, Kind, SourcePosition
+from topics.text import content_hash
 from topics.validation import InvalidRecord, Reason
+
+__all__ = [
+    "Decision",
+    "HumanVerdict",
+    "Review",
+    "VerdictRef",
+    "content_hash",
+    "decode_review",
+    "human_action",
+]
 
 #: The judge's label: a reply judged unsafe. Reviewers may set it on replies only.
 UNSAFE_LABEL = "unsafe"
@@ -32,20 +42,6 @@ class Decision(StrEnum):
 def review_labels(kind: Kind) -> tuple[str, ...]:
     """The labels a reviewer can choose for one kind of record."""
     return (*HATE_LABEL_KEYS, UNSAFE_LABEL) if kind == "reply" else HATE_LABEL_KEYS
-
-
-def content_hash(kind: Kind, text: str, prompt: str | None = None) -> str:
-    """Hash of a *normalised* text (and prompt for replies): equal for every repeat of that text.
-
-    Length-prefixed parts, like the verdict cache key, so ("ab", "c") and ("a", "bc") never collide.
-    Model and policy are deliberately not part of it: a human decision outlives a model upgrade.
-    """
-    h = hashlib.blake2b(digest_size=20)
-    for part in (kind, text, prompt if prompt is not None else "\x00none"):
-        encoded = part.encode("utf-8")
-        h.update(len(encoded).to_bytes(4, "little"))
-        h.update(encoded)
-    return h.hexdigest()
 
 
 def human_action(decision: Decision, labels: list[str]) -> Action:

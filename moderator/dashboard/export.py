@@ -19,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from moderator.dashboard.source import SourceReader
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 from topics import normalize_text
 from topics.labels import LABEL_KEYS, UNSMILE_COLUMNS
 from topics.reviews import Decision, Review, decode_review

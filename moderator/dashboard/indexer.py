@@ -4,7 +4,7 @@
 * ``verdicts``, ``dead-letter`` → per-bucket counts for the overview (actions, categories, cache hits,
   dead-letter reasons) and the model/policy versions seen.
 * ``reviews`` → decision history and item status; the latest decision per text is written to Redis
-  under ``moderator.cache.human_key`` (no TTL), where the worker's one MGET per batch finds it.
+  under ``moderator.core.cache.human_key`` (no TTL), where the worker's one MGET per batch finds it.
 
 Why the dashboard writes the overrides rather than each worker consuming ``reviews``: the reviews topic
 is the source of truth and the index already follows it, so one writer keeps Redis in step; at start
@@ -29,10 +29,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from moderator.cache import human_key
+from moderator.core.cache import human_key
 from moderator.dashboard.source import SourceReader
 from moderator.dashboard.store import Store, bucket_of
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 from topics import SourcePosition, TopicNames
 from topics.reviews import HumanVerdict, Review, decode_review
 from topics.validation import InvalidRecord

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from moderator.dashboard.charts import ACTION_COLOURS, bar_chart, line_chart
 from moderator.dashboard.store import BUCKET_S, Store
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 from topics.labels import HATE_LABEL_KEYS, LABEL_KEYS, UNSMILE_COLUMNS
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600}

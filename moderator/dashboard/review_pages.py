@@ -13,11 +13,11 @@ import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from moderator.core.policy import Policy
 from moderator.dashboard.accounts import Session
 from moderator.dashboard.overview import build_overview, label_name, read_lag, scrape
 from moderator.dashboard.store import SORTS, STATUSES, Item, QueueFilter
 from moderator.dashboard.web import KEY, Dashboard, render, safe_next
-from moderator.policy import Policy
 from topics import SourcePosition, normalize_text
 from topics.reviews import Decision, Review, VerdictRef, content_hash, review_labels
 
@@ -252,7 +252,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if "missing" in texts:
         return render(request, "error.html", status=409, message=f"cannot decide: {texts['missing']}")
     prompt = normalize_text(texts["prompt"]) if item.kind == "reply" else None
-    digest = content_hash(item.kind, normalize_text(texts["text"]), prompt)  # type: ignore[arg-type]
+    digest = content_hash(item.kind, normalize_text(texts["text"]), prompt)
     v = item.verdict
     review = Review(
         review_id=uuid.uuid4().hex,

@@ -16,18 +16,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from moderator.core.policy import load_policy
 from moderator.dashboard.accounts import Accounts
 from moderator.dashboard.indexer import Indexer
 from moderator.dashboard.overview import GroupLag
 from moderator.dashboard.source import SourceReader
 from moderator.dashboard.store import Store
 from moderator.dashboard.web import Dashboard, build_app
-from moderator.embedded import bootstrap_servers, ensure_topics
-from moderator.policy import load_policy
-from moderator.settings import Settings
-from moderator.worker import BrokerUnavailable, wait_for_broker
+from moderator.settings import Settings, bootstrap_servers
+from moderator.stream.worker import BrokerUnavailable, wait_for_broker
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,43 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_reviews_topic(settings: Settings, kwargs: dict[str, Any]) -> None:
+    """Create the ``reviews`` topic when missing (the worker's partition count); an existing one is
+    left as it is. Waits until metadata lists it, so the first decision never races the creation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(settings.broker), **kwargs)
+    await admin.start()
+    try:
+        topic = settings.topic_reviews
+        if topic in await admin.list_topics():
+            return
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name=topic,
+                    num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication,
+                )
+            ]
+        )
+        errors = [
+            f"error {code} {message or ''}".strip()
+            for _, code, message, *_ in getattr(response, "topic_errors", [])
+            if code not in (0, _TOPIC_ALREADY_EXISTS)
+        ]
+        if errors:
+            raise ValueError(f"could not create the reviews topic {topic!r}: {'; '.join(errors)}")
+        for _ in range(300):
+            if topic in await admin.list_topics():
+                return
+            await asyncio.sleep(0.1)
+        raise ValueError(f"the reviews topic {topic!r} was created but is not listed after 30 s")
+    finally:
+        await admin.close()
+
+
 async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -62,13 +99,7 @@ async def serve(
     kwargs = client_kwargs(settings)
     # the worker's bounded, logged wait: a dashboard started with (or before) the broker does not crash-loop
     await wait_for_broker(settings, timeout_s=settings.broker_wait_s)
-    if not kwargs:
-        await ensure_topics(
-            settings.broker,
-            [settings.topic_reviews],
-            settings.topic_partitions,
-            replication_factor=settings.topic_replication,
-        )
+    await ensure_reviews_topic(settings, kwargs)
     store = Store(settings.dashboard_db)
     reader = SourceReader(settings.broker, client_kwargs=kwargs)
     # enrichment reads inputs in bulk: its own reader, so a reviewer's text never waits behind it

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 from topics import SourcePosition
 
 log = logging.getLogger(__name__)

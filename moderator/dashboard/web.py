@@ -23,12 +23,12 @@ import jinja2
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from moderator.core.policy import Policy
 from moderator.dashboard.accounts import Accounts, Session
 from moderator.dashboard.indexer import Indexer
 from moderator.dashboard.overview import GroupLag, label_name, percent
 from moderator.dashboard.source import SourceReader
 from moderator.dashboard.store import Store
-from moderator.policy import Policy
 from topics import TopicNames
 
 log = logging.getLogger(__name__)

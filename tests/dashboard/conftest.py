@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 from moderator.runtime.loader import load_classifier
 from moderator.runtime.options import RuntimeOptions
 from tests.fixtures.worker import WorkerProcess
@@ -153,13 +153,14 @@ def dashboard_stack(
         asyncio.run(fresh.create(broker.url, partitions=2))
         topics = replace(fresh.topic_names(), reviews=fresh.name("reviews"))
         policy = policy_flagging_about_half(tiny_classifier_dir, texts, tmp_path / "policy.json")
-        worker = WorkerProcess(
+        app_id = fresh.group_id("moderator")
+        worker = WorkerProcess.of(
             broker_url=broker.url,
             redis_url=redis_server.url,
             topics=topics,
             classifier=tiny_classifier_dir,
             judge=tiny_judge_dir,
-            app_id=fresh.group_id("moderator"),
+            app_id=app_id,
             log_path=tmp_path / "worker.log",
             extra_env={"MODERATOR_POLICY_PATH": str(policy)},
         )
@@ -174,11 +175,11 @@ def dashboard_stack(
             policy=policy,
             metrics_url=f"http://127.0.0.1:{worker.web_port}/metrics",
             log_path=tmp_path / "dashboard.log",
-            app_id=worker.app_id,
+            app_id=app_id,
         )
         stack = Stack(worker, dashboard, topics, broker.url)
         started.append(stack)
-        worker.start()
+        worker.start(wait_ready=True)
         dashboard.start()
         return stack
 
@@ -194,7 +195,7 @@ async def send(
     """Produce and return each record's (partition, offset): tests point verdicts at real inputs."""
     from aiokafka import AIOKafkaProducer
 
-    from moderator.embedded import bootstrap_servers
+    from moderator.settings import bootstrap_servers
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
     await producer.start()

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis
 
-from moderator.cache import human_key
+from moderator.core.cache import human_key
 from moderator.dashboard.indexer import Indexer
 from moderator.dashboard.source import SourceReader
 from moderator.dashboard.store import QueueFilter, Store

@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from moderator.cache import VerdictCache, cache_key, human_key, id_key
+from moderator.core.cache import VerdictCache, cache_key, human_key
+from moderator.core.policy import Policy
+from moderator.core.registry import IdRegistry, Revision, id_key
+from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
-from moderator.policy import Policy
 from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
 from topics import (
     LABEL_KEYS,
@@ -32,17 +34,16 @@ from topics import (
     ReplyIn,
     SourcePosition,
     Verdict,
+    content_revision,
     decode_comment,
     decode_reply,
     normalize_text,
 )
-from topics.records import Kind
+from topics.records import ORIGINAL_TRUNCATED, Kind
 from topics.reviews import HumanVerdict, content_hash
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_SCORE_DIGITS = 6
-_SEEN_IDS_MAX = 200_000
 
 
 @dataclass(slots=True)
@@ -69,7 +70,9 @@ class _Item:
     text: str
     prompt: str | None
     key: str
-    human: str  # where a reviewer's decision on this text would be (moderator.cache.human_key)
+    revision: str
+    id_key: str
+    human: str  # where a reviewer's decision on this text would be (moderator.core.cache.human_key)
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -85,6 +88,7 @@ class Pipeline:
         policy: Policy,
         *,
         cache: VerdictCache | None = None,
+        ids: IdRegistry | None = None,
         limits: InputLimits | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -92,19 +96,19 @@ class Pipeline:
         self.judge = judge
         self.policy = policy
         self.cache = cache
+        self.ids = ids or IdRegistry()
         self.limits = limits or InputLimits()
         self.metrics = metrics or Metrics()
         self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
         self._model_key = f"{classifier.model_id}|{judge.model_id}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
-        self._seen: OrderedDict[str, str] = OrderedDict()
         self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
         self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
-        if self.cache is not None:
-            await self.cache.close()
+        for store in {id(s): s for s in (self.cache and self.cache.store, self.ids.store) if s}.values():
+            await store.close()
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -124,41 +128,11 @@ class Pipeline:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
             key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
+            revision = content_revision(message.kind, text, prompt)
+            ids = id_key(_topic(message), record.id)
             human = human_key(content_hash(message.kind, text, prompt))
-            items.append(_Item(index, message, record, text, prompt, key, human))
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
         return items, dead
-
-    async def _dedupe(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
-        """Refuse a second record with an id already verdicted from another position (redelivery is fine)."""
-        claims = [(id_key(_topic(it.message), it.record.id), _position(it.message, it.index)) for it in items]
-        holders: list[str | None] = [None] * len(items)
-        if self.cache is not None:
-            holders = await self.cache.claim_ids(claims)
-        kept: list[_Item] = []
-        dead: list[tuple[int, DeadLetter]] = []
-        for item, (key, position), holder in zip(items, claims, holders, strict=True):
-            local = self._seen.get(key)
-            if holder is None and local is not None and local != position:
-                holder = local
-            if holder is not None:
-                dead.append(
-                    (
-                        item.index,
-                        self._dead_letter(
-                            item.message,
-                            Reason.DUPLICATE_ID,
-                            f"id already verdicted from {holder}",
-                            item.record.id,
-                        ),
-                    )
-                )
-                continue
-            self._seen[key] = position
-            self._seen.move_to_end(key)
-            kept.append(item)
-        while len(self._seen) > _SEEN_IDS_MAX:
-            self._seen.popitem(last=False)
-        return kept, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -167,7 +141,7 @@ class Pipeline:
         self.metrics.model_latency.labels(model=name).observe(time.perf_counter() - started)
         return result
 
-    async def _score(self, items: list[_Item]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    async def _score(self, items: list[_Item]) -> tuple[dict[str, VerdictCore], dict[str, str]]:
         """Run the models once per distinct cache key; returns key → verdict core, key → model error."""
         unique: dict[str, _Item] = {}
         for item in items:
@@ -184,16 +158,16 @@ class Pipeline:
         unsafe: dict[str, tuple[float, bool]] = {}
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
-        cores: dict[str, dict[str, Any]] = {}
+        cores: dict[str, VerdictCore] = {}
         for i, key in enumerate(keys):
             if key in errors:
                 continue
             judged = unsafe.get(key)
-            cores[key] = {
-                "scores": [round(float(p), _SCORE_DIGITS) for p in probs[i]],
-                "unsafe": round(judged[0], _SCORE_DIGITS) if judged else None,
-                "truncated": bool(cls_trunc[i] or (judged[1] if judged else False)),
-            }
+            cores[key] = VerdictCore.of(
+                probs[i],
+                judged[0] if judged else None,
+                bool(cls_trunc[i] or (judged[1] if judged else False)),
+            )
         return cores, errors
 
     async def _classify(
@@ -243,22 +217,17 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        items, dup_dead = await self._dedupe(items)
-        dead.extend(dup_dead)
+        previous = await self.ids.latest([it.id_key for it in items])
 
         # one MGET for model verdicts and human decisions; a human decision wins over any model
-        cached: list[dict[str, Any] | None] = [None] * (2 * len(items))
+        cached: list[VerdictCore | None] = [None] * len(items)
+        decided: list[HumanVerdict | None] = [None] * len(items)
         if self.cache is not None and items:
-            cached = await self.cache.get_many(
-                [it.key for it in items] + [it.human for it in items], records=len(items)
+            cached, decided = await self.cache.get_with_human(
+                [it.key for it in items], [it.human for it in items]
             )
-        n = len(items)
-        hits = {it.key: core for it, core in zip(items, cached[:n], strict=True) if core is not None}
-        humans = {
-            it.human: decided
-            for it, value in zip(items, cached[n:], strict=True)
-            if value is not None and (decided := HumanVerdict.from_dict(value)) is not None
-        }
+        hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
+        humans = {it.human: human for it, human in zip(items, decided, strict=True) if human is not None}
         misses = [it for it in items if it.key not in hits and it.human not in humans]
         fresh, errors = await self._score(misses)
         if self.cache is not None and fresh:
@@ -268,6 +237,11 @@ class Pipeline:
 
         verdicts: list[tuple[int, Verdict]] = []
         first_use: set[str] = set()
+        # the revision last verdicted per id, moving forward through the batch in input order
+        latest: dict[str, Revision | None] = {}
+        for item, before in zip(items, previous, strict=True):
+            latest.setdefault(item.id_key, before)
+        before_batch = dict(latest)
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -277,9 +251,11 @@ class Pipeline:
                     )
                 )
                 continue
-            decided = humans.get(item.human)
-            if decided is not None:
-                verdicts.append((item.index, self._human_verdict(item, decided)))
+            human = humans.get(item.human)
+            if human is not None:
+                verdicts.append(
+                    (item.index, self._human_verdict(item, human, self._supersedes(item, latest)))
+                )
                 continue
             core = hits.get(item.key)
             was_cached = core is not None
@@ -288,7 +264,12 @@ class Pipeline:
                 # Later copies of a text within one batch reuse the first copy's scores: cached, not re-run.
                 was_cached = item.key in first_use
                 first_use.add(item.key)
-            verdicts.append((item.index, self._verdict(item, core, was_cached)))
+            supersedes = self._supersedes(item, latest)
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+        # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
+        await self.ids.record(
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
         # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
@@ -303,29 +284,43 @@ class Pipeline:
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
 
-    def _verdict(self, item: _Item, core: dict[str, Any], was_cached: bool) -> Verdict:
-        scores = np.asarray(core["scores"], dtype=np.float32)
-        unsafe = core.get("unsafe")
-        truncated = bool(core.get("truncated", False))
-        decision = self.policy.decide(scores, unsafe, truncated)
+    @staticmethod
+    def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
+        """The revision this record replaces, and move the id's latest revision forward to it.
+
+        An older record of the same partition coming round again (redelivery after a crash) neither
+        supersedes nor replaces the newer revision already verdicted.
+        """
+        src = item.message.source
+        partition, offset = (f"{src.topic}/{src.partition}", src.offset) if src else ("", -1)
+        before = latest[item.id_key]
+        if before is not None and before.is_later_than(partition, offset):
+            return None
+        latest[item.id_key] = Revision(item.revision, partition, offset)
+        return before.revision if before is not None and before.revision != item.revision else None
+
+    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
+        decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
             flagged=decision.flagged,
             action=decision.action,
             categories=decision.categories,
-            scores=dict(zip(LABEL_KEYS, core["scores"], strict=True)),
-            unsafe=unsafe if item.message.kind == "reply" else None,
+            scores=dict(zip(LABEL_KEYS, core.scores, strict=True)),
+            unsafe=core.unsafe if item.message.kind == "reply" else None,
             cached=was_cached,
             model=self.model_ids,
             policy=self.policy.version,
             latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
             ts=time.time(),
-            truncated=truncated,
+            truncated=core.truncated,
             source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
         )
 
-    def _human_verdict(self, item: _Item, decided: HumanVerdict) -> Verdict:
+    def _human_verdict(self, item: _Item, decided: HumanVerdict, supersedes: str | None) -> Verdict:
         """A repeat of a reviewed text: the reviewer's action and labels, marked as human."""
         action = decided.action
         return Verdict(
@@ -342,6 +337,8 @@ class Pipeline:
             latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
             ts=time.time(),
             source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
             human=decided.marker(),
         )
 
@@ -354,7 +351,7 @@ class Pipeline:
         cap = self.limits.max_record_bytes
         if len(original) > cap:
             original = original[:cap]
-            detail = f"{detail} (original truncated to its first {cap} bytes; see source)"
+            detail = f"{detail} ({ORIGINAL_TRUNCATED} {cap} bytes; see source)"
         return DeadLetter(
             reason=reason.value,
             detail=detail,

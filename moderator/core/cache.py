@@ -1,0 +1,97 @@
+"""Redis verdict cache: verdict cores of repeat texts, keyed by a hash of (models, policy, content).
+
+Keys are ``moderator:v2:<core schema>:<blake2b(model ids, policy version, kind, normalised text[,
+prompt])>``; values are ``VerdictCore``s, so no raw text ever reaches Redis. The core schema in the
+key means entries of another core shape are never read (see ``moderator.core.verdict_core``); a value
+that does not decode as this shape is counted (``moderator_cache_errors_total{op="decode"}``) and read
+as a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+import orjson
+
+from moderator.core.redis_store import RedisStore
+from moderator.core.verdict_core import CORE_SCHEMA, CoreSchemaError, VerdictCore
+from moderator.metrics import Metrics
+from topics.reviews import HumanVerdict
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = f"moderator:v2:{CORE_SCHEMA}:"
+#: Human decisions (written by the dashboard, no TTL): keyed by ``topics.reviews.content_hash``, so they
+#: hold across model and policy versions.
+HUMAN_PREFIX = "moderator:human:v1:"
+
+
+def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt: str | None = None) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    for part in (model_ids, policy_version, kind, text, prompt if prompt is not None else "\x00none"):
+        encoded = part.encode("utf-8")
+        h.update(len(encoded).to_bytes(4, "little"))
+        h.update(encoded)
+    return KEY_PREFIX + h.hexdigest()
+
+
+def human_key(digest: str) -> str:
+    return HUMAN_PREFIX + digest
+
+
+class VerdictCache:
+    def __init__(self, store: RedisStore, *, ttl_s: int, metrics: Metrics | None = None) -> None:
+        self.store = store
+        self._ttl = ttl_s
+        self._metrics = metrics or Metrics()
+
+    @property
+    def available(self) -> bool:
+        return self.store.available
+
+    async def get_many(self, keys: Sequence[str]) -> list[VerdictCore | None]:
+        """One MGET for the whole batch; a miss, a foreign value or an outage all read as ``None``."""
+        return self._cores(await self.store.get_many("get", keys))
+
+    def _cores(self, values: Sequence[bytes | str | None]) -> list[VerdictCore | None]:
+        out: list[VerdictCore | None] = []
+        for value in values:
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                out.append(VerdictCore.from_bytes(value))
+            except CoreSchemaError as exc:
+                self._metrics.cache_errors.labels(op="decode").inc()
+                log.warning("cached verdict core refused (%s); scoring again", exc)
+                out.append(None)
+        return out
+
+    async def get_with_human(
+        self, keys: Sequence[str], human_keys: Sequence[str]
+    ) -> tuple[list[VerdictCore | None], list[HumanVerdict | None]]:
+        """One MGET for a batch's verdict cores and the human decisions on its texts.
+
+        A human decision that does not decode is read as none (and logged): it never breaks a batch.
+        """
+        values = await self.store.get_many("get", [*keys, *human_keys], records=len(keys))
+        cores = self._cores(values[: len(keys)])
+        humans: list[HumanVerdict | None] = []
+        for value in values[len(keys) :]:
+            decided = None
+            if value is not None:
+                try:
+                    decided = HumanVerdict.from_dict(orjson.loads(value))
+                except orjson.JSONDecodeError:
+                    decided = None
+                if decided is None:
+                    self._metrics.cache_errors.labels(op="decode").inc()
+                    log.warning("human decision in the cache refused (not a decision); using the models")
+            humans.append(decided)
+        return cores, humans
+
+    async def set_many(self, items: Sequence[tuple[str, VerdictCore]]) -> None:
+        """One round trip of ``SET key core EX ttl`` for every fresh verdict core."""
+        await self.store.set_many("set", [(key, core.to_bytes()) for key, core in items], self._ttl)
