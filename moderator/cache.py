@@ -74,6 +74,7 @@ class VerdictCache:
         retry_s: float = 2.0,
         dedupe_ttl_s: int = 24 * 3600,
         ssl_ca_certs: str = "",
+        ids_url: str = "",
         metrics: Metrics | None = None,
     ) -> None:
         self._timeout = timeout_ms / 1000.0
@@ -85,7 +86,9 @@ class VerdictCache:
         if ssl_ca_certs:
             kwargs["ssl_ca_certs"] = ssl_ca_certs
         self._client = aioredis.from_url(url, **kwargs)
-        self._claim_script = self._client.register_script(_CLAIM_LUA)
+        # id claims may live on a Redis that never evicts (``ids_url``) while verdicts sit in an LRU one
+        self._ids = aioredis.from_url(ids_url, **kwargs) if ids_url else self._client
+        self._claim_script = self._ids.register_script(_CLAIM_LUA)
         self._set_script = self._client.register_script(_SET_LUA)
         self._scripts_ok = True
         self._ttl = ttl_s
@@ -184,7 +187,7 @@ class VerdictCache:
                 self._claim_script, keys, [self._dedupe_ttl, *(p for _, p in claims)]
             )
             if current is None:
-                async with self._client.pipeline(transaction=False) as pipe:
+                async with self._ids.pipeline(transaction=False) as pipe:
                     for key, position in claims:
                         pipe.set(key, position, nx=True, ex=self._dedupe_ttl)
                         pipe.get(key)
@@ -223,3 +226,5 @@ class VerdictCache:
 
     async def close(self) -> None:
         await self._client.aclose()
+        if self._ids is not self._client:
+            await self._ids.aclose()

@@ -140,6 +140,26 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
+def worker_env(settings: Settings, *, broker_url: str, redis_url: str, web_port: int) -> dict[str, str]:
+    """The demo worker's environment: the local services, plus what the demo's flags asked for."""
+    env = dict(os.environ)
+    env.update(
+        MODERATOR_BROKER=broker_url,
+        MODERATOR_REDIS_URL=redis_url,
+        MODERATOR_ID_REDIS_URL="",
+        MODERATOR_WEB_PORT=str(web_port),
+        MODERATOR_APP_ID=f"moderator-demo-{os.getpid()}",
+        MODERATOR_CLASSIFIER_PATH=str(settings.classifier_path),
+        MODERATOR_JUDGE_PATH=str(settings.judge_path),
+        MODERATOR_POLICY_PATH=str(settings.policy_path),
+        MODERATOR_DEVICE=settings.device,
+        MODERATOR_BATCH_SIZE=str(settings.batch_size),
+        MODERATOR_MAX_BATCH_TOKENS=str(settings.max_batch_tokens),
+        MODERATOR_LOG_LEVEL=settings.log_level,
+    )
+    return env
+
+
 def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float = 600.0) -> int:
     expected = _count_lines(DEMO_DATA / "comments.jsonl") + _count_lines(DEMO_DATA / "replies.jsonl")
     workdir = Path(tempfile.mkdtemp(prefix="moderator-demo-"))
@@ -151,16 +171,7 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float =
             ensure_topics(broker.url, [*topics.inputs(), *topics.outputs()], settings.topic_partitions)
         )
         web_port = free_port()
-        env = dict(os.environ)
-        env.update(
-            MODERATOR_BROKER=broker.url,
-            MODERATOR_REDIS_URL=redis.url,
-            MODERATOR_WEB_PORT=str(web_port),
-            MODERATOR_APP_ID=f"moderator-demo-{os.getpid()}",
-            MODERATOR_CLASSIFIER_PATH=str(settings.classifier_path),
-            MODERATOR_JUDGE_PATH=str(settings.judge_path),
-            MODERATOR_POLICY_PATH=str(settings.policy_path),
-        )
+        env = worker_env(settings, broker_url=broker.url, redis_url=redis.url, web_port=web_port)
         log_path = workdir / "worker.log"
         out.write(f"starting the worker (log: {log_path})...\n")
         out.flush()

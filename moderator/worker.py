@@ -48,6 +48,7 @@ def build_pipeline(settings: Settings, metrics: Metrics, *, use_cache: bool = Tr
             retry_s=settings.cache_retry_s,
             dedupe_ttl_s=settings.dedupe_ttl_s,
             ssl_ca_certs=settings.redis_ssl_ca_certs,
+            ids_url=settings.id_redis_url,
             metrics=metrics,
         )
     return Pipeline(classifier, judge, policy, cache=cache, limits=settings.limits, metrics=metrics)
