@@ -336,6 +336,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(settings, timeout_s=args.timeout)
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from topics.schema import write_all
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file", "pass a directory")
+    for path in write_all(out):
+        print(path)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- parser
 
 
@@ -485,6 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_at_least(1, float), default=600.0, help="give up after N seconds")
     add_model_options(p)
     add_batch_options(p, window=False)
+
+    from topics.schema import SCHEMA_DIR
+
+    p = add_command(
+        sub,
+        "schema",
+        help="write the JSON Schema of every topic's records (inputs, verdicts, dead letters)",
+        examples=["moderator schema", "moderator schema --out /tmp/schemas"],
+        func=cmd_schema,
+    )
+    p.add_argument("--out", default=str(SCHEMA_DIR), help=f"directory (default {SCHEMA_DIR})")
     return parser
 
 
