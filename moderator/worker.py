@@ -28,6 +28,7 @@ def build_pipeline(settings: Settings, metrics: Metrics, *, use_cache: bool = Tr
     from moderator.runtime.loader import load_classifier, load_judge
 
     options = settings.runtime
+    metrics.requested_device.labels(device=settings.device).set(1)
     policy = load_policy(settings.policy_path)
     classifier = load_classifier(settings.classifier_path, options)
     judge = load_judge(settings.judge_path, options)
