@@ -142,3 +142,71 @@ def drain_bound_s() -> float:
     from moderator.worker import SHUTDOWN_TIMEOUT_S
 
     return float(SHUTDOWN_TIMEOUT_S)
+
+
+# ---------------------------------------------------------------------------------------------- kustomize
+
+#: The kustomization fields the loader below implements; a kustomization using another is refused, so
+#: the tests never silently check something other than what `kubectl apply -k` would apply.
+_KUSTOMIZE_FIELDS = {"apiVersion", "kind", "resources", "patches"}
+
+
+def _pointer(path: str) -> list[str]:
+    assert path.startswith("/"), path
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _json_patch(doc: Any, ops: list[dict[str, Any]]) -> None:
+    """RFC 6902 add / replace / remove, what the overlays use."""
+    for op in ops:
+        *parents, last = _pointer(op["path"])
+        target = doc
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        kind = op["op"]
+        if isinstance(target, list):
+            if kind == "add":
+                target.insert(len(target) if last == "-" else int(last), op["value"])
+            elif kind == "replace":
+                target[int(last)] = op["value"]
+            else:
+                assert kind == "remove", kind
+                del target[int(last)]
+        else:
+            if kind == "replace":
+                assert last in target, f"replace of a missing {op['path']}"
+            if kind in ("add", "replace"):
+                target[last] = op["value"]
+            else:
+                assert kind == "remove", kind
+                del target[last]
+
+
+def _matches(doc: Mapping[str, Any], target: Mapping[str, Any]) -> bool:
+    group, _, version = str(doc["apiVersion"]).rpartition("/")
+    checks = {
+        "kind": doc["kind"],
+        "name": doc["metadata"]["name"],
+        "group": group,
+        "version": version,
+    }
+    return all(checks[k] == v for k, v in target.items())
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The resources `kubectl apply -k directory` would apply, for the fields in _KUSTOMIZE_FIELDS."""
+    spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    unknown = set(spec) - _KUSTOMIZE_FIELDS
+    assert not unknown, f"{directory}: the test loader does not implement {sorted(unknown)}"
+    docs: list[dict[str, Any]] = []
+    for entry in spec.get("resources", []):
+        path = (directory / entry).resolve()
+        if path.is_dir():
+            docs += kustomize(path)
+        else:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for patch in spec.get("patches", []):
+        hits = [d for d in docs if _matches(d, patch["target"])]
+        assert len(hits) == 1, f"{directory}: patch target {patch['target']} matches {len(hits)} resources"
+        _json_patch(hits[0], yaml.safe_load(patch["patch"]))
+    return docs
