@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench bench-quick
 
 setup:
 	bash scripts/setup.sh
@@ -20,8 +20,12 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy moderator topics onnx_export
 
-# `make bench BENCH=bench.other BENCH_ARGS="--rounds 1"` runs another benchmark module or changes its size.
-BENCH ?= bench.overhead
+# `make bench` runs the whole suite and rewrites docs/benchmarks.md (tens of minutes on 2 cores: see
+# "Running the suite" there); `make bench-quick` is its few-minute smoke test (build/bench/quick.md).
+# One benchmark alone: `make bench BENCH_ARGS="--only overhead"` or `python -m bench.overhead`.
 BENCH_ARGS ?=
 bench: setup
-	$(PY) -m $(BENCH) $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: setup
+	$(PY) -m bench --quick $(BENCH_ARGS)
