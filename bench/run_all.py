@@ -63,6 +63,10 @@ def _load(name: str) -> dict[str, Any] | None:
     return data
 
 
+def _shown(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     n = len(ordered)
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         + f".\n\nThe whole suite is `python -m bench` (`make bench`). This summary was written by "
         f"`{invocation}`, which ran {', '.join(status) or 'no benchmark'} in {total / 60:.1f} min; rows marked "
         "“earlier run” keep the figures of their own last run. Each benchmark also runs alone with the "
-        "command shown in its section; raw per-round figures are saved in `build/bench/*.json`."
+        f"command shown in its section; raw per-round figures are saved in `{_shown(RESULTS_DIR)}/*.json`."
     )
     write_section(Section("summary", "Summary", body, invocation), args.doc)
     print(body)
