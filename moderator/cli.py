@@ -1,4 +1,4 @@
-"""The ``moderator`` command: worker, score, eval, produce, tail, demo.
+"""The ``moderator`` command: worker, score, eval, produce, tail, demo, schema.
 
 Flags override ``MODERATOR_*`` environment variables; secrets are read from the environment only.
 A user's mistake ends in one line and an exit code from ``moderator.exits``; a bug keeps its traceback.
@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         err = UsageError(message, f"see `{self.prog} --help`")
-        err.command = self.prog  # type: ignore[attr-defined]
+        err.command = self.prog
         raise err
 
 
@@ -531,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return int(args.func(args))
     except UserError as exc:
-        print(f"{getattr(exc, 'command', command)}: {exc.line()}", file=sys.stderr)
+        print(f"{exc.command or command}: {exc.line()}", file=sys.stderr)
         return int(exc.code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)

@@ -54,6 +54,8 @@ class UserError(Exception):
     """A mistake the user can fix: ``message`` says what is wrong, ``fix`` what to do about it."""
 
     code: ExitCode = ExitCode.USAGE
+    #: the command to name in the message when it is not the one that ran (argparse's subparser prog)
+    command: str | None = None
 
     def __init__(self, message: str, fix: str = "") -> None:
         super().__init__(message)

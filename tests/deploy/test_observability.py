@@ -150,3 +150,64 @@ def test_dashboard_is_importable() -> None:
         mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not (cells & mine), f"{panel['title']} overlaps another panel"
         cells |= mine
+
+
+# ------------------------------------------------------------------------- the compose monitoring profile
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """container path -> repository path, for the bind mounts of a compose service."""
+    from tests.deploy.files import ROOT
+
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("./"):
+            out[target] = ROOT / source[2:]
+    return out
+
+
+def _in_container(mounts: dict[str, Path], path: str) -> Path:
+    for target, source in mounts.items():
+        if path == target or path.startswith(target + "/"):
+            return source / path[len(target) :].lstrip("/")
+    raise AssertionError(f"{path} is not inside any mount ({sorted(mounts)})")
+
+
+@needs_promtool
+def test_compose_prometheus_scrapes_every_worker_and_loads_the_alerts() -> None:
+    from moderator.settings import Settings
+    from tests.deploy.files import effective_env, services, worker_services
+
+    prometheus = services()["prometheus"]
+    mounts = _mounts(prometheus)
+    flags = dict(arg.split("=", 1) for arg in prometheus["command"] if arg.startswith("--"))
+    config_path = _in_container(mounts, flags["--config.file"])
+    assert config_path == PROMETHEUS_DIR / "prometheus.yml"
+    proc = subprocess.run(
+        [str(PROMTOOL), "check", "config", str(config_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    config = yaml.safe_load(config_path.read_text())
+    assert [(config_path.parent / f).resolve() for f in config["rule_files"]] == [ALERTS.resolve()]
+    (job,) = config["scrape_configs"]
+    (sd,) = job["dns_sd_configs"]
+    workers = worker_services()
+    assert sorted(sd["names"]) == sorted(workers)
+    for worker in workers.values():
+        assert sd["port"] == Settings.from_env(effective_env(worker)).web_port
+
+
+def test_compose_grafana_loads_the_dashboard_from_prometheus() -> None:
+    from tests.deploy.files import services
+
+    svc = services()
+    grafana = svc["grafana"]
+    mounts = _mounts(grafana)
+    provisioning = _in_container(mounts, "/etc/grafana/provisioning")
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    host, port = source["url"].split("//", 1)[1].split(":")
+    assert host in svc and svc[host]["ports"][0].endswith(f":{port}")
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "moderator.yml").read_text())["providers"]
+    assert (_in_container(mounts, provider["options"]["path"]) / DASHBOARD.name).is_file()
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
