@@ -1,7 +1,9 @@
-"""The ``moderator`` command: worker, score, eval, produce, tail, demo, schema.
+"""The ``moderator`` command: worker, score, eval, produce, tail, replay, demo, schema.
 
 Flags override ``MODERATOR_*`` environment variables; secrets are read from the environment only.
 A user's mistake ends in one line and an exit code from ``moderator.exits``; a bug keeps its traceback.
+A new subcommand: a ``cmd_*`` function and an ``add_command`` entry with the option groups it reads
+(``moderator.cli_options``); user mistakes raise ``moderator.exits.UserError`` subclasses.
 """
 
 from __future__ import annotations
@@ -11,10 +13,21 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NoReturn
+from typing import IO, Any, BinaryIO
 
+from moderator.cli_options import (
+    Parser,
+    add_batch_options,
+    add_broker_options,
+    add_command,
+    add_model_options,
+    add_redis_options,
+    at_least,
+    settings_from,
+    timestamp,
+)
 from moderator.exits import (
     MEANINGS,
     ExitCode,
@@ -26,98 +39,7 @@ from moderator.exits import (
     check_writable,
     known_user_errors,
 )
-from moderator.settings import LOG_LEVELS, Settings
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are ``UsageError``s, so they print as one line like every other mistake."""
-
-    def error(self, message: str) -> NoReturn:
-        err = UsageError(message, f"see `{self.prog} --help`")
-        err.command = self.prog
-        raise err
-
-
-def _at_least(low: int | float, kind: Callable[[str], Any] = int) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-# ------------------------------------------------------------------------- option groups (one per concern)
-
-
-def add_broker_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("Kafka (overrides MODERATOR_BROKER)")
-    g.add_argument("--broker", help="bootstrap URL, e.g. kafka://127.0.0.1:9092")
-
-
-def add_redis_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("Redis (overrides MODERATOR_REDIS_URL)")
-    g.add_argument("--redis-url", dest="redis_url", help="verdict cache URL ('' disables it)")
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("models and policy (override MODERATOR_*)")
-    g.add_argument("--classifier", dest="classifier_path", type=Path, help="hate-speech classifier model dir")
-    g.add_argument("--judge", dest="judge_path", type=Path, help="safety judge model dir")
-    g.add_argument("--policy", dest="policy_path", type=Path, help="policy JSON file")
-    g.add_argument("--device", choices=["auto", "cuda", "cpu"], help="ONNX Runtime device")
-    g.add_argument(
-        "--max-batch-tokens",
-        dest="max_batch_tokens",
-        type=_at_least(0),
-        help="padded-token cap per model call (0: auto)",
-    )
-
-
-def add_batch_options(p: argparse.ArgumentParser, *, window: bool) -> None:
-    g = p.add_argument_group("batching (overrides MODERATOR_BATCH_*)")
-    g.add_argument(
-        "--batch-size", dest="batch_size", type=_at_least(1), help="records per batch (default 64)"
-    )
-    if window:
-        g.add_argument(
-            "--batch-window-ms",
-            dest="batch_window_ms",
-            type=_at_least(0, float),
-            help="how long a batch waits to fill (default 20)",
-        )
-
-
-def add_log_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help="default info")
-
-
-_SETTING_FLAGS = (
-    "broker",
-    "redis_url",
-    "classifier_path",
-    "judge_path",
-    "policy_path",
-    "device",
-    "batch_size",
-    "batch_window_ms",
-    "max_batch_tokens",
-    "log_level",
-    "web_port",
-    "web_host",
-    "app_id",
-)
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The environment, overridden by the flags this subcommand has, checked before any work starts."""
-    overrides = {n: getattr(args, n, None) for n in _SETTING_FLAGS}
-    return Settings.from_env().with_overrides(**overrides).check()
+from topics import Reason
 
 
 def _open_input(path: str) -> BinaryIO:
@@ -130,7 +52,7 @@ def _open_input(path: str) -> BinaryIO:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from moderator.worker import run_worker
+    from moderator.stream.worker import run_worker
 
     return run_worker(settings_from(args))
 
@@ -155,12 +77,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from moderator.core.score import score_lines
     from moderator.metrics import Metrics
-    from moderator.score import score_lines
-    from moderator.worker import build_pipeline
+    from moderator.stream.worker import build_pipeline
     from topics import dumps
 
-    pipeline = build_pipeline(settings, Metrics(), use_cache=not args.no_cache)
+    pipeline = build_pipeline(settings, Metrics(), use_cache=not args.no_cache, shared_ids=args.shared_ids)
     out = sys.stdout.buffer
     dead_file: IO[bytes] | None = open(args.dead_letter, "wb") if args.dead_letter else None  # noqa: SIM115
     show = args.input != "-" and sys.stderr.isatty()
@@ -248,6 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     rows = _split_rows(args.split, args.part)
 
+    from moderator.core.policy import load_policy
     from moderator.evaluation import (
         evaluate_classifier,
         evaluate_judge,
@@ -255,7 +178,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         read_comments,
         read_pairs,
     )
-    from moderator.policy import load_policy
     from moderator.runtime.loader import load_classifier, load_judge
     from topics import HATE_LABEL_KEYS, dumps
 
@@ -292,7 +214,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from moderator.clients import produce_lines
+    from moderator.stream.clients import produce_lines
 
     topic = args.topic or (settings.topic_comments if args.kind == "comment" else settings.topic_replies)
     with (
@@ -307,7 +229,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_tail(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
-    from moderator.clients import follow
+    from moderator.stream.clients import follow
 
     topics = args.topic or [settings.topic_verdicts]
 
@@ -327,10 +249,24 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    from moderator.stream.replay import ReplayFilter, replay
+
+    keep = ReplayFilter(frozenset(args.reason or ()), args.since, args.until)
+    report = asyncio.run(replay(settings.broker, settings.topics, keep, dry_run=args.dry_run))
+    if args.dry_run:
+        print("dry run: nothing sent", file=sys.stderr)
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
-    from moderator.demo import run_demo
+    from moderator.local.demo import run_demo
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the live summary is the demo's output
     return run_demo(settings, timeout_s=args.timeout)
@@ -350,29 +286,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- parser
 
 
-def add_command(
-    sub: Any,
-    name: str,
-    *,
-    help: str,  # noqa: A002 - argparse's own name
-    examples: Sequence[str],
-    func: Callable[[argparse.Namespace], int],
-    log_level: str = "warning",
-) -> argparse.ArgumentParser:
-    """One subcommand with its examples under its help; the caller adds only the options it reads.
-
-    ``log_level`` is the default when neither --log-level nor MODERATOR_LOG_LEVEL says: a one-shot
-    command prints its results, not INFO lines; a service logs at info.
-    """
-    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
-    p: argparse.ArgumentParser = sub.add_parser(
-        name, help=help, description=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.set_defaults(func=func, default_log_level=log_level)
-    add_log_options(p)
-    return p
-
-
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -384,7 +297,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {int(code):>3}  {text}" for code, text in MEANINGS.items())
-    parser = _Parser(
+    parser = Parser(
         prog="moderator",
         description=__doc__,
         epilog=f"exit codes:\n{codes}",
@@ -406,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p)
     add_batch_options(p, window=True)
     g = p.add_argument_group("worker")
-    g.add_argument(
-        "--web-port", dest="web_port", type=_at_least(1), help="metrics/health port (default 6066)"
-    )
+    g.add_argument("--web-port", dest="web_port", type=at_least(1), help="metrics/health port (default 6066)")
     g.add_argument("--web-host", dest="web_host", help="metrics/health bind address (default 127.0.0.1)")
     g.add_argument("--app-id", dest="app_id", help="consumer group / app id (default moderator)")
 
@@ -428,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dead-letter",
         help="write dead-letter records (JSONL) here (default: one summary line each on stderr)",
+    )
+    p.add_argument(
+        "--shared-ids",
+        action="store_true",
+        help="share the id registry (revisions per id) with running workers through Redis; "
+        "by default score remembers ids only within this run",
     )
     add_redis_options(p)
     add_model_options(p)
@@ -480,10 +397,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--topic", action="append", help="topic(s) to follow (default: verdicts)")
     p.add_argument("--latest", action="store_true", help="only new records")
-    p.add_argument("--limit", type=_at_least(0), default=0, help="stop after N records")
+    p.add_argument("--limit", type=at_least(0), default=0, help="stop after N records")
     p.add_argument(
-        "--idle-timeout", type=_at_least(0, float), default=None, help="stop after N seconds without records"
+        "--idle-timeout", type=at_least(0, float), default=None, help="stop after N seconds without records"
     )
+    add_broker_options(p)
+
+    p = add_command(
+        sub,
+        "replay",
+        help="re-feed dead-lettered records to their input topics, and say what was sent",
+        examples=[
+            "moderator replay --reason model_error --dry-run",
+            "moderator replay --reason model_error --since 2026-11-29T08:00 --until 2026-11-29T09:00",
+        ],
+        func=cmd_replay,
+    )
+    p.add_argument(
+        "--reason",
+        action="append",
+        choices=[r.value for r in Reason],
+        help="only dead letters with this reason (repeatable; default: all)",
+    )
+    p.add_argument("--since", type=timestamp, help="only dead letters at or after this time")
+    p.add_argument("--until", type=timestamp, help="only dead letters before this time")
+    p.add_argument("--dry-run", action="store_true", help="count what would be sent, send nothing")
     add_broker_options(p)
 
     p = add_command(
@@ -493,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         examples=["moderator demo", "moderator demo --device cpu --batch-size 32"],
         func=cmd_demo,
     )
-    p.add_argument("--timeout", type=_at_least(1, float), default=600.0, help="give up after N seconds")
+    p.add_argument("--timeout", type=at_least(1, float), default=600.0, help="give up after N seconds")
     add_model_options(p)
     add_batch_options(p, window=False)
 

@@ -95,7 +95,7 @@ class NothingScored(UserError):
 def known_user_errors() -> dict[type[BaseException], ExitCode]:
     """Errors raised elsewhere that always mean a user's mistake, with their codes (imported lazily:
     the runtime pulls in onnxruntime)."""
-    from moderator.policy import PolicyError
+    from moderator.core.policy import PolicyError
     from moderator.runtime.errors import ModelLoadError, ProviderError
     from moderator.settings import SettingsError
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from moderator.runtime.options import RuntimeOptions
 from topics import InputLimits, TopicNames
@@ -60,8 +61,8 @@ class Settings:
     # Redis verdict cache ("" disables it)
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     redis_ssl_ca_certs: str = ""
-    # The id registry (duplicate_id) on its own Redis, so the cache's LRU eviction cannot drop claims;
-    # "" keeps it in the cache's Redis.
+    # The id registry (the revision last verdicted per id) on its own Redis, so the cache's LRU eviction
+    # cannot drop it; "" keeps it in the cache's Redis.
     id_redis_url: str = field(default="", repr=False)
     cache_ttl_s: int = 7 * 24 * 3600
     cache_timeout_ms: int = 100
@@ -146,6 +147,12 @@ class Settings:
             raise SettingsError(
                 f"MODERATOR_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+        try:
+            bootstrap_servers(self.broker)
+        except ValueError as exc:
+            raise SettingsError(
+                f"MODERATOR_BROKER: {exc}; write it as kafka://host:port[,host:port]"
+            ) from None
         self.runtime  # noqa: B018 - validates the device
         return self
 
@@ -206,3 +213,15 @@ def env_name(field_name: str) -> str:
 def env_names() -> set[str]:
     """Every supported ``MODERATOR_*`` variable (the README's config table and the compose test use it)."""
     return {env_name(f.name) for f in fields(Settings)}
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """``kafka://h1:p1,h2:p2`` (or a bare ``h:p,...``) to aiokafka's ``h1:p1,h2:p2`` form."""
+    if "://" not in broker_url:
+        return broker_url
+    parts = urlsplit(broker_url)
+    if parts.scheme not in ("kafka", "tcp", "plaintext"):
+        raise ValueError(f"unsupported broker URL scheme {parts.scheme!r} in {broker_url!r}")
+    return ",".join(
+        hp if ":" in hp else f"{hp}:9092" for hp in (p.strip() for p in parts.netloc.split(",")) if hp
+    )

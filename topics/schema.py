@@ -39,7 +39,7 @@ _WIRE_NAMES: dict[tuple[type[Any], str], tuple[str, dict[str, Any]]] = {
 
 #: Fields whose wire form is always present, even where the dataclass has a default (``to_dict`` writes it).
 _ALWAYS_WRITTEN: dict[type[Any], set[str]] = {
-    Verdict: {"truncated"},
+    Verdict: {"truncated", "revision", "supersedes"},
     DeadLetter: {"id", "kind", "source", "original", "ts"},
 }
 

@@ -139,7 +139,7 @@ def duration_s(text: str | int | float) -> float:
 
 def drain_bound_s() -> float:
     """How long the worker drains after SIGTERM before it exits anyway (the code's own constant)."""
-    from moderator.worker import SHUTDOWN_TIMEOUT_S
+    from moderator.stream.worker import SHUTDOWN_TIMEOUT_S
 
     return float(SHUTDOWN_TIMEOUT_S)
 

@@ -209,7 +209,7 @@ def test_autoscaling_follows_the_consumer_group_and_stops_at_the_partition_count
     assert 1 <= scaled["spec"]["minReplicaCount"] <= settings.topic_partitions
     triggers = [t["metadata"] for t in scaled["spec"]["triggers"] if t["type"] == "kafka"]
     assert sorted(t["topic"] for t in triggers) == sorted(settings.topics.inputs())
-    from moderator.embedded import bootstrap_servers
+    from moderator.settings import bootstrap_servers
 
     for meta in triggers:
         assert meta["consumerGroup"] == settings.app_id

@@ -120,11 +120,13 @@ def test_eval_split_that_does_not_fit_the_input(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------------- no broker
 
 
-@pytest.mark.parametrize("command", ["produce", "tail"])
+@pytest.mark.parametrize("command", ["produce", "tail", "replay"])
 def test_no_broker(command: str, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": "a", "text": "x"}\n')
-    args = ["--input", str(src)] if command == "produce" else ["--idle-timeout", "1"]
+    args = {"produce": ["--input", str(src)], "tail": ["--idle-timeout", "1"], "replay": ["--dry-run"]}[
+        command
+    ]
     broker = f"kafka://127.0.0.1:{closed_port()}"
     line = one_line_error(run(command, *args, "--broker", broker), ExitCode.BROKER, command)
     assert broker in line and "MODERATOR_BROKER" in line
@@ -172,19 +174,15 @@ def test_demo_has_no_options_it_would_ignore() -> None:
 
 
 def test_demo_passes_device_and_batch_size_to_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from moderator import demo
+    from moderator.local import demo
 
     monkeypatch.delenv("MODERATOR_DEVICE", raising=False)
-    args = cli.build_parser().parse_args(
-        ["demo", "--device", "cpu", "--batch-size", "7", "--max-batch-tokens", "900"]
-    )
-    env = demo.worker_env(
-        cli.settings_from(args), broker_url="kafka://b:1", redis_url="redis://r:2/0", web_port=3
-    )
+    argv = ["demo", "--device", "cpu", "--batch-size", "7", "--max-batch-tokens", "900"]
+    env = demo.worker_overrides(cli.settings_from(cli.build_parser().parse_args(argv)))
     assert env["MODERATOR_DEVICE"] == "cpu"
     assert env["MODERATOR_BATCH_SIZE"] == "7"
     assert env["MODERATOR_MAX_BATCH_TOKENS"] == "900"
-    assert env["MODERATOR_BROKER"] == "kafka://b:1" and env["MODERATOR_REDIS_URL"] == "redis://r:2/0"
+    assert env["MODERATOR_ID_REDIS_URL"] == "", "the demo never writes to a production id registry"
 
 
 # ---------------------------------------------------------------------------------------- help, version
@@ -211,6 +209,8 @@ OWN_FLAGS = {
     "produce": {"--kind", "--topic", "--input", "--broker"},
     "tail": {"--topic", "--latest", "--limit", "--idle-timeout", "--broker"},
     "demo": {"--timeout", "--device", "--batch-size"},
+    "replay": {"--reason", "--since", "--until", "--dry-run", "--broker"},
+    "schema": {"--out"},
 }
 #: Flags that make no sense for a command (it never talks to that service or never loads models).
 FOREIGN_FLAGS = {
@@ -219,6 +219,8 @@ FOREIGN_FLAGS = {
     "produce": {"--redis-url", "--classifier", "--device", "--batch-size"},
     "tail": {"--redis-url", "--classifier", "--device", "--batch-size"},
     "demo": {"--broker", "--redis-url", "--batch-window-ms"},
+    "replay": {"--redis-url", "--classifier", "--device", "--batch-size"},
+    "schema": {"--broker", "--redis-url", "--classifier"},
 }
 
 

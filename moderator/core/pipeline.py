@@ -1,0 +1,331 @@
+"""Batch in, verdicts and dead letters out: validate → normalise → cache → models → policy → cache.
+
+No Kafka here, so the faust agents, ``moderator score`` and the tests share one code path and give the
+same verdict for the same input. Models run in one worker thread so the event loop (and with it the
+Kafka heartbeats) never blocks on ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from moderator.core.cache import VerdictCache, cache_key
+from moderator.core.policy import Policy
+from moderator.core.registry import IdRegistry, Revision, id_key
+from moderator.core.verdict_core import VerdictCore
+from moderator.metrics import Metrics
+from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
+from topics import (
+    LABEL_KEYS,
+    CommentIn,
+    DeadLetter,
+    InputLimits,
+    InvalidRecord,
+    Reason,
+    ReplyIn,
+    SourcePosition,
+    Verdict,
+    content_revision,
+    decode_comment,
+    decode_reply,
+    normalize_text,
+)
+from topics.records import ORIGINAL_TRUNCATED, Kind
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class InputMessage:
+    """One raw record as it came off a topic (or a line of a ``score`` input file)."""
+
+    kind: Kind
+    value: bytes
+    source: SourcePosition | None = None
+    received: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    verdicts: list[Verdict]
+    dead_letters: list[DeadLetter]
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    message: InputMessage
+    record: CommentIn | ReplyIn
+    text: str
+    prompt: str | None
+    key: str
+    revision: str
+    id_key: str
+
+
+def _position(message: InputMessage, index: int) -> str:
+    src = message.source
+    return f"{src.topic}/{src.partition}/{src.offset}" if src else f"local/{index}"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        classifier: TextClassifier,
+        judge: ReplyJudge,
+        policy: Policy,
+        *,
+        cache: VerdictCache | None = None,
+        ids: IdRegistry | None = None,
+        limits: InputLimits | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.judge = judge
+        self.policy = policy
+        self.cache = cache
+        self.ids = ids or IdRegistry()
+        self.limits = limits or InputLimits()
+        self.metrics = metrics or Metrics()
+        self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
+        self._model_key = f"{classifier.model_id}|{judge.model_id}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
+        self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
+        self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        for store in {id(s): s for s in (self.cache and self.cache.store, self.ids.store) if s}.values():
+            await store.close()
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def _decode(self, messages: Sequence[InputMessage]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
+        items: list[_Item] = []
+        dead: list[tuple[int, DeadLetter]] = []
+        for index, message in enumerate(messages):
+            try:
+                record: CommentIn | ReplyIn
+                if message.kind == "comment":
+                    record = decode_comment(message.value, self.limits)
+                    text, prompt = normalize_text(record.text), None
+                else:
+                    record = decode_reply(message.value, self.limits)
+                    text, prompt = normalize_text(record.reply), normalize_text(record.prompt)
+            except InvalidRecord as exc:
+                dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
+                continue
+            key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
+            revision = content_revision(message.kind, text, prompt)
+            ids = id_key(_topic(message), record.id)
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids))
+        return items, dead
+
+    async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        result = await loop.run_in_executor(self._executor, fn)
+        self.metrics.model_latency.labels(model=name).observe(time.perf_counter() - started)
+        return result
+
+    async def _score(self, items: list[_Item]) -> tuple[dict[str, VerdictCore], dict[str, str]]:
+        """Run the models once per distinct cache key; returns key → verdict core, key → model error."""
+        unique: dict[str, _Item] = {}
+        for item in items:
+            unique.setdefault(item.key, item)
+        if not unique:
+            return {}, {}
+        keys = list(unique)
+        texts = [unique[k].text for k in keys]
+        reply_keys = [k for k in keys if unique[k].message.kind == "reply"]
+        pairs = [(unique[k].prompt or "", unique[k].text) for k in reply_keys]
+        errors: dict[str, str] = {}
+
+        probs, cls_trunc = await self._classify(keys, texts, errors)
+        unsafe: dict[str, tuple[float, bool]] = {}
+        if pairs:
+            unsafe = await self._judge(reply_keys, pairs, errors)
+        cores: dict[str, VerdictCore] = {}
+        for i, key in enumerate(keys):
+            if key in errors:
+                continue
+            judged = unsafe.get(key)
+            cores[key] = VerdictCore.of(
+                probs[i],
+                judged[0] if judged else None,
+                bool(cls_trunc[i] or (judged[1] if judged else False)),
+            )
+        return cores, errors
+
+    async def _classify(
+        self, keys: list[str], texts: list[str], errors: dict[str, str]
+    ) -> tuple[np.ndarray, list[bool]]:
+        self.metrics.model_rows.labels(model="classifier").inc(len(texts))
+        try:
+            out: ClassifierOutput = await self._run_model(
+                "classifier", lambda: self.classifier.predict(texts)
+            )
+            self.metrics.padded_tokens.labels(model="classifier").observe(out.padded_tokens)
+            return out.probs, out.truncated
+        except Exception:
+            log.exception("classifier failed on a batch of %d; retrying row by row", len(texts))
+        probs = np.zeros((len(texts), len(LABEL_KEYS)), dtype=np.float32)
+        truncated = [False] * len(texts)
+        for i, text in enumerate(texts):
+            try:
+                one = await self._run_model("classifier", lambda t=text: self.classifier.predict([t]))  # type: ignore[misc]
+                probs[i], truncated[i] = one.probs[0], one.truncated[0]
+            except Exception as exc:
+                errors[keys[i]] = f"classifier failed: {type(exc).__name__}: {exc}"[:500]
+        return probs, truncated
+
+    async def _judge(
+        self, keys: list[str], pairs: list[tuple[str, str]], errors: dict[str, str]
+    ) -> dict[str, tuple[float, bool]]:
+        self.metrics.model_rows.labels(model="judge").inc(len(pairs))
+        try:
+            out: JudgeOutput = await self._run_model("judge", lambda: self.judge.predict(pairs))
+            self.metrics.padded_tokens.labels(model="judge").observe(out.padded_tokens)
+            return {k: (float(out.unsafe[i]), out.truncated[i]) for i, k in enumerate(keys)}
+        except Exception:
+            log.exception("judge failed on a batch of %d; retrying row by row", len(pairs))
+        result: dict[str, tuple[float, bool]] = {}
+        for key, pair in zip(keys, pairs, strict=True):
+            try:
+                one = await self._run_model("judge", lambda p=pair: self.judge.predict([p]))  # type: ignore[misc]
+                result[key] = (float(one.unsafe[0]), one.truncated[0])
+            except Exception as exc:
+                errors[key] = f"judge failed: {type(exc).__name__}: {exc}"[:500]
+        return result
+
+    # -- the batch -----------------------------------------------------------------------------------
+
+    async def process(self, messages: Sequence[InputMessage]) -> BatchResult:
+        """Verdict or dead-letter every message, in input order; never raises on bad input."""
+        self.metrics.batch_size.observe(len(messages))
+        items, dead = self._decode(messages)
+        previous = await self.ids.latest([it.id_key for it in items])
+
+        cached: list[VerdictCore | None] = [None] * len(items)
+        if self.cache is not None and items:
+            cached = await self.cache.get_many([it.key for it in items])
+        hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
+        misses = [it for it in items if it.key not in hits]
+        fresh, errors = await self._score(misses)
+        if self.cache is not None and fresh:
+            await self.cache.set_many(list(fresh.items()))
+        self.metrics.cache_hits.inc(len(items) - len(misses))
+        self.metrics.cache_misses.inc(len(misses))
+
+        verdicts: list[tuple[int, Verdict]] = []
+        first_use: set[str] = set()
+        # the revision last verdicted per id, moving forward through the batch in input order
+        latest: dict[str, Revision | None] = {}
+        for item, before in zip(items, previous, strict=True):
+            latest.setdefault(item.id_key, before)
+        before_batch = dict(latest)
+        for item in items:
+            if item.key in errors:
+                dead.append(
+                    (
+                        item.index,
+                        self._dead_letter(item.message, Reason.MODEL_ERROR, errors[item.key], item.record.id),
+                    )
+                )
+                continue
+            core = hits.get(item.key)
+            was_cached = core is not None
+            if core is None:
+                core = fresh[item.key]
+                # Later copies of a text within one batch reuse the first copy's scores: cached, not re-run.
+                was_cached = item.key in first_use
+                first_use.add(item.key)
+            supersedes = self._supersedes(item, latest)
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+        # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
+        await self.ids.record(
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        )
+        verdicts.sort(key=lambda pair: pair[0])
+        dead.sort(key=lambda pair: pair[0])
+        # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
+        actions = Counter((v.kind, v.action) for _, v in verdicts)
+        categories = Counter(c for _, v in verdicts for c in v.categories)
+        reasons = Counter(d.reason for _, d in dead)
+        for (kind, action), n in actions.items():
+            self.metrics.verdicts.labels(kind=kind, action=action).inc(n)
+        for category, n in categories.items():
+            self.metrics.categories.labels(category=category).inc(n)
+        for reason, n in reasons.items():
+            self.metrics.dead_letters.labels(reason=reason).inc(n)
+        return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+
+    @staticmethod
+    def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
+        """The revision this record replaces, and move the id's latest revision forward to it.
+
+        An older record of the same partition coming round again (redelivery after a crash) neither
+        supersedes nor replaces the newer revision already verdicted.
+        """
+        src = item.message.source
+        partition, offset = (f"{src.topic}/{src.partition}", src.offset) if src else ("", -1)
+        before = latest[item.id_key]
+        if before is not None and before.is_later_than(partition, offset):
+            return None
+        latest[item.id_key] = Revision(item.revision, partition, offset)
+        return before.revision if before is not None and before.revision != item.revision else None
+
+    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
+        decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)
+        return Verdict(
+            id=item.record.id,
+            kind=item.message.kind,
+            flagged=decision.flagged,
+            action=decision.action,
+            categories=decision.categories,
+            scores=dict(zip(LABEL_KEYS, core.scores, strict=True)),
+            unsafe=core.unsafe if item.message.kind == "reply" else None,
+            cached=was_cached,
+            model=self.model_ids,
+            policy=self.policy.version,
+            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
+            ts=time.time(),
+            truncated=core.truncated,
+            source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
+        )
+
+    def _dead_letter(
+        self, message: InputMessage, reason: Reason, detail: str, record_id: str | None
+    ) -> DeadLetter:
+        # A dead letter keeps at most max_record_bytes of the original: a record the broker accepted
+        # can be far larger, and a dead letter the producer cannot send would stall the partition.
+        original = message.value
+        cap = self.limits.max_record_bytes
+        if len(original) > cap:
+            original = original[:cap]
+            detail = f"{detail} ({ORIGINAL_TRUNCATED} {cap} bytes; see source)"
+        return DeadLetter(
+            reason=reason.value,
+            detail=detail,
+            source=message.source,
+            original=original,
+            id=record_id,
+            kind=message.kind,
+            ts=time.time(),
+        )
+
+
+def _topic(message: InputMessage) -> str:
+    return message.source.topic if message.source else f"local-{message.kind}"
