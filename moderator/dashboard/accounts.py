@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from moderator.dashboard.store import Store
+from moderator.exits import UsageError
 
 SESSION_TTL_S = 12 * 3600
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -32,8 +33,8 @@ class Role(StrEnum):
         return self in (Role.REVIEWER, Role.ADMIN)
 
 
-class AccountError(ValueError):
-    """A refused account operation; the message is one line for the CLI."""
+class AccountError(UsageError, ValueError):
+    """A refused account operation; the CLI prints it as one line (exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from moderator.dashboard.source import SourceReader
+from moderator.exits import UsageError
 from moderator.settings import bootstrap_servers
 from topics import normalize_text
 from topics.labels import LABEL_KEYS, UNSMILE_COLUMNS
@@ -73,7 +74,9 @@ async def read_reviews(
             await consumer.topics()  # a fresh metadata request
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            raise ValueError(f"no topic {topic!r} on {broker}")
+            raise UsageError(
+                f"no topic {topic!r} on {broker}", "check --broker and MODERATOR_TOPIC_REVIEWS (nothing reviewed yet?)"
+            )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

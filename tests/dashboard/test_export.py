@@ -130,5 +130,5 @@ def test_export_reviews_without_a_broker_is_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2 and done.stderr.startswith("moderator export-reviews: broker")
+    assert done.returncode == 3 and done.stderr.startswith("moderator export-reviews: broker")
     assert "Traceback" not in done.stderr
