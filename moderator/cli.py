@@ -323,7 +323,9 @@ def cmd_export_reviews(args: argparse.Namespace) -> int:
             export_reviews(settings.broker, settings.topic_reviews, Path(args.out), client_kwargs(settings))
         )
     except KafkaError as exc:
-        raise BrokerUnreachable(f"broker {settings.broker}: {exc}", "start the broker or pass --broker") from None
+        raise BrokerUnreachable(
+            f"broker {settings.broker}: {exc}", "start the broker or pass --broker"
+        ) from None
     print(summary.line(), file=sys.stderr)
     return 0
 
@@ -488,7 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "dashboard",
         help="the review dashboard: overview, flagged queue, decisions (web)",
-        examples=["moderator dashboard", "moderator dashboard --host 0.0.0.0 --port 8090 --db /data/dash.sqlite3"],
+        examples=[
+            "moderator dashboard",
+            "moderator dashboard --host 0.0.0.0 --port 8090 --db /data/dash.sqlite3",
+        ],
         func=cmd_dashboard,
         log_level="info",
     )
@@ -507,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add, list or remove dashboard accounts",
         examples=[
             "moderator dashboard-user add mina --role reviewer",
-            "echo \"$PASSWORD\" | moderator dashboard-user add ci --role admin --password-stdin",
+            'echo "$PASSWORD" | moderator dashboard-user add ci --role admin --password-stdin',
             "moderator dashboard-user list",
         ],
         func=cmd_dashboard_user,
@@ -517,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="account name (add, remove)")
     p.add_argument("--role", choices=["viewer", "reviewer", "admin"], default="viewer", help="default viewer")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
-    p.add_argument("--replace", action="store_true", help="add: set a new password and role if the name exists")
+    p.add_argument(
+        "--replace", action="store_true", help="add: set a new password and role if the name exists"
+    )
 
     p = add_command(
         sub,

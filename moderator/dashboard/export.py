@@ -75,7 +75,8 @@ async def read_reviews(
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise UsageError(
-                f"no topic {topic!r} on {broker}", "check --broker and MODERATOR_TOPIC_REVIEWS (nothing reviewed yet?)"
+                f"no topic {topic!r} on {broker}",
+                "check --broker and MODERATOR_TOPIC_REVIEWS (nothing reviewed yet?)",
             )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
