@@ -14,14 +14,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moderator.exits import UsageError
+
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 #: The caller's identity when the server runs without keys (loopback only).
 ANONYMOUS = "anonymous"
 
 
-class KeyConfigError(ValueError):
-    pass
+class KeyConfigError(UsageError):
+    """A keys setting the server cannot use: exit 2 with one line (``moderator.exits``)."""
 
 
 def key_hash(key: str) -> str:
@@ -55,7 +57,8 @@ class ApiKeys:
                 lines = path.read_text(encoding="utf-8").splitlines()
             except OSError as exc:
                 raise KeyConfigError(
-                    f"MODERATOR_API_KEYS_FILE {path}: cannot read ({exc.strerror})"
+                    f"MODERATOR_API_KEYS_FILE {path}: cannot read it ({exc.strerror})",
+                    "point MODERATOR_API_KEYS_FILE at a readable file of SHA-256 key hashes",
                 ) from None
             for number, line in enumerate(lines, 1):
                 line = line.split("#", 1)[0].strip()
@@ -64,8 +67,8 @@ class ApiKeys:
                 digest, _, name = line.partition(" ")
                 if not _HEX64.match(digest):
                     raise KeyConfigError(
-                        f"MODERATOR_API_KEYS_FILE {path}:{number}: expected a SHA-256 hex digest "
-                        "(`printf %s KEY | sha256sum`), optionally followed by a name"
+                        f"MODERATOR_API_KEYS_FILE {path}:{number}: not a SHA-256 hex digest",
+                        "one hash per line (`printf %s KEY | sha256sum`), optionally followed by a name",
                     )
                 digest = digest.lower()
                 out[digest] = name.strip() or f"key-{digest[:8]}"

@@ -25,6 +25,7 @@ from moderator.api.openai_compat import RequestError
 from moderator.api.routes import SERVICE, SOCKETS, error_response, json_response
 from moderator.api.service import ApiService, NotReady, warm_up
 from moderator.core.pipeline import Pipeline
+from moderator.exits import UsageError
 from moderator.metrics import Metrics
 from moderator.settings import Settings
 
@@ -151,9 +152,10 @@ def create_app(service: ApiService) -> web.Application:
 def check_exposure(settings: Settings, keys: ApiKeys) -> None:
     """No keys may only mean loopback: an open moderation endpoint on a network is free GPU time."""
     if not keys.enabled and not is_loopback(settings.api_host):
-        raise ValueError(
-            f"refusing to listen on {settings.api_host} without API keys; set MODERATOR_API_KEYS (comma-"
-            "separated) or MODERATOR_API_KEYS_FILE (SHA-256 hashes), or bind 127.0.0.1 behind a reverse proxy"
+        raise UsageError(
+            f"refusing to listen on {settings.api_host} without API keys",
+            "set MODERATOR_API_KEYS (comma-separated) or MODERATOR_API_KEYS_FILE (SHA-256 hashes), "
+            "or bind 127.0.0.1 behind a reverse proxy",
         )
 
 
@@ -183,8 +185,9 @@ async def _serve(settings: Settings, keys: ApiKeys) -> int:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise ValueError(
-            f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}"
+        raise UsageError(
+            f"cannot listen on {settings.api_host}:{settings.api_port} ({exc.strerror or exc})",
+            "choose another --port or stop what holds it",
         ) from None
     log.info(
         "listening on http://%s:%d (%s)",

@@ -13,13 +13,19 @@ import hashlib
 import logging
 from collections.abc import Sequence
 
+import orjson
+
 from moderator.core.redis_store import RedisStore
 from moderator.core.verdict_core import CORE_SCHEMA, CoreSchemaError, VerdictCore
 from moderator.metrics import Metrics
+from topics.reviews import HumanVerdict
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = f"moderator:v2:{CORE_SCHEMA}:"
+#: Human decisions (written by the dashboard, no TTL): keyed by ``topics.reviews.content_hash``, so they
+#: hold across model and policy versions.
+HUMAN_PREFIX = "moderator:human:v1:"
 
 
 def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt: str | None = None) -> str:
@@ -29,6 +35,10 @@ def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt:
         h.update(len(encoded).to_bytes(4, "little"))
         h.update(encoded)
     return KEY_PREFIX + h.hexdigest()
+
+
+def human_key(digest: str) -> str:
+    return HUMAN_PREFIX + digest
 
 
 class VerdictCache:
@@ -43,8 +53,11 @@ class VerdictCache:
 
     async def get_many(self, keys: Sequence[str]) -> list[VerdictCore | None]:
         """One MGET for the whole batch; a miss, a foreign value or an outage all read as ``None``."""
+        return self._cores(await self.store.get_many("get", keys))
+
+    def _cores(self, values: Sequence[bytes | str | None]) -> list[VerdictCore | None]:
         out: list[VerdictCore | None] = []
-        for value in await self.store.get_many("get", keys):
+        for value in values:
             if value is None:
                 out.append(None)
                 continue
@@ -55,6 +68,29 @@ class VerdictCache:
                 log.warning("cached verdict core refused (%s); scoring again", exc)
                 out.append(None)
         return out
+
+    async def get_with_human(
+        self, keys: Sequence[str], human_keys: Sequence[str]
+    ) -> tuple[list[VerdictCore | None], list[HumanVerdict | None]]:
+        """One MGET for a batch's verdict cores and the human decisions on its texts.
+
+        A human decision that does not decode is read as none (and logged): it never breaks a batch.
+        """
+        values = await self.store.get_many("get", [*keys, *human_keys], records=len(keys))
+        cores = self._cores(values[: len(keys)])
+        humans: list[HumanVerdict | None] = []
+        for value in values[len(keys) :]:
+            decided = None
+            if value is not None:
+                try:
+                    decided = HumanVerdict.from_dict(orjson.loads(value))
+                except orjson.JSONDecodeError:
+                    decided = None
+                if decided is None:
+                    self._metrics.cache_errors.labels(op="decode").inc()
+                    log.warning("human decision in the cache refused (not a decision); using the models")
+            humans.append(decided)
+        return cores, humans
 
     async def set_many(self, items: Sequence[tuple[str, VerdictCore]]) -> None:
         """One round trip of ``SET key core EX ttl`` for every fresh verdict core."""

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from moderator.core.cache import VerdictCache, cache_key
+from moderator.core.cache import VerdictCache, cache_key, human_key
 from moderator.core.policy import Policy
 from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
@@ -40,6 +40,7 @@ from topics import (
     normalize_text,
 )
 from topics.records import ORIGINAL_TRUNCATED, Kind
+from topics.reviews import HumanVerdict, content_hash
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +72,7 @@ class _Item:
     key: str
     revision: str
     id_key: str
+    human: str  # where a reviewer's decision on this text would be (moderator.core.cache.human_key)
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -128,7 +130,8 @@ class Pipeline:
             key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
             revision = content_revision(message.kind, text, prompt)
             ids = id_key(_topic(message), record.id)
-            items.append(_Item(index, message, record, text, prompt, key, revision, ids))
+            human = human_key(content_hash(message.kind, text, prompt))
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
         return items, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
@@ -216,11 +219,16 @@ class Pipeline:
         items, dead = self._decode(messages)
         previous = await self.ids.latest([it.id_key for it in items])
 
+        # one MGET for model verdicts and human decisions; a human decision wins over any model
         cached: list[VerdictCore | None] = [None] * len(items)
+        decided: list[HumanVerdict | None] = [None] * len(items)
         if self.cache is not None and items:
-            cached = await self.cache.get_many([it.key for it in items])
+            cached, decided = await self.cache.get_with_human(
+                [it.key for it in items], [it.human for it in items]
+            )
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
-        misses = [it for it in items if it.key not in hits]
+        humans = {it.human: human for it, human in zip(items, decided, strict=True) if human is not None}
+        misses = [it for it in items if it.key not in hits and it.human not in humans]
         fresh, errors = await self._score(misses)
         if self.cache is not None and fresh:
             await self.cache.set_many(list(fresh.items()))
@@ -241,6 +249,12 @@ class Pipeline:
                         item.index,
                         self._dead_letter(item.message, Reason.MODEL_ERROR, errors[item.key], item.record.id),
                     )
+                )
+                continue
+            human = humans.get(item.human)
+            if human is not None:
+                verdicts.append(
+                    (item.index, self._human_verdict(item, human, self._supersedes(item, latest)))
                 )
                 continue
             core = hits.get(item.key)
@@ -304,6 +318,28 @@ class Pipeline:
             source=item.message.source,
             revision=item.revision,
             supersedes=supersedes,
+        )
+
+    def _human_verdict(self, item: _Item, decided: HumanVerdict, supersedes: str | None) -> Verdict:
+        """A repeat of a reviewed text: the reviewer's action and labels, marked as human."""
+        action = decided.action
+        return Verdict(
+            id=item.record.id,
+            kind=item.message.kind,
+            flagged=action != "allow",
+            action=action,
+            categories=decided.categories,
+            scores={k: decided.scores.get(k, 0.0) for k in LABEL_KEYS},
+            unsafe=decided.unsafe if item.message.kind == "reply" else None,
+            cached=True,
+            model=self.model_ids,
+            policy=self.policy.version,
+            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
+            ts=time.time(),
+            source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
+            human=decided.marker(),
         )
 
     def _dead_letter(

@@ -95,13 +95,17 @@ class RedisStore:
         return result
 
     async def get_many(
-        self, op: str, keys: Sequence[str], *, count_rows: bool = True
+        self, op: str, keys: Sequence[str], *, count_rows: bool = True, records: int | None = None
     ) -> list[bytes | str | None]:
-        """One MGET; an outage reads as all missing (counted as uncached rows when ``count_rows``)."""
+        """One MGET; an outage reads as all missing (counted as uncached rows when ``count_rows``).
+
+        ``records``: how many records the keys serve when a record has several keys (its verdict core
+        and a human decision), so an outage counts records, not keys.
+        """
         if not keys:
             return []
         missing: list[bytes | str | None] = [None] * len(keys)
-        rows = len(keys) if count_rows else 0
+        rows = (len(keys) if records is None else records) if count_rows else 0
         return await self.call(op, lambda: self._client.mget(list(keys)), missing, rows=rows)
 
     async def set_many(self, op: str, items: Sequence[tuple[str, bytes]], ttl_s: int) -> None:

@@ -38,9 +38,9 @@ def test_no_keys_means_anonymous() -> None:
 def test_bad_key_file_lines_are_refused(tmp_path: Path, content: str) -> None:
     path = tmp_path / "keys"
     path.write_text(content)
-    with pytest.raises(KeyConfigError, match=":1: expected a SHA-256"):
+    with pytest.raises(KeyConfigError, match=":1: not a SHA-256 hex digest"):
         ApiKeys.load("", str(path))
-    with pytest.raises(KeyConfigError, match="cannot read"):
+    with pytest.raises(KeyConfigError, match="cannot read it"):
         ApiKeys.load("", str(tmp_path / "missing"))
 
 

@@ -80,8 +80,8 @@ def test_a_malformed_keys_file_is_one_clear_line(tmp_path: Path) -> None:
     done = _serve_once({"MODERATOR_API_KEYS_FILE": str(keys)}, "--port", str(free_port()))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"moderator serve: MODERATOR_API_KEYS_FILE {keys}:1: expected a SHA-256 hex digest "
-        "(`printf %s KEY | sha256sum`), optionally followed by a name"
+        f"moderator serve: MODERATOR_API_KEYS_FILE {keys}:1: not a SHA-256 hex digest. Fix: one hash per "
+        "line (`printf %s KEY | sha256sum`), optionally followed by a name."
     ]
 
 
