@@ -38,7 +38,7 @@ def test_long_text_windows_overlap_and_reach_both_ends() -> None:
     spans, cut = plan_spans(offsets, length, size=40, overlap=0.25, max_windows=10)
     assert not cut
     assert spans[0][0] == 0 and spans[-1][1] == length
-    for (s0, e0), (s1, _) in zip(spans, spans[1:], strict=False):
+    for (_, e0), (s1, _) in zip(spans, spans[1:], strict=False):
         assert s1 < e0, "neighbouring windows share tokens"
     assert len(spans) == 1 + -(-(100 - 40) // 30)
 
@@ -57,7 +57,9 @@ def test_cap_reads_the_head_and_reports_the_rest_unread() -> None:
     st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9]),
     st.integers(1, 40),
 )
-def test_every_token_inside_a_window_of_at_most_size_tokens(n: int, size: int, overlap: float, cap: int) -> None:
+def test_every_token_inside_a_window_of_at_most_size_tokens(
+    n: int, size: int, overlap: float, cap: int
+) -> None:
     offsets, length = word_offsets(n)
     spans, cut = plan_spans(offsets, length, size, overlap, cap)
     assert 1 <= len(spans) <= cap
@@ -81,7 +83,7 @@ def test_shipped_tokenizer_windows_fit_the_model_untruncated() -> None:
     assert all(not t for t in encoder.encode(long_rows).truncated)
     # together the windows hold every token of the text
     assert sum(len(o) for o in encoder.content_offsets(long_rows)) > len(encoder.content_offsets([text])[0])
-    assert "".join(r[: 5] for r in long_rows[:1]) == text[:5] and long_rows[-1].endswith(text[-5:])
+    assert "".join(r[:5] for r in long_rows[:1]) == text[:5] and long_rows[-1].endswith(text[-5:])
 
 
 def test_pair_windows_keep_the_prompt_and_fit() -> None:
