@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from moderator.core.language import EXPECTED_LANGUAGES, LanguageDetector
 
@@ -162,13 +163,13 @@ def _timed(fn: Callable[[str], str], texts: list[str], repeat: int = 5) -> tuple
     return out, (time.perf_counter() - started) / (repeat * len(texts)) * 1e6
 
 
-def _lingua(languages: object) -> Callable[[str], str]:
+def _lingua(languages: list[Any] | None) -> Callable[[str], str]:
     from lingua import LanguageDetectorBuilder
 
     builder = (
         LanguageDetectorBuilder.from_all_languages()
         if languages is None
-        else LanguageDetectorBuilder.from_iso_codes_639_1(*languages)  # type: ignore[call-overload]
+        else LanguageDetectorBuilder.from_iso_codes_639_1(*languages)
     )
     detector = builder.with_preloaded_language_models().build()
 
