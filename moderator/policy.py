@@ -208,7 +208,7 @@ def _parse_languages(raw: Any, source: str) -> LanguageRule:
         raise PolicyError(f"{source}: 'languages' must be an object with 'validated' and 'others'")
     codes = raw.get("validated", ["ko"])
     if not isinstance(codes, list) or not all(isinstance(c, str) and _LANGUAGE_CODE.match(c) for c in codes):
-        raise PolicyError(f"{source}: languages.validated must be a list of ISO 639-1 codes like \"ko\"")
+        raise PolicyError(f'{source}: languages.validated must be a list of ISO 639-1 codes like "ko"')
     others = raw.get("others", {})
     if not isinstance(others, dict) or set(others) - {"max_action", "min_action"}:
         raise PolicyError(f"{source}: languages.others takes max_action and min_action")
