@@ -50,7 +50,15 @@ def build_pipeline(settings: Settings, metrics: Metrics, *, use_cache: bool = Tr
             ssl_ca_certs=settings.redis_ssl_ca_certs,
             metrics=metrics,
         )
-    return Pipeline(classifier, judge, policy, cache=cache, limits=settings.limits, metrics=metrics)
+    return Pipeline(
+        classifier,
+        judge,
+        policy,
+        cache=cache,
+        limits=settings.limits,
+        metrics=metrics,
+        windows=settings.windows,
+    )
 
 
 class BrokerUnavailable(RuntimeError):

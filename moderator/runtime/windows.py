@@ -25,7 +25,11 @@ import numpy.typing as npt
 EDGE_MARGIN = 4
 #: Share of a window repeated in the next one, so a phrase cut at one edge is whole in a neighbour.
 DEFAULT_OVERLAP = 0.25
-DEFAULT_MAX_WINDOWS = 32
+#: 8,000 Korean characters (the default input limit) take ~104 windows of 64 tokens: read whole.
+DEFAULT_MAX_WINDOWS = 128
+#: The classifier was trained on single comments (~25 tokens); a short hateful sentence dominates a
+#: 64-token window but drowns in a 256-token one. Measured in ``bench/long_texts.py``.
+DEFAULT_WINDOW_TOKENS = 64
 
 
 @runtime_checkable
@@ -45,14 +49,21 @@ class WindowTokenizer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WindowConfig:
-    """``max_windows``: cap per text (cost bound); ``overlap``: share of a window its neighbour repeats."""
+    """``max_windows``: cap per text (cost bound); ``overlap``: share of a window its neighbour repeats;
+    ``tokens``: text tokens per window (0: as many as the model takes). A text of at most ``tokens``
+    tokens is one window, itself."""
 
     max_windows: int = DEFAULT_MAX_WINDOWS
     overlap: float = DEFAULT_OVERLAP
+    tokens: int = DEFAULT_WINDOW_TOKENS
 
     def __post_init__(self) -> None:
         if self.max_windows < 1:
             raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
+        if self.tokens < 0 or 0 < self.tokens < 8:
+            raise ValueError(
+                f"window tokens must be 0 (the model's maximum) or at least 8, got {self.tokens}"
+            )
         if not 0.0 <= self.overlap < 1.0:
             raise ValueError(f"window overlap must be in [0, 1), got {self.overlap}")
 
@@ -116,16 +127,19 @@ class Windower:
         self._pair = tokenizer.special_tokens(True)
         # A text of at most this many characters cannot need more than one window (no tokenizer
         # makes more than 4 tokens of one character: UTF-8 byte fallback), so it skips tokenisation.
-        pair_room = self.max_length - self._pair - EDGE_MARGIN
-        self._short_chars = max(0, (self.max_length - self._single - EDGE_MARGIN) // 4)
-        self._short_pair_chars = max(0, (pair_room - pair_room // 2) // 4)
+        self._short_chars = max(0, self.window_size() // 4)
+        self._short_pair_chars = max(0, self.window_size(1 << 30) // 4)
 
     def window_size(self, prompt_tokens: int | None = None) -> int:
         """Content tokens of text per window; with a prompt, what is left after its share."""
         if prompt_tokens is None:
-            return max(1, self.max_length - self._single - EDGE_MARGIN)
-        room = self.max_length - self._pair - EDGE_MARGIN
-        return max(1, room - min(prompt_tokens, room // 2))
+            size = self.max_length - self._single - EDGE_MARGIN
+        else:
+            room = self.max_length - self._pair - EDGE_MARGIN
+            size = room - min(prompt_tokens, room // 2)
+        if self.config.tokens:
+            size = min(size, self.config.tokens)
+        return max(1, size)
 
     def split(self, texts: Sequence[str], prompts: Sequence[str] | None = None) -> Windows:
         """Windows for every text, in text order; ``prompts`` (one per text) rides along in each."""

@@ -1,0 +1,117 @@
+"""Long texts read in windows: which window size finds hate hidden in padding, what it costs per window.
+
+Long texts are built from UnSmile *dev* rows (never trained on): ``padded``: clean dev comments joined
+to about ``--chars`` characters with one hate dev comment put at a random place; ``clean``: clean dev
+comments only, same length. For each window size the shipped classifier scores every text through
+``WindowedClassifier`` (windows as rows of the model's token-budget batching, max pooling) and the
+default policy decides. Reported: hate found in padded texts (against the same hate comments scored
+alone), long clean texts flagged (against the per-comment false-flag rate of the clean rows used),
+windows per text, milliseconds per window and per 1,000 characters. Run:
+
+    .venv/bin/python -m bench.long_texts --texts 20 --chars 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import DATA_DIR
+from moderator.evaluation import read_unsmile_tsv
+from moderator.policy import load_policy
+from moderator.runtime.loader import load_classifier
+from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.windowed import WindowedClassifier
+from moderator.runtime.windows import WindowConfig
+from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_POLICY
+from topics import LABEL_KEYS, normalize_text
+
+DATA = DATA_DIR / "unsmile"
+
+
+def dev_rows(data: Path) -> tuple[list[str], list[str]]:
+    """(clean dev comments, hate dev comments) of UnSmile's fixed dev split."""
+    rows = read_unsmile_tsv(data / "unsmile_train_v1.0.tsv")
+    dev = json.loads((data / "train_dev_split.json").read_text())["dev"]
+    clean_col = LABEL_KEYS.index("clean")
+    labels = np.asarray(rows.labels)
+    clean = [normalize_text(rows.texts[i]) for i in dev if labels[i, clean_col] == 1]
+    hate = [normalize_text(rows.texts[i]) for i in dev if labels[i, :clean_col].sum() > 0]
+    return clean, hate
+
+
+def build(
+    clean: list[str], hate: list[str], n: int, chars: int, rng: random.Random
+) -> tuple[list[str], list[str], list[str]]:
+    padded, only_clean, needles = [], [], []
+    for _ in range(n):
+        parts: list[str] = []
+        while sum(len(p) + 1 for p in parts) < chars:
+            parts.append(rng.choice(clean))
+        only_clean.append(" ".join(parts))
+        needle = rng.choice(hate)
+        needles.append(needle)
+        body = parts[:]
+        body.insert(rng.randrange(len(body) + 1), needle)
+        padded.append(" ".join(body))
+    return padded, only_clean, needles
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--texts", type=int, default=20)
+    ap.add_argument("--chars", type=int, default=2000)
+    ap.add_argument(
+        "--sizes", default="32,64,128,0", help="window tokens to compare (0: the model's maximum)"
+    )
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    rng = random.Random(20261129)
+    clean, hate = dev_rows(args.data)
+    classifier = load_classifier(
+        DEFAULT_CLASSIFIER, RuntimeOptions(device="cpu", intra_op_threads=args.threads)
+    )
+    policy = load_policy(DEFAULT_POLICY)
+
+    def flagged(scores: np.ndarray) -> list[bool]:
+        return [bool(policy.decide(row, None).categories) for row in scores]
+
+    # Padding = clean dev comments the model does not flag alone, so a flag on a long clean text is
+    # the windowing's doing (UnSmile's clean rows include many the model already flags one by one).
+    alone_clean = flagged(WindowedClassifier(classifier).score(clean).scores)
+    quiet = [c for c, f in zip(clean, alone_clean, strict=True) if not f]
+    padded, used_clean, needles = build(quiet, hate, args.texts, args.chars, rng)
+    alone = WindowedClassifier(classifier).score(needles)
+    print(
+        f"{args.texts} padded + {args.texts} clean texts of ~{args.chars} chars from UnSmile dev; "
+        f"{len(quiet)} of {len(clean)} clean dev comments unflagged alone (the padding); "
+        f"the hate comments alone flagged {np.mean(flagged(alone.scores)):.2f}"
+    )
+    print(
+        f"{'window tokens':>13s} {'hate found':>10s} {'clean flagged':>13s} {'windows/text':>12s} {'ms/window':>9s} {'ms/1k chars':>11s}"
+    )
+    for size in (int(s) for s in args.sizes.split(",")):
+        scorer = WindowedClassifier(classifier, WindowConfig(max_windows=10_000, tokens=size))
+        scorer.score(padded[:2])  # warm
+        started = time.perf_counter()
+        found = scorer.score(padded)
+        hit = scorer.score(used_clean)
+        seconds = time.perf_counter() - started
+        windows = found.windows + hit.windows
+        chars = sum(map(len, padded)) + sum(map(len, used_clean))
+        print(
+            f"{size or classifier.encoder.max_length:>13d} {np.mean(flagged(found.scores)):>10.2f} "  # type: ignore[attr-defined]
+            f"{np.mean(flagged(hit.scores)):>13.2f} {windows / (2 * args.texts):>12.1f} "
+            f"{seconds / windows * 1000:>9.2f} {seconds / chars * 1e6:>11.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
