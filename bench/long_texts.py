@@ -62,6 +62,21 @@ def build(
     return padded, only_clean, needles
 
 
+#: Everyday sentences written for this check: what a long, harmless comment or story reads like.
+FRIENDLY = [
+    "오늘 날씨가 정말 좋아서 친구들이랑 공원에 산책을 다녀왔어요.",
+    "주말에 가족들과 맛있는 저녁을 먹으면서 즐거운 시간을 보냈습니다.",
+    "새로 시작한 드라마가 너무 재미있어서 다음 화가 기다려져요.",
+    "도서관에서 빌린 책을 다 읽었는데 마지막 장면이 감동적이었어요.",
+    "동네 빵집에서 산 크루아상이 바삭하고 고소해서 또 가고 싶네요.",
+    "요즘 아침마다 조깅을 하는데 몸도 마음도 가벼워지는 느낌이에요.",
+    "강아지랑 한강에서 피크닉을 했는데 사람들이 많이 귀여워해 줬어요.",
+    "이번 여름휴가는 제주도로 가려고 숙소를 알아보는 중이에요.",
+    "회사 동료가 생일이라고 케이크를 사 와서 다 같이 나눠 먹었어요.",
+    "퇴근하고 좋아하는 음악을 들으면서 천천히 걸어오니 기분이 좋네요.",
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--texts", type=int, default=20)
@@ -73,7 +88,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    rng = random.Random(20261129)
     clean, hate = dev_rows(args.data)
     classifier = load_classifier(
         DEFAULT_CLASSIFIER, RuntimeOptions(device="cpu", intra_op_threads=args.threads)
@@ -83,34 +97,36 @@ def main() -> None:
     def flagged(scores: np.ndarray) -> list[bool]:
         return [bool(policy.decide(row, None).categories) for row in scores]
 
-    # Padding = clean dev comments the model does not flag alone, so a flag on a long clean text is
-    # the windowing's doing (UnSmile's clean rows include many the model already flags one by one).
+    # UnSmile padding = clean dev comments the model does not flag alone, so a flag on a long clean
+    # text is the windowing's doing. They are hard negatives still: news comments about the groups.
     alone_clean = flagged(WindowedClassifier(classifier).score(clean).scores)
     quiet = [c for c, f in zip(clean, alone_clean, strict=True) if not f]
-    padded, used_clean, needles = build(quiet, hate, args.texts, args.chars, rng)
-    alone = WindowedClassifier(classifier).score(needles)
+    paddings = {"everyday sentences": FRIENDLY, f"UnSmile dev clean ({len(quiet)} unflagged alone)": quiet}
     print(
-        f"{args.texts} padded + {args.texts} clean texts of ~{args.chars} chars from UnSmile dev; "
-        f"{len(quiet)} of {len(clean)} clean dev comments unflagged alone (the padding); "
-        f"the hate comments alone flagged {np.mean(flagged(alone.scores)):.2f}"
+        f"{args.texts} texts with one UnSmile dev hate comment at a random place + {args.texts} without, "
+        f"~{args.chars} chars each, per padding; policy: default"
     )
-    print(
-        f"{'window tokens':>13s} {'hate found':>10s} {'clean flagged':>13s} {'windows/text':>12s} {'ms/window':>9s} {'ms/1k chars':>11s}"
-    )
-    for size in (int(s) for s in args.sizes.split(",")):
-        scorer = WindowedClassifier(classifier, WindowConfig(max_windows=10_000, tokens=size))
-        scorer.score(padded[:2])  # warm
-        started = time.perf_counter()
-        found = scorer.score(padded)
-        hit = scorer.score(used_clean)
-        seconds = time.perf_counter() - started
-        windows = found.windows + hit.windows
-        chars = sum(map(len, padded)) + sum(map(len, used_clean))
-        print(
-            f"{size or classifier.encoder.max_length:>13d} {np.mean(flagged(found.scores)):>10.2f} "  # type: ignore[attr-defined]
-            f"{np.mean(flagged(hit.scores)):>13.2f} {windows / (2 * args.texts):>12.1f} "
-            f"{seconds / windows * 1000:>9.2f} {seconds / chars * 1e6:>11.1f}"
-        )
+    header = f"{'padding':34s} {'window':>6s} {'hate found':>10s} {'clean flagged':>13s} {'windows/text':>12s} {'ms/window':>9s} {'ms/1k chars':>11s}"
+    print(header)
+    for name, padding in paddings.items():
+        rng = random.Random(20261129)
+        padded, used_clean, needles = build(padding, hate, args.texts, args.chars, rng)
+        alone = np.mean(flagged(WindowedClassifier(classifier).score(needles).scores))
+        for size in (int(s) for s in args.sizes.split(",")):
+            scorer = WindowedClassifier(classifier, WindowConfig(max_windows=10_000, tokens=size))
+            scorer.score(padded[:2])  # warm
+            started = time.perf_counter()
+            found = scorer.score(padded)
+            hit = scorer.score(used_clean)
+            seconds = time.perf_counter() - started
+            windows = found.windows + hit.windows
+            chars = sum(map(len, padded)) + sum(map(len, used_clean))
+            print(
+                f"{name:34s} {size or 'max':>6} {np.mean(flagged(found.scores)):>10.2f} "
+                f"{np.mean(flagged(hit.scores)):>13.2f} {windows / (2 * args.texts):>12.1f} "
+                f"{seconds / windows * 1000:>9.2f} {seconds / chars * 1e6:>11.1f}"
+            )
+        print(f"{'':34s} (the same hate comments alone: {alone:.2f} flagged)")
 
 
 if __name__ == "__main__":
