@@ -119,9 +119,12 @@ class WindowedJudge:
         out = self.model.predict(rows)
         owner = windows.owner if windows is not None else list(range(len(pairs)))
         pooled = pool(out.unsafe, owner, len(pairs))
+        # Windows leave the reply room for at least half of each input, so when the model cuts a
+        # pair it cuts the prompt (the context), never the reply being judged: only the cap counts.
+        truncated = list(windows.truncated) if windows is not None else [bool(t) for t in out.truncated]
         return Scored(
             pooled.scores,
-            _truncated(windows, out.truncated, len(pairs)),
+            truncated,
             _spans(windows, pooled.window, ("unsafe",)),
             len(rows),
             out.padded_tokens,
