@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument(
         "--sizes", default="32,64,128,0", help="window tokens to compare (0: the model's maximum)"
     )
+    ap.add_argument("--overlap", type=float, default=0.25, help="share of a window its neighbour repeats")
+    ap.add_argument("--everyday-only", action="store_true", help="skip the UnSmile-clean padding")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -102,9 +104,11 @@ def main() -> None:
     alone_clean = flagged(WindowedClassifier(classifier).score(clean).scores)
     quiet = [c for c, f in zip(clean, alone_clean, strict=True) if not f]
     paddings = {"everyday sentences": FRIENDLY, f"UnSmile dev clean ({len(quiet)} unflagged alone)": quiet}
+    if args.everyday_only:
+        del paddings[f"UnSmile dev clean ({len(quiet)} unflagged alone)"]
     print(
         f"{args.texts} texts with one UnSmile dev hate comment at a random place + {args.texts} without, "
-        f"~{args.chars} chars each, per padding; policy: default"
+        f"~{args.chars} chars each, per padding; overlap {args.overlap}; policy: default"
     )
     header = f"{'padding':34s} {'window':>6s} {'hate found':>10s} {'clean flagged':>13s} {'windows/text':>12s} {'ms/window':>9s} {'ms/1k chars':>11s}"
     print(header)
@@ -113,7 +117,9 @@ def main() -> None:
         padded, used_clean, needles = build(padding, hate, args.texts, args.chars, rng)
         alone = np.mean(flagged(WindowedClassifier(classifier).score(needles).scores))
         for size in (int(s) for s in args.sizes.split(",")):
-            scorer = WindowedClassifier(classifier, WindowConfig(max_windows=10_000, tokens=size))
+            scorer = WindowedClassifier(
+                classifier, WindowConfig(max_windows=10_000, overlap=args.overlap, tokens=size)
+            )
             scorer.score(padded[:2])  # warm
             started = time.perf_counter()
             found = scorer.score(padded)
