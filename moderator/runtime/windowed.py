@@ -9,8 +9,9 @@ is called on whole texts and reports its own truncation, which the policy then e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,6 +81,41 @@ def _column_keys(model: object, width: int) -> tuple[str, ...]:
     return keys if len(keys) == width else tuple(f"column_{j}" for j in range(width))
 
 
+#: Scores every row of a batch: (row matrix, per-row truncated, padded tokens the model ran).
+RowScorer = Callable[[list[Any]], tuple[npt.NDArray[np.float32], Sequence[bool], int]]
+
+
+def score_windows(
+    windower: Windower | None,
+    run: RowScorer,
+    texts: Sequence[str],
+    keys: Sequence[str] | Callable[[int], Sequence[str]],
+    prompts: Sequence[str] | None = None,
+) -> Scored:
+    """Split ``texts`` (with their ``prompts``, for pairs) into windows, score every window in one
+    ``run`` call, pool per text. Without a windower each text (or pair) is one row, as it is.
+    ``keys`` names the columns (or names them from the column count)."""
+    n = len(texts)
+    windows = windower.split(texts, prompts) if windower is not None else None
+    rows: list[Any]
+    if windows is not None:
+        rows = windows.pairs() if prompts is not None else windows.rows
+    else:
+        rows = list(zip(prompts, texts, strict=True)) if prompts is not None else list(texts)
+    probs, row_truncated, padded = run(rows)
+    if callable(keys):
+        keys = keys(probs.shape[1] if probs.ndim == 2 else 1)
+    owner = windows.owner if windows is not None else list(range(n))
+    pooled = pool(probs, owner, n, [j for j, k in enumerate(keys) if k in _MIN_POOLED])
+    if windows is not None and prompts is not None:
+        # Windows leave the reply room for at least half of each input, so when the model cuts a
+        # pair it cuts the prompt (the context), never the reply being judged: only the cap counts.
+        truncated = list(windows.truncated)
+    else:
+        truncated = _truncated(windows, row_truncated, n)
+    return Scored(pooled.scores, truncated, _spans(windows, pooled.window, keys), len(rows), padded)
+
+
 class WindowedClassifier:
     """``TextClassifier`` over windows: pooled ``LABEL_KEYS`` scores per text."""
 
@@ -87,21 +123,14 @@ class WindowedClassifier:
         self.model = model
         self.windower = windower_for(model, config or WindowConfig())
 
-    def score(self, texts: Sequence[str]) -> Scored:
-        windows = self.windower.split(texts) if self.windower is not None else None
-        rows = windows.rows if windows is not None else list(texts)
+    def _run(self, rows: list[Any]) -> tuple[npt.NDArray[np.float32], Sequence[bool], int]:
         out = self.model.predict(rows)
-        owner = windows.owner if windows is not None else list(range(len(texts)))
-        keys = _column_keys(self.model, out.probs.shape[1])
-        min_columns = [j for j, k in enumerate(keys) if k in _MIN_POOLED]
-        pooled = pool(out.probs, owner, len(texts), min_columns)
-        return Scored(
-            pooled.scores,
-            _truncated(windows, out.truncated, len(texts)),
-            _spans(windows, pooled.window, keys),
-            len(rows),
-            out.padded_tokens,
-        )
+        return out.probs, out.truncated, out.padded_tokens
+
+    def score(self, texts: Sequence[str]) -> Scored:
+        if not texts:
+            return Scored(np.zeros((0, len(LABEL_KEYS)), np.float32), [], [])
+        return score_windows(self.windower, self._run, texts, lambda width: _column_keys(self.model, width))
 
 
 class WindowedJudge:
@@ -111,21 +140,39 @@ class WindowedJudge:
         self.model = model
         self.windower = windower_for(model, config or WindowConfig())
 
+    def _run(self, rows: list[Any]) -> tuple[npt.NDArray[np.float32], Sequence[bool], int]:
+        out = self.model.predict(rows)
+        return out.unsafe[:, None], out.truncated, out.padded_tokens
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> Scored:
         prompts = [p for p, _ in pairs]
         replies = [r for _, r in pairs]
-        windows = self.windower.split(replies, prompts) if self.windower is not None else None
-        rows = windows.pairs() if windows is not None else list(pairs)
-        out = self.model.predict(rows)
-        owner = windows.owner if windows is not None else list(range(len(pairs)))
-        pooled = pool(out.unsafe, owner, len(pairs))
-        # Windows leave the reply room for at least half of each input, so when the model cuts a
-        # pair it cuts the prompt (the context), never the reply being judged: only the cap counts.
-        truncated = list(windows.truncated) if windows is not None else [bool(t) for t in out.truncated]
-        return Scored(
-            pooled.scores,
-            truncated,
-            _spans(windows, pooled.window, ("unsafe",)),
-            len(rows),
-            out.padded_tokens,
+        return score_windows(self.windower, self._run, replies, ("unsafe",), prompts)
+
+
+class WindowedMultitask:
+    """A one-pass model with ``score_comments``/``score_replies`` returning ``.probs``, ``.truncated``
+    and ``.padded_tokens`` (the multitask encoder): every column pooled, ``keys`` naming them."""
+
+    def __init__(self, model: Any, keys: Sequence[str], config: WindowConfig | None = None) -> None:
+        self.model = model
+        self.keys = tuple(keys)
+        self.windower = windower_for(model, config or WindowConfig())
+
+    @staticmethod
+    def _runner(fn: Callable[[Any], Any]) -> RowScorer:
+        def run(rows: list[Any]) -> tuple[npt.NDArray[np.float32], Sequence[bool], int]:
+            out = fn(rows)
+            return out.probs, out.truncated, out.padded_tokens
+
+        return run
+
+    def score_comments(self, texts: Sequence[str]) -> Scored:
+        return score_windows(self.windower, self._runner(self.model.score_comments), texts, self.keys)
+
+    def score_replies(self, pairs: Sequence[tuple[str, str]]) -> Scored:
+        prompts = [p for p, _ in pairs]
+        replies = [r for _, r in pairs]
+        return score_windows(
+            self.windower, self._runner(self.model.score_replies), replies, self.keys, prompts
         )

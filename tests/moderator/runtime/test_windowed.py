@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,8 +13,9 @@ import pytest
 from moderator.runtime.base import ClassifierOutput, ReplyJudge, TextClassifier
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
-from moderator.runtime.windowed import WindowedClassifier, WindowedJudge
+from moderator.runtime.windowed import WindowedClassifier, WindowedJudge, WindowedMultitask
 from moderator.runtime.windows import WindowConfig
+from topics import LABEL_KEYS
 
 OPTIONS = RuntimeOptions(device="cpu", intra_op_threads=1)
 LONG = " ".join(f"단어{i} 문장이 길게 이어집니다" for i in range(120))
@@ -85,3 +88,44 @@ def test_model_without_a_tokenizer_is_called_on_whole_texts(classifier: TextClas
     assert scorer.windower is None
     scored = scorer.score([LONG])
     assert scored.windows == 1 and scored.truncated == [True]  # the model's own cut, for the policy
+
+
+class OnePassModel:
+    """A model shaped like the multitask encoder (``score_comments``/``score_replies``, 11 columns:
+    the ten labels then ``unsafe``), built from the tiny real classifier and judge."""
+
+    def __init__(self, classifier: TextClassifier, judge: ReplyJudge) -> None:
+        self.classifier, self.judge = classifier, judge
+        self.encoder = classifier.encoder  # type: ignore[attr-defined]
+        self.calls: list[int] = []
+
+    def _out(self, probs: np.ndarray, unsafe: np.ndarray, truncated: list[bool], padded: int) -> Any:
+        return SimpleNamespace(
+            probs=np.hstack([probs, unsafe[:, None]]), truncated=truncated, padded_tokens=padded
+        )
+
+    def score_comments(self, texts: Sequence[str]) -> Any:
+        self.calls.append(len(texts))
+        out = self.classifier.predict(texts)
+        return self._out(out.probs, np.zeros(len(texts), np.float32), out.truncated, out.padded_tokens)
+
+    def score_replies(self, pairs: Sequence[tuple[str, str]]) -> Any:
+        self.calls.append(len(pairs))
+        out = self.classifier.predict([r for _, r in pairs])
+        judged = self.judge.predict(pairs)
+        return self._out(out.probs, judged.unsafe, judged.truncated, out.padded_tokens + judged.padded_tokens)
+
+
+def test_one_pass_model_windows_comments_and_replies(classifier: TextClassifier, judge: ReplyJudge) -> None:
+    model = OnePassModel(classifier, judge)
+    keys = (*LABEL_KEYS, "unsafe")
+    scorer = WindowedMultitask(model, keys, WindowConfig(max_windows=500, tokens=16))
+    comments = scorer.score_comments([LONG, "짧은 글"])
+    assert comments.scores.shape == (2, len(keys)) and model.calls[-1] == comments.windows > 2
+    assert set(comments.spans[0]) == set(keys) - {"clean"} and comments.spans[1] == {}
+    replies = scorer.score_replies([("질문", LONG), (LONG, "네.")])
+    assert model.calls[-1] == replies.windows and replies.truncated == [False, False]
+    assert replies.spans[0]["unsafe"][1] <= len(LONG) and replies.spans[1] == {}
+    # the pooled unsafe is the largest over the reply's windows, each judged with the prompt
+    split = scorer.windower.split([LONG], ["질문"])  # type: ignore[union-attr]
+    assert replies.scores[0, -1] == pytest.approx(float(judge.predict(split.pairs()).unsafe.max()), rel=1e-5)
