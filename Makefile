@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-fast lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,14 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The unit layer: no torch, no ONNX Runtime sessions, no subprocess, no broker or Redis (under a minute).
+UNIT_TESTS := tests/unit tests/topics tests/test_readme.py tests/moderator/test_layout.py \
+	tests/moderator/test_settings.py tests/moderator/core/test_policy.py \
+	tests/moderator/runtime/test_batching.py tests/moderator/stream/test_adapter.py \
+	tests/moderator/stream/test_replay.py
+test-fast: setup
+	$(PY) -m pytest -q $(UNIT_TESTS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -40,7 +40,7 @@ GOAL = 10.0
 
 async def push(pipeline: Any, kind: str, values: list[bytes], batch: int) -> tuple[float, int, int]:
     """Seconds to push ``values`` through the pipeline; also (verdicts, cached verdicts)."""
-    from moderator.pipeline import InputMessage
+    from moderator.core.pipeline import InputMessage
 
     n_verdicts = n_cached = 0
     started = time.perf_counter()
@@ -57,24 +57,20 @@ async def measure(
 ) -> dict[str, dict[str, list[float]]]:
     import redis.asyncio as aioredis
 
-    from moderator.cache import VerdictCache
     from moderator.metrics import Metrics
-    from moderator.pipeline import Pipeline
-    from moderator.policy import load_policy
-    from moderator.runtime.loader import load_classifier, load_judge
     from moderator.settings import Settings
+    from moderator.stream.worker import build_pipeline
 
-    settings = Settings(intra_op_threads=threads, device="cpu")
-    options = settings.runtime
-    metrics = Metrics()
-    cache = VerdictCache(redis_url, ttl_s=3600, timeout_ms=1000, metrics=metrics)
-    pipeline = Pipeline(
-        load_classifier(classifier, options),
-        load_judge(judge, options),
-        load_policy(settings.policy_path),
-        cache=cache,
-        metrics=metrics,
+    settings = Settings(
+        intra_op_threads=threads,
+        device="cpu",
+        redis_url=redis_url,
+        cache_ttl_s=3600,
+        cache_timeout_ms=1000,
+        classifier_path=classifier,
+        judge_path=judge,
     )
+    pipeline = build_pipeline(settings, Metrics())
     admin = aioredis.from_url(redis_url)
     out: dict[str, dict[str, list[float]]] = {k: {"miss": [], "hit": []} for k in inputs}
     try:
@@ -120,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "comment": comment_values(data.comments[: args.comments], "c"),
         "reply": reply_values(data.pairs[: args.replies], "r"),
     }
-    from moderator.embedded import EmbeddedRedis
+    from moderator.local.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as redis_server:
         rates = asyncio.run(measure(classifier, judge, redis_server.url, inputs, args.rounds, args.threads))

@@ -10,7 +10,6 @@ writes it, and each section carries the command that produced it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import csv
 import json
@@ -25,6 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from moderator.local.harness import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -281,7 +282,7 @@ class Services:
     redis: Any = None
 
     def __enter__(self) -> Services:
-        from moderator.embedded import EmbeddedBroker, EmbeddedRedis
+        from moderator.local.embedded import EmbeddedBroker, EmbeddedRedis
 
         self.broker = EmbeddedBroker()
         self.broker.start()
@@ -313,99 +314,23 @@ def worker_env(
     judge: Path | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        MODERATOR_BROKER=services.broker_url,
-        MODERATOR_REDIS_URL=services.redis_url,
-        MODERATOR_APP_ID=app_id,
-        MODERATOR_TOPIC_COMMENTS=topics.comments,
-        MODERATOR_TOPIC_REPLIES=topics.replies,
-        MODERATOR_TOPIC_VERDICTS=topics.verdicts,
-        MODERATOR_TOPIC_FLAGGED=topics.flagged,
-        MODERATOR_TOPIC_DEAD_LETTER=topics.dead_letter,
-        MODERATOR_WEB_PORT=str(web_port),
-        MODERATOR_DEVICE="cpu",
-        MODERATOR_LOG_LEVEL="warning",
-        PYTHONUNBUFFERED="1",
+    from moderator.local.harness import worker_env as harness_env
+
+    return harness_env(
+        services.broker_url,
+        services.redis_url,
+        topics,
+        app_id=app_id,
+        web_port=web_port,
+        classifier=classifier,
+        judge=judge,
+        extra={"MODERATOR_LOG_LEVEL": "warning", **(extra or {})},
     )
-    if classifier is not None:
-        env["MODERATOR_CLASSIFIER_PATH"] = str(classifier)
-    if judge is not None:
-        env["MODERATOR_JUDGE_PATH"] = str(judge)
-    env.update(extra or {})
-    return env
 
 
-@dataclass
-class Proc:
-    """A child process with its log in a file; killed (by pid) on exit."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    web_port: int | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> Proc:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
-            )
-        return self
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def wait_ready(self, timeout_s: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if self.get("/ready")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.argv} not ready after {timeout_s}s:\n{self.log_tail()}")
-
-    def metric(self, name: str, match: str = "") -> float:
-        """Sum of a Prometheus series over its labels containing ``match`` (0 when absent)."""
-        _, body = self.get("/metrics")
-        total = 0.0
-        for line in body.decode().splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                head, _, value = line.rpartition(" ")
-                if head.split("{", 1)[0] == name and match in head:
-                    total += float(value)
-        return total
-
-    def check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"{self.argv} exited with {self.proc.returncode}:\n{self.log_tail()}")
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+def bench_process(argv: list[str], env: dict[str, str], log_path: Path, web_port: int) -> ServiceProcess:
+    """A benchmark child process, run from the repository root."""
+    return ServiceProcess(argv, env, log_path, web_port, cwd=REPO)
 
 
 def fresh_topics(tag: str) -> Any:
@@ -422,7 +347,7 @@ def fresh_topics(tag: str) -> Any:
 
 
 async def create_topics(broker_url: str, names: Any, partitions: int) -> None:
-    from moderator.embedded import ensure_topics
+    from moderator.local.embedded import ensure_topics
 
     await ensure_topics(broker_url, [*names.inputs(), *names.outputs()], partitions)
 
@@ -430,45 +355,19 @@ async def create_topics(broker_url: str, names: Any, partitions: int) -> None:
 async def produce_all(
     broker_url: str, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
 ) -> None:
-    from aiokafka import AIOKafkaProducer
+    from moderator.local.harness import produce
 
-    from moderator.embedded import bootstrap_servers
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(broker_url), acks="all", linger_ms=5, max_batch_size=256 * 1024
-    )
-    await producer.start()
-    try:
-        futures = []
-        for i, value in enumerate(values):
-            futures.append(await producer.send(topic, value, key=keys[i] if keys else None))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await produce(broker_url, topic, values, keys)
 
 
 async def read_topic(
     broker_url: str, topic: str, expect: int, timeout_s: float
 ) -> list[tuple[bytes | None, bytes, int]]:
     """Read ``topic`` from the start until ``expect`` records came or the time is up: (key, value, ts ms)."""
-    from aiokafka import AIOKafkaConsumer
+    from moderator.local.harness import read_until
 
-    from moderator.embedded import bootstrap_servers
-
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap_servers(broker_url), group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, bytes, int]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < expect and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10000)
-            for records in batch.values():
-                out.extend((r.key, r.value or b"", r.timestamp) for r in records)
-    finally:
-        await consumer.stop()
-    return out
+    out = await read_until(broker_url, [topic], lambda o: len(o[topic]) >= expect, timeout_s)
+    return [(r.key, r.value, r.timestamp_ms) for r in out[topic]]
 
 
 def comment_values(texts: Sequence[str], prefix: str) -> list[bytes]:

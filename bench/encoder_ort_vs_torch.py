@@ -4,7 +4,7 @@ A multilingual-e5-small-shaped BERT (12 layers, hidden 384, ten UnSmile labels, 
 random weights and a WordPiece vocabulary trained on the shared data, exported with the real
 ``onnx_export.encoder.export_encoder`` (fp32 and ``int8=True``). Each backend runs in its own process
 (torch is never imported next to onnxruntime) over the same UnSmile dev comments, with the same
-token-budget batches (``moderator.batching.plan_batches``), the same thread count, and the same
+token-budget batches (``moderator.runtime.batching.plan_batches``), the same thread count, and the same
 truncation. Scores are compared with PyTorch's.
 
     python -m bench.encoder_ort_vs_torch --texts 512 --rounds 3
@@ -100,7 +100,7 @@ def run_torch(work: Path, texts: list[str], rounds: int, threads: int) -> dict[s
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from moderator.batching import plan_batches
+    from moderator.runtime.batching import plan_batches
 
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(work / "checkpoint")

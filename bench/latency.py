@@ -25,11 +25,11 @@ import orjson
 
 from bench.common import (
     RESULTS_DIR,
-    Proc,
     Section,
     Services,
     Stat,
     base_parser,
+    bench_process,
     command_line,
     create_topics,
     cycle,
@@ -46,7 +46,8 @@ from bench.common import (
     table,
     worker_env,
 )
-from moderator.embedded import bootstrap_servers, free_port
+from moderator.local.embedded import free_port
+from moderator.settings import bootstrap_servers
 
 GOAL_RATE = 20
 GOAL_P99_MS = 150.0
@@ -131,7 +132,9 @@ def run_config(
             "MODERATOR_INTRA_OP_THREADS": str(threads),
         },
     )
-    proc = Proc([sys.executable, "-m", "moderator", "worker"], env, RESULTS_DIR / "latency-worker.log", port)
+    proc = bench_process(
+        [sys.executable, "-m", "moderator", "worker"], env, RESULTS_DIR / "latency-worker.log", port
+    )
     proc.start()
     out: dict[float, list[float]] = {}
     try:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import DATA_DIR
+from moderator.core.policy import load_policy
 from moderator.evaluation import read_unsmile_tsv
-from moderator.policy import load_policy
 from moderator.runtime.loader import load_classifier
 from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.windowed import WindowedClassifier

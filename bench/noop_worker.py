@@ -1,9 +1,9 @@
-"""The real faust worker (``moderator.app.create_app``) around a pipeline with the no-op models.
+"""The real faust worker (``moderator.stream.app.create_app``) around a pipeline with the no-op models.
 
     MODERATOR_BROKER=... MODERATOR_REDIS_URL=... python -m bench.noop_worker
 
 Same settings, policy, Redis cache, sinks and agents as ``moderator worker``; only the two models are
-``bench.noop_model``'s constant ones, so what is timed is everything the worker does besides the models.
+``moderator.local.noop_models``'s constant ones, so what is timed is everything the worker does besides the models.
 """
 
 from __future__ import annotations
@@ -13,42 +13,22 @@ import logging
 
 import faust
 
-from bench.noop_model import NoopClassifier, NoopJudge
-from moderator.app import create_app
-from moderator.cache import VerdictCache
+from moderator.local.noop_models import NoopClassifier, NoopJudge
 from moderator.metrics import Metrics
-from moderator.pipeline import Pipeline
-from moderator.policy import load_policy
 from moderator.settings import Settings
-from moderator.worker import wait_for_broker
+from moderator.stream.app import create_app
+from moderator.stream.worker import build_pipeline, wait_for_broker
 
 
 def main() -> int:
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper())
     metrics = Metrics()
-    cache = None
-    if settings.redis_url:
-        cache = VerdictCache(
-            settings.redis_url,
-            ttl_s=settings.cache_ttl_s,
-            timeout_ms=settings.cache_timeout_ms,
-            retry_s=settings.cache_retry_s,
-            dedupe_ttl_s=settings.dedupe_ttl_s,
-            metrics=metrics,
-        )
-    pipeline = Pipeline(
-        NoopClassifier(),
-        NoopJudge(),
-        load_policy(settings.policy_path),
-        cache=cache,
-        limits=settings.limits,
-        metrics=metrics,
-    )
+    pipeline = build_pipeline(settings, metrics, classifier=NoopClassifier(), judge=NoopJudge())
     asyncio.run(wait_for_broker(settings, timeout_s=settings.broker_wait_s))
     app = create_app(settings, pipeline, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
-    worker.spinner = None  # as moderator.worker.run_worker does
+    worker.spinner = None  # as moderator.stream.worker.run_worker does
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -4,9 +4,9 @@ Both sides read the same pre-filled ``comments`` topic (UnSmile dev comments, 4 
 local broker, in their own process, and write one verdict-shaped record per input:
 
 * **raw loop**: ``bench.raw_loop``, aiokafka consume → produce → commit, nothing else;
-* **faust worker**: ``bench.noop_worker``, the real worker (``moderator.app.create_app``: validation,
+* **faust worker**: ``bench.noop_worker``, the real worker (``moderator.stream.app.create_app``: validation,
   normalisation, Redis dedupe/cache round trips, policy, verdict serialisation, at-least-once sinks)
-  with the models replaced by ``bench.noop_model``'s constant ones.
+  with the models replaced by ``moderator.local.noop_models``'s constant ones.
 
 Throughput is counted from the output records' broker timestamps (first → last verdict), so process
 start-up and the consumer-group join are not in it. Rounds alternate the two sides.
@@ -33,12 +33,12 @@ import psutil
 from bench.common import (
     REPO,
     RESULTS_DIR,
-    Proc,
     Section,
     Services,
     Stat,
     bar_with_range,
     base_parser,
+    bench_process,
     command_line,
     comment_values,
     create_topics,
@@ -56,7 +56,7 @@ from bench.common import (
     wait_until,
     worker_env,
 )
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 
 GOAL = 0.5
 
@@ -113,7 +113,7 @@ def run_worker(
         web_port=port,
         extra={"MODERATOR_TOPIC_PARTITIONS": str(partitions), **extra_env},
     )
-    proc = Proc(
+    proc = bench_process(
         [sys.executable, "-m", "bench.noop_worker"], env, RESULTS_DIR / f"overhead-worker-{tag}.log", port
     )
     proc.start()
@@ -156,14 +156,23 @@ def run_worker(
 #: as a verdict send, while the agent loop around everything does not claim it all.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics (prometheus_client)", ("prometheus_client/",)),
-    ("Redis client (redis-py, moderator/cache.py)", ("redis/", "moderator/cache.py")),
     (
-        "verdict sends (moderator/sinks.py, faust + aiokafka producer)",
-        ("moderator/sinks.py", "aiokafka/producer/", "Producer.send"),
+        "Redis client (redis-py, moderator/core/{redis_store,cache,registry}.py)",
+        ("redis/", "moderator/core/redis_store.py", "moderator/core/cache.py", "moderator/core/registry.py"),
+    ),
+    (
+        "verdict sends (moderator/stream/sinks.py, faust + aiokafka producer)",
+        ("moderator/stream/sinks.py", "aiokafka/producer/", "Producer.send"),
     ),
     (
         "moderator pipeline (decode, validate, normalise, policy, verdicts)",
-        ("moderator/pipeline.py", "moderator/policy.py", "topics/", "BatchHandler._messages"),
+        (
+            "moderator/core/pipeline.py",
+            "moderator/core/policy.py",
+            "moderator/core/verdict_core.py",
+            "topics/",
+            "BatchHandler._messages",
+        ),
     ),
     ("faust streams, agents, acks + aiokafka consumer (fetches)", ("faust/", "mode/", "aiokafka/")),
 )

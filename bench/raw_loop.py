@@ -22,7 +22,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 
 
 def verdict_for(value: bytes | None, topic: str, partition: int, offset: int) -> tuple[bytes, bytes]:

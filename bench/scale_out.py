@@ -26,12 +26,12 @@ from typing import Any
 from bench.common import (
     REPO,
     RESULTS_DIR,
-    Proc,
     Section,
     Services,
     Stat,
     bar_with_range,
     base_parser,
+    bench_process,
     command_line,
     comment_values,
     create_topics,
@@ -50,7 +50,8 @@ from bench.common import (
     wait_until,
     worker_env,
 )
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
+from moderator.local.harness import ServiceProcess
 
 H100_BF16_FLOPS = 989e12
 #: Model FLOP utilisation assumed for the "realistic" column: batched prefill of short sequences
@@ -77,7 +78,7 @@ def run_config(
     names = fresh_topics(f"scale{tag}")
     asyncio.run(create_topics(services.broker_url, names, 4))
     app_id = f"bench-scale-{tag}-{time.monotonic_ns()}"
-    procs: list[Proc] = []
+    procs: list[ServiceProcess] = []
     try:
         for i in range(workers):
             port = free_port()
@@ -91,7 +92,7 @@ def run_config(
                 extra={"MODERATOR_REDIS_URL": "", "MODERATOR_INTRA_OP_THREADS": str(threads)},
             )
             procs.append(
-                Proc(
+                bench_process(
                     [sys.executable, "-m", "moderator", "worker"],
                     env,
                     RESULTS_DIR / f"scale-{tag}-{i}.log",

@@ -1,4 +1,4 @@
-"""The ``moderator`` command: worker, score, eval, produce, tail, demo.
+"""The ``moderator`` command: worker, score, eval, produce, tail, replay, demo.
 
 Flags override ``MODERATOR_*`` environment variables; secrets are read from the environment only.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from moderator.settings import Settings
+from topics import Reason
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +62,7 @@ def _open_input(path: str) -> BinaryIO:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from moderator.worker import run_worker
+    from moderator.stream.worker import run_worker
 
     return run_worker(_settings(args))
 
@@ -69,13 +70,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from moderator.core.score import score_lines
     from moderator.metrics import Metrics
-    from moderator.score import score_lines
-    from moderator.worker import build_pipeline
+    from moderator.stream.worker import build_pipeline
     from topics import dumps
 
     settings = _settings(args)
-    pipeline = build_pipeline(settings, Metrics(), use_cache=not args.no_cache)
+    pipeline = build_pipeline(settings, Metrics(), use_cache=not args.no_cache, shared_ids=args.shared_ids)
     out = sys.stdout.buffer
     dead_out = open(args.dead_letter, "wb") if args.dead_letter else sys.stderr.buffer  # noqa: SIM115
     show = args.input != "-" and sys.stderr.isatty()
@@ -128,8 +129,8 @@ def _model_thresholds(model_dir: Path) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from moderator.core.policy import load_policy
     from moderator.evaluation import evaluate_classifier, evaluate_judge, format_report
-    from moderator.policy import load_policy
     from moderator.runtime.loader import load_classifier, load_judge
     from topics import HATE_LABEL_KEYS, dumps
 
@@ -156,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_produce(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from moderator.clients import produce_lines
+    from moderator.stream.clients import produce_lines
 
     settings = _settings(args)
     topic = args.topic or (settings.topic_comments if args.kind == "comment" else settings.topic_replies)
@@ -167,7 +168,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from moderator.clients import follow
+    from moderator.stream.clients import follow
 
     settings = _settings(args)
     topics = args.topic or [settings.topic_verdicts]
@@ -191,8 +192,38 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timestamp(value: str) -> float:
+    """``--since``/``--until``: seconds since the epoch, or an ISO 8601 date/time (UTC unless it says)."""
+    from datetime import UTC, datetime
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is neither epoch seconds nor an ISO date/time (e.g. 2026-11-29T21:00)"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from moderator.stream.replay import ReplayFilter, replay
+
+    settings = _settings(args)
+    keep = ReplayFilter(frozenset(args.reason or ()), args.since, args.until)
+    report = asyncio.run(replay(settings.broker, settings.topics, keep, dry_run=args.dry_run))
+    if args.dry_run:
+        print("dry run: nothing sent", file=sys.stderr)
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from moderator.demo import run_demo
+    from moderator.local.demo import run_demo
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the live summary is the demo's output
     return run_demo(_settings(args), timeout_s=args.timeout)
@@ -217,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="JSONL file, or - for stdin")
     p.add_argument("--no-cache", action="store_true", help="do not use Redis even if configured")
     p.add_argument("--dead-letter", help="write dead letters here (default: stderr)")
+    p.add_argument(
+        "--shared-ids",
+        action="store_true",
+        help="share the id registry (revisions per id) with running workers through Redis; "
+        "by default score remembers ids only within this run",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("eval", help="precision/recall/F1, LRAP, AUROC on a labelled file")
@@ -246,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=None, help="stop after N seconds without records")
     p.set_defaults(func=cmd_tail)
 
+    p = sub.add_parser("replay", help="re-feed dead-lettered records to their input topics")
+    _common(p)
+    p.add_argument(
+        "--reason",
+        action="append",
+        choices=[r.value for r in Reason],
+        help="only dead letters with this reason (repeatable; default: all)",
+    )
+    p.add_argument("--since", type=_timestamp, help="only dead letters at or after this time")
+    p.add_argument("--until", type=_timestamp, help="only dead letters before this time")
+    p.add_argument("--dry-run", action="store_true", help="count what would be sent, send nothing")
+    p.set_defaults(func=cmd_replay)
+
     p = sub.add_parser("demo", help="local broker + Redis + worker + bundled Korean sample, live summary")
     _common(p)
     p.add_argument("--timeout", type=float, default=600.0, help="give up after N seconds")
@@ -260,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from moderator.policy import PolicyError
+    from moderator.core.policy import PolicyError
     from moderator.runtime.errors import ModelLoadError, ProviderError
 
     try:

@@ -116,7 +116,7 @@ class Metrics:
         # alert on "dead letters by reason" or "cache errors" does not wait for the first occurrence.
         for reason in Reason:
             self.dead_letters.labels(reason=reason.value)
-        for op in ("get", "set", "claim", "ping"):
+        for op in ("get", "set", "decode", "ids", "ping"):
             self.cache_errors.labels(op=op)
         for model in ("classifier", "judge"):
             self.model_rows.labels(model=model)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.windows import WindowConfig
@@ -181,3 +182,15 @@ def env_name(field_name: str) -> str:
 def env_names() -> set[str]:
     """Every supported ``MODERATOR_*`` variable (the README's config table and the compose test use it)."""
     return {env_name(f.name) for f in fields(Settings)}
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """``kafka://h1:p1,h2:p2`` (or a bare ``h:p,...``) to aiokafka's ``h1:p1,h2:p2`` form."""
+    if "://" not in broker_url:
+        return broker_url
+    parts = urlsplit(broker_url)
+    if parts.scheme not in ("kafka", "tcp", "plaintext"):
+        raise ValueError(f"unsupported broker URL scheme {parts.scheme!r} in {broker_url!r}")
+    return ",".join(
+        hp if ":" in hp else f"{hp}:9092" for hp in (p.strip() for p in parts.netloc.split(",")) if hp
+    )

@@ -9,7 +9,8 @@ own chat wrappers instead of a tokenizer's chat template.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from moderator.runtime.metadata import (
     MODEL_FILE,
     TOKENIZER_FILE,
+    GenerativeSpec,
     ModelMetadata,
     Precision,
     Validation,
@@ -28,10 +30,11 @@ from moderator.runtime.metadata import (
     read_metadata,
     write_metadata,
 )
-from moderator.runtime.prompt import PromptEncoder
+from moderator.runtime.prompt import PromptEncoder, split_template
 from onnx_export.checkpoint import load_config_and_tokenizer
 from onnx_export.errors import ExportError
 from onnx_export.quantize import convert_fp16, quantize_int8
+from onnx_export.validate import FP16_TOLERANCE, FP32_TOLERANCE, INT8_TOLERANCE, enforce, max_abs_diff
 
 OPSET = 18
 SUPPORTED_DECODERS = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2"})
@@ -294,3 +297,168 @@ def seal_export(out_dir: Path, meta: ModelMetadata, files: list[str], validation
     )
     write_metadata(out_dir, final)
     read_metadata(out_dir)
+
+
+# ---------------------------------------------------------------- the one decoder-export recipe
+
+
+@dataclass
+class DecoderExport:
+    """A decoder checkpoint loaded and checked, its prompt split, ``out_dir`` holding its tokenizer.
+
+    ``prepare_decoder`` → ``generative_spec``/``decoder_metadata`` (the kind's own fields) →
+    ``export_and_validate`` (graph with past keys/values, validation, optional int8/fp16 conversion,
+    validation again, sealed metadata). The judge and the generative classifier differ only in what
+    they pass in and in their validation callback.
+    """
+
+    checkpoint: Path
+    out_dir: Path
+    config: Any
+    tokenizer: Any
+    model: Any
+    prefix: str
+    suffix: str
+    chat: ChatFormat
+    precision: Precision
+    native_fp16: bool
+    device: str
+    max_length: int
+
+
+def prepare_decoder(
+    checkpoint: Path,
+    out_dir: Path,
+    content: str,
+    *,
+    chat_format: ChatFormat | None,
+    answer_prefix: str = "",
+    max_length: int,
+    device: str,
+    int8: bool,
+    fp16: bool,
+) -> DecoderExport:
+    """Load the checkpoint, check template and length, split the prompt, and save the tokenizer."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    precision = precision_of(int8, fp16)
+    loaded = load_causal_lm(checkpoint, device=device, fp16=fp16)
+    config, tokenizer = loaded.config, loaded.tokenizer
+    chat = chat_format or default_chat_format(config.model_type)
+    check_template_tokens(tokenizer, content, chat, checkpoint)
+    prefix, suffix = split_template(wrap_prompt(content, chat) + answer_prefix)
+    check_length(config, max_length, checkpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metadata.json").unlink(missing_ok=True)
+    save_tokenizer(tokenizer, out_dir)
+    export = DecoderExport(
+        checkpoint, out_dir, config, tokenizer, loaded.model, prefix, suffix, chat, precision,
+        native_fp16=fp16 and device == "cuda", device=device, max_length=max_length,
+    )  # fmt: skip
+    del loaded  # only ``export.model`` holds the weights now: it must be freeable once exported
+    return export
+
+
+def generative_spec(
+    export: DecoderExport, *, eos_token_ids: tuple[int, ...], pad_token_id: int, **kind_fields: Any
+) -> GenerativeSpec:
+    """The prompt and past-key/value geometry every generative kind records, plus its own fields."""
+    layers, kv_heads, head_dim = kv_geometry(export.config)
+    return GenerativeSpec(
+        prompt_prefix=export.prefix,
+        prompt_suffix_template=export.suffix,
+        num_layers=layers,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        past_dtype="fp16" if export.native_fp16 else "fp32",
+        sliding_window=getattr(export.config, "sliding_window", None),
+        bos_token_id=export.tokenizer.bos_token_id,
+        eos_token_ids=eos_token_ids,
+        pad_token_id=pad_token_id,
+        **kind_fields,
+    )
+
+
+def decoder_metadata(
+    export: DecoderExport,
+    spec: GenerativeSpec,
+    *,
+    kind: Any,
+    name: str | None,
+    source: str | None,
+    label_keys: tuple[str, ...],
+    problem_type: Any,
+) -> ModelMetadata:
+    return ModelMetadata(
+        kind=kind,
+        model_id="",
+        name=name or export.checkpoint.name,
+        source=source or str(export.checkpoint),
+        architecture=str(export.config.model_type),
+        opset=OPSET,
+        dtype="fp16" if export.native_fp16 else "fp32",
+        max_length=export.max_length,
+        label_keys=label_keys,
+        validation=Validation(0.0, 0.0, 0, 0.0),
+        problem_type=problem_type,
+        vocab_size=int(export.model.get_input_embeddings().weight.shape[0]),
+        pad_token_id=spec.pad_token_id,
+        generative=spec,
+    )
+
+
+#: ``validate(meta, files)`` → (max |Δ| against PyTorch, baseline outputs, decoded outputs): the
+#: baseline is what a converted graph's decoded outputs are compared with (the drift).
+Validate = Callable[[ModelMetadata, list[str]], tuple[float, npt.NDArray[Any], npt.NDArray[Any]]]
+
+
+def export_and_validate(
+    export: DecoderExport,
+    meta: ModelMetadata,
+    validate: Validate,
+    *,
+    atol: float | None,
+    what: str,
+    samples: int,
+    compared: str,
+    fp16_checks_logits: bool = False,
+) -> str:
+    """Export with past keys/values, validate, convert (int8/fp16) and validate again, seal; returns the dtype.
+
+    The fp32 (or native fp16) graph must match PyTorch within the tolerance; a converted graph must
+    keep its decoded outputs within the conversion tolerance of the fp32 ones (or, with
+    ``fp16_checks_logits``, an fp16 graph its logits).
+    """
+    out_dir, precision = export.out_dir, export.precision
+    tolerance = atol if atol is not None else (FP16_TOLERANCE if export.native_fp16 else FP32_TOLERANCE)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp_name:
+        tmp = Path(tmp_name)
+        export_with_past(export.model, tmp / "graph", device=export.device)
+        export.model = None
+        release_torch_memory()
+        files = move_graph(tmp / "graph", out_dir)
+        diff, baseline, _ = validate(meta, files)
+        enforce(diff, tolerance, f"{meta.dtype} {what}", out_dir / files[0])
+        fp32_diff, drift, dtype = diff, 0.0, meta.dtype
+        if precision != "fp32" and not export.native_fp16:
+            files = convert_graph(out_dir, files, tmp / "converted", precision)
+            meta = converted_metadata(meta, precision)
+            dtype = precision
+            diff, _, decoded = validate(meta, files)
+            drift = max_abs_diff(baseline, decoded)
+            tolerance = FP16_TOLERANCE if precision == "fp16" else INT8_TOLERANCE
+            checked = diff if fp16_checks_logits and precision == "fp16" else drift
+            enforce(checked, tolerance, f"{precision} {what}", out_dir / files[0])
+    seal_export(
+        out_dir,
+        meta,
+        files,
+        Validation(
+            max_abs_diff=diff,
+            tolerance=tolerance,
+            samples=samples,
+            fp32_max_abs_diff=fp32_diff,
+            quantization_drift=drift,
+            compared=compared,
+        ),
+    )
+    return dtype

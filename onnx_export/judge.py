@@ -10,7 +10,6 @@ and compares both with PyTorch's full-vocabulary forward on the same token ids.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,43 +19,26 @@ import numpy as np
 from moderator.runtime.generative_judge import GenerativeJudge
 from moderator.runtime.metadata import (
     TOKENIZER_FILE,
-    GenerativeSpec,
     ModelMetadata,
-    Validation,
     file_sizes,
     read_metadata,
     write_metadata,
 )
 from moderator.runtime.options import RuntimeOptions
-from moderator.runtime.prompt import FIELD, split_template
+from moderator.runtime.prompt import FIELD
 from onnx_export.decoder import (
-    OPSET,
     ChatFormat,
-    check_length,
-    check_template_tokens,
-    convert_graph,
-    converted_metadata,
-    default_chat_format,
-    export_with_past,
-    kv_geometry,
-    load_causal_lm,
-    move_graph,
+    decoder_metadata,
+    export_and_validate,
+    generative_spec,
     open_prompt_encoder,
-    precision_of,
+    prepare_decoder,
     prune_lm_head,
-    release_torch_memory,
-    save_tokenizer,
-    seal_export,
     torch_last_logits,
-    wrap_prompt,
 )
 from onnx_export.errors import ExportError
 from onnx_export.validate import (
-    FP16_TOLERANCE,
-    FP32_TOLERANCE,
-    INT8_TOLERANCE,
     PAIR_SAMPLES,
-    enforce,
     max_abs_diff,
 )
 
@@ -124,100 +106,53 @@ def export_judge(
     ``device="cuda"`` with ``fp16`` loads and exports the model in fp16 on the GPU (the way to export
     an 8B judge); otherwise the model is exported in fp32 and converted.
     """
-    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
-    precision = precision_of(int8, fp16)
     content = read_template(template or DEFAULT_TEMPLATE)
-    loaded = load_causal_lm(checkpoint, device=device, fp16=fp16)
-    config, tokenizer, model = loaded.config, loaded.tokenizer, loaded.model
-    del loaded  # the model must be freeable once exported (8B weights)
-    chat = chat_format or default_chat_format(config.model_type)
-    check_template_tokens(tokenizer, content, chat, checkpoint)
-    prefix, suffix = split_template(wrap_prompt(content, chat))
-    check_length(config, max_length, checkpoint)
-    verdicts = verdict_token_ids(tokenizer, checkpoint)
+    export = prepare_decoder(
+        checkpoint, out_dir, content, chat_format=chat_format, max_length=max_length, device=device,
+        int8=int8, fp16=fp16,
+    )  # fmt: skip
+    tokenizer = export.tokenizer
+    verdicts = verdict_token_ids(tokenizer, export.checkpoint)
     rows = [*verdicts["safe"], *verdicts["unsafe"]]
-    layers, kv_heads, head_dim = kv_geometry(config)
-    native_fp16 = fp16 and device == "cuda"
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metadata.json").unlink(missing_ok=True)
-    save_tokenizer(tokenizer, out_dir)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
     eos = tokenizer.eos_token_id
-    spec = GenerativeSpec(
-        prompt_prefix=prefix,
-        prompt_suffix_template=suffix,
-        num_layers=layers,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        past_dtype="fp16" if native_fp16 else "fp32",
-        sliding_window=getattr(config, "sliding_window", None),
-        bos_token_id=tokenizer.bos_token_id,
+    spec = generative_spec(
+        export,
         eos_token_ids=(int(eos),) if eos is not None else (),
         pad_token_id=int(pad),
         verdict_token_ids=verdicts,
         answer_prefix="",
         logit_rows=tuple(rows) if prune_head else (),
     )
-    meta = ModelMetadata(
+    meta = decoder_metadata(
+        export,
+        spec,
         kind="generative-judge",
-        model_id="",
-        name=name or checkpoint.name,
-        source=source or str(checkpoint),
-        architecture=str(config.model_type),
-        opset=OPSET,
-        dtype="fp16" if native_fp16 else "fp32",
-        max_length=max_length,
+        name=name,
+        source=source,
         label_keys=("unsafe",),
-        validation=Validation(0.0, 0.0, 0, 0.0),
         problem_type="single_label",
-        vocab_size=int(model.get_input_embeddings().weight.shape[0]),
-        pad_token_id=int(pad),
-        generative=spec,
     )
-    encoder = open_prompt_encoder(out_dir, prefix, suffix, max_length, template or checkpoint)
+    encoder = open_prompt_encoder(
+        export.out_dir, export.prefix, export.suffix, max_length, template or export.checkpoint
+    )
     pairs = list(samples or PAIR_SAMPLES)
     suffixes, _ = encoder.encode_values([{"instruction": p, "response": r} for p, r in pairs])
-    reference = torch_last_logits(model, [[*encoder.prefix_ids, *s] for s in suffixes], rows)
+    reference = torch_last_logits(export.model, [[*encoder.prefix_ids, *s] for s in suffixes], rows)
     if prune_head:
-        prune_lm_head(model, rows)
-
-    tolerance = atol if atol is not None else (FP16_TOLERANCE if native_fp16 else FP32_TOLERANCE)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp_name:
-        tmp = Path(tmp_name)
-        export_with_past(model, tmp / "graph", device=device)
-        del model
-        release_torch_memory()
-        files = move_graph(tmp / "graph", out_dir)
-        diff, p_ref, p_got = _validate(out_dir, meta, files, reference, pairs, device)
-        enforce(diff, tolerance, f"{meta.dtype} verdict logits", out_dir / files[0])
-        fp32_diff, drift, dtype = diff, 0.0, meta.dtype
-        if precision != "fp32" and not native_fp16:
-            files = convert_graph(out_dir, files, tmp / "converted", precision)
-            meta = converted_metadata(meta, precision)
-            dtype = precision
-            diff, _, p_got = _validate(out_dir, meta, files, reference, pairs, device)
-            drift = max_abs_diff(p_ref, p_got)
-            tolerance = FP16_TOLERANCE if precision == "fp16" else INT8_TOLERANCE
-            enforce(
-                drift if precision == "int8" else diff, tolerance, f"{precision} verdict", out_dir / files[0]
-            )
-
-    seal_export(
-        out_dir,
+        prune_lm_head(export.model, rows)
+    dtype = export_and_validate(
+        export,
         meta,
-        files,
-        Validation(
-            max_abs_diff=diff,
-            tolerance=tolerance,
-            samples=len(pairs),
-            fp32_max_abs_diff=fp32_diff,
-            quantization_drift=drift,
-            compared="safe/unsafe first-token logits, prefix-cached and full prompt (drift: P(unsafe))",
-        ),
+        lambda m, files: _validate(export.out_dir, m, files, reference, pairs, device),
+        atol=atol,
+        what="verdict logits",
+        samples=len(pairs),
+        compared="safe/unsafe first-token logits, prefix-cached and full prompt (drift: P(unsafe))",
+        fp16_checks_logits=True,
     )
-    log.info("exported judge %s → %s (%s, max diff %.2g)", checkpoint, out_dir, dtype, diff)
-    return out_dir
+    log.info("exported judge %s → %s (%s)", export.checkpoint, export.out_dir, dtype)
+    return export.out_dir
 
 
 def _validate(

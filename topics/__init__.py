@@ -15,7 +15,7 @@ from topics.records import (
     Why,
 )
 from topics.serde import dumps, loads
-from topics.text import normalize_text
+from topics.text import content_revision, normalize_text
 from topics.validation import InputLimits, InvalidRecord, Reason, decode_comment, decode_reply
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "dumps",
     "loads",
     "normalize_text",
+    "content_revision",
     "InputLimits",
     "InvalidRecord",
     "Reason",

@@ -63,6 +63,10 @@ class Why:
         )
 
 
+#: In a dead letter's ``detail`` when ``original_b64`` holds only the first bytes of the record.
+ORIGINAL_TRUNCATED = "original truncated to its first"
+
+
 @dataclass(frozen=True, slots=True)
 class SourcePosition:
     """Where a record came from: enough to find it again in the input topic."""
@@ -122,6 +126,10 @@ class Verdict:
     ts: float
     truncated: bool = False
     source: SourcePosition | None = None
+    #: ``content_revision`` of the text this verdict is for (consumers key on (id, revision)).
+    revision: str | None = None
+    #: the revision last verdicted under this id when it differs (the record is an edit), else None.
+    supersedes: str | None = None
     #: ISO 639-1 code of the text (the reply for replies), ``und`` when undetermined; optional field
     language: str | None = None
     #: why the action is what it is (empty for a plain allow); optional field
@@ -142,6 +150,8 @@ class Verdict:
             "latency_ms": self.latency_ms,
             "ts": self.ts,
             "truncated": self.truncated,
+            "revision": self.revision,
+            "supersedes": self.supersedes,
         }
         if self.source is not None:
             out["source"] = self.source.to_dict()
@@ -168,6 +178,8 @@ class Verdict:
             ts=data["ts"],
             truncated=data.get("truncated", False),
             source=SourcePosition(**src) if src else None,
+            revision=data.get("revision"),
+            supersedes=data.get("supersedes"),
             language=data.get("language"),
             why=[Why.from_dict(w) for w in data.get("why") or ()],
         )
@@ -195,3 +207,19 @@ class DeadLetter:
             "original_b64": base64.b64encode(self.original).decode("ascii"),
             "ts": self.ts,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeadLetter:
+        """Read a ``dead-letter`` record back (``moderator replay``); raises KeyError/ValueError if malformed."""
+        src = data.get("source")
+        return cls(
+            reason=str(data["reason"]),
+            detail=str(data.get("detail", "")),
+            source=SourcePosition(str(src["topic"]), int(src["partition"]), int(src["offset"]))
+            if src
+            else None,
+            original=base64.b64decode(data["original_b64"], validate=True),
+            id=data.get("id"),
+            kind=data.get("kind"),
+            ts=float(data.get("ts") or 0.0),
+        )

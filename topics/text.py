@@ -5,6 +5,7 @@ white space folded to one space. The original text is kept by the caller; only t
 and scored, so "안녕  하세요" and "안녕 하세요" share a cache entry.
 """
 
+import hashlib
 import re
 import unicodedata
 
@@ -18,3 +19,18 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def content_revision(kind: str, text: str, prompt: str | None = None) -> str:
+    """The revision of a record's content: 16 hex digits of blake2b over kind and normalised text(s).
+
+    Identity on the input topics is (id, revision): a record re-published under the same id with the
+    same content is a repeat; with new content (an edited comment) it is a new revision with its own
+    verdict. Producers can compute it from the same function to match verdicts to what they sent.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for part in (kind, normalize_text(text), "\x00none" if prompt is None else normalize_text(prompt)):
+        encoded = part.encode("utf-8")
+        h.update(len(encoded).to_bytes(4, "little"))
+        h.update(encoded)
+    return h.hexdigest()

@@ -29,7 +29,6 @@ class Reason(StrEnum):
     TOO_DEEP = "too_deep"
     UNKNOWN_FIELD = "unknown_field"
     INVALID_ID = "invalid_id"
-    DUPLICATE_ID = "duplicate_id"
     MODEL_ERROR = "model_error"
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from moderator.batching import padded_tokens, plan_batches
 from moderator.runtime.base import ClassifierOutput, JudgeOutput
+from moderator.runtime.batching import run_batched
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import (
     MODEL_FILE,
@@ -80,12 +80,19 @@ class _EncoderModel:
         return logits
 
     def _run_all(self, enc: Encoded, width: int) -> tuple[_F32, int, int]:
-        lengths = enc.lengths
-        out = np.zeros((len(lengths), width), dtype=np.float32)
-        batches = plan_batches(lengths, self.options.batch_tokens(self.provider), self.options.max_batch_rows)
-        for rows in batches:
-            out[rows] = self.encode_post(self.encode_core(enc, rows))
-        return out, sum(lengths), padded_tokens(lengths, batches)
+        out = np.zeros((len(enc.lengths), width), dtype=np.float32)
+
+        def scatter(rows: list[int], probs: _F32) -> None:
+            out[rows] = probs
+
+        tokens, padded = run_batched(
+            enc.lengths,
+            self.options,
+            self.provider,
+            lambda rows: self.encode_post(self.encode_core(enc, rows)),
+            scatter,
+        )
+        return out, tokens, padded
 
     def encode_post(self, logits: npt.NDArray[Any]) -> _F32:  # pragma: no cover - overridden
         raise NotImplementedError

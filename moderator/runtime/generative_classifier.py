@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
-from moderator.batching import padded_tokens, plan_batches
 from moderator.runtime.base import ClassifierOutput
+from moderator.runtime.batching import run_batched
 from moderator.runtime.decoder import DecoderGraph, Past, last_positions, log_softmax
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import METADATA_FILE, ModelMetadata
@@ -193,14 +193,21 @@ class GenerativeClassifier:
     def generate(self, texts: Sequence[str]) -> tuple[list[Generated], list[bool], int, int]:
         """Decode every text; returns results in input order, truncation flags and token counts."""
         suffixes, truncated = self.prompt.encode_values([{"text": t} for t in texts])
-        lengths = [len(s) for s in suffixes]
-        batches = plan_batches(lengths, self.options.batch_tokens(self.provider), self.options.max_batch_rows)
         results: list[Generated | None] = [None] * len(texts)
-        for rows in batches:
-            for i, result in zip(rows, self.generate_batch([suffixes[i] for i in rows]), strict=True):
+
+        def scatter(rows: list[int], generated: list[Generated]) -> None:
+            for i, result in zip(rows, generated, strict=True):
                 results[i] = result
+
+        tokens, padded = run_batched(
+            [len(s) for s in suffixes],
+            self.options,
+            self.provider,
+            lambda rows: self.generate_batch([suffixes[i] for i in rows]),
+            scatter,
+        )
         done = [r for r in results if r is not None]
-        return done, truncated, sum(lengths), padded_tokens(lengths, batches)
+        return done, truncated, tokens, padded
 
     def predict(self, texts: Sequence[str]) -> ClassifierOutput:
         if not texts:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from moderator.batching import padded_tokens, plan_batches
 from moderator.runtime.base import JudgeOutput
+from moderator.runtime.batching import run_batched
 from moderator.runtime.decoder import DecoderGraph, Past, last_positions
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import METADATA_FILE, ModelMetadata
@@ -142,9 +142,16 @@ class GenerativeJudge:
             return JudgeOutput(np.zeros((0,), np.float32), [])
         suffixes, truncated = self.encode_pre(pairs)
         extra = 0 if self.prefix_cache else self.prefix_tokens
-        lengths = [len(s) + extra for s in suffixes]
-        batches = plan_batches(lengths, self.options.batch_tokens(self.provider), self.options.max_batch_rows)
         unsafe = np.zeros(len(pairs), dtype=np.float32)
-        for rows in batches:
-            unsafe[rows] = self.encode_post(self.encode_core([suffixes[i] for i in rows]))
-        return JudgeOutput(unsafe, truncated, sum(lengths), padded_tokens(lengths, batches))
+
+        def scatter(rows: list[int], probs: npt.NDArray[np.float32]) -> None:
+            unsafe[rows] = probs
+
+        tokens, padded = run_batched(
+            [len(s) + extra for s in suffixes],
+            self.options,
+            self.provider,
+            lambda rows: self.encode_post(self.encode_core([suffixes[i] for i in rows])),
+            scatter,
+        )
+        return JudgeOutput(unsafe, truncated, tokens, padded)

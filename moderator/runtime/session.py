@@ -61,28 +61,6 @@ class Session:
         arrays = {k: (v.numpy() if isinstance(v, ort.OrtValue) else v) for k, v in feeds.items()}
         return list(self.session.run(names, arrays))
 
-    def run_device(
-        self, feeds: Mapping[str, Feed], host_outputs: Sequence[str], device_outputs: Sequence[str]
-    ) -> tuple[list[npt.NDArray[Any]], list[ort.OrtValue]]:
-        """Like ``run``, but ``device_outputs`` come back as OrtValues left where the session made them.
-
-        On CUDA they stay in GPU memory (a cached prefix's keys/values are fed straight back); on CPU
-        they are plain host values.
-        """
-        if self.provider != "cuda":
-            values = self.run(feeds, [*host_outputs, *device_outputs])
-            n = len(host_outputs)
-            return values[:n], [ort.OrtValue.ortvalue_from_numpy(v) for v in values[n:]]
-        binding = self._bind_inputs(feeds)
-        for name in host_outputs:
-            binding.bind_output(name, "cpu")
-        for name in device_outputs:
-            binding.bind_output(name, "cuda")
-        self.session.run_with_iobinding(binding)
-        out = binding.get_outputs()
-        n = len(host_outputs)
-        return [v.numpy() for v in out[:n]], list(out[n:])
-
     def to_device(self, array: npt.NDArray[Any]) -> Feed:
         """Place an input where the session runs, so repeated feeds are not copied every call."""
         if self.provider == "cuda":

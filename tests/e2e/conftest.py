@@ -16,12 +16,21 @@ from tests.fixtures.worker import WorkerProcess
 def start_worker(
     broker, redis_server, tiny_classifier_dir: Path, tiny_judge_dir: Path, fresh_topics, tmp_path: Path
 ):  # type: ignore[no-untyped-def]
-    """``start_worker(topics=None, app_id=None, **env)`` → a ready WorkerProcess; all stopped at teardown."""
+    """``start_worker(topics=None, app_id=None, module=..., raw_env=None, **env)`` → a ready WorkerProcess.
+
+    ``env`` keys become ``MODERATOR_<KEY>``; ``raw_env`` is passed as it is. All stopped at teardown.
+    """
     workers: list[WorkerProcess] = []
     made: dict[str, object] = {}
 
     def make(
-        topics=None, app_id: str | None = None, wait_ready: bool = True, partitions: int = 4, **env: str
+        topics=None,
+        app_id: str | None = None,
+        wait_ready: bool = True,
+        partitions: int = 4,
+        module: str = "moderator",
+        raw_env: dict[str, str] | None = None,
+        **env: str,
     ) -> WorkerProcess:  # type: ignore[no-untyped-def]
         if topics is None:
             if "topics" not in made:
@@ -30,7 +39,7 @@ def start_worker(
                 made["topics"] = fresh.topic_names()
                 made["app_id"] = fresh.group_id("moderator")
             topics = made["topics"]
-        worker = WorkerProcess(
+        worker = WorkerProcess.of(
             broker_url=broker.url,
             redis_url=redis_server.url,
             topics=topics,
@@ -38,10 +47,12 @@ def start_worker(
             judge=tiny_judge_dir,
             app_id=app_id or str(made.get("app_id") or f"moderator-{uuid.uuid4().hex[:8]}"),
             log_path=tmp_path / f"worker-{len(workers)}.log",
-            extra_env={"MODERATOR_" + k.upper(): v for k, v in env.items()},
+            extra_env={**{"MODERATOR_" + k.upper(): v for k, v in env.items()}, **(raw_env or {})},
+            module=module,
         )
         workers.append(worker)
-        return worker.start(wait_ready=wait_ready)
+        worker.start(wait_ready=wait_ready)
+        return worker
 
     yield make
     for w in workers:

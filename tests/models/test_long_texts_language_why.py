@@ -17,10 +17,11 @@ import orjson
 import pytest
 import redis
 
-from moderator.cache import VerdictCache
+from moderator.core.cache import VerdictCache
+from moderator.core.pipeline import InputMessage, Pipeline
+from moderator.core.policy import Policy, load_policy, parse_policy
+from moderator.core.redis_store import RedisStore
 from moderator.metrics import Metrics
-from moderator.pipeline import InputMessage, Pipeline
-from moderator.policy import Policy, load_policy, parse_policy
 from moderator.runtime.base import ClassifierOutput, TextClassifier
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
@@ -169,11 +170,8 @@ def test_long_reply_judged_in_windows_with_the_prompt_and_cached_with_its_reason
 
     def with_cache() -> Pipeline:
         metrics = Metrics()
-        return pipeline(
-            models,
-            cache=VerdictCache(redis_server.url, ttl_s=60, timeout_ms=5000, metrics=metrics),
-            metrics=metrics,
-        )
+        store = RedisStore(redis_server.url, timeout_ms=5000, metrics=metrics)
+        return pipeline(models, cache=VerdictCache(store, ttl_s=60, metrics=metrics), metrics=metrics)
 
     first_pipe = with_cache()
     (first,) = run(first_pipe, [message])

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 
 def run(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -63,7 +64,21 @@ def test_eval_reports_metrics_on_a_labelled_file_and_split(
     )
     assert proc.returncode == 0, proc.stderr.decode()
     report = orjson.loads(proc.stdout)
-    assert report["n"] == 6 and 0.0 <= report["lrap"] <= 1.0 and "macro_f1" in report
+    assert report["n"] == 6 and "macro_f1" in report
+    # the CLI's LRAP is sklearn's on the same model's probabilities for the dev rows
+    from sklearn.metrics import label_ranking_average_precision_score
+
+    from moderator.runtime.loader import load_classifier
+    from moderator.runtime.options import RuntimeOptions
+    from topics import LABEL_KEYS
+
+    dev = rows[6:]
+    probs = load_classifier(tiny_classifier_dir, RuntimeOptions(device="cpu")).predict(
+        [r["text"] for r in dev]
+    )
+    truth = [[1 if k in r["labels"] else 0 for k in LABEL_KEYS] for r in dev]
+    expected = label_ranking_average_precision_score(truth, probs.probs)
+    assert report["lrap"] == pytest.approx(expected, abs=1e-6)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_bytes(
         b"\n".join(orjson.dumps({"prompt": "q", "reply": f"답 {i}", "unsafe": i % 2}) for i in range(8))

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from moderator.embedded import free_port
-from moderator.worker import EXIT_SHUTDOWN_TIMEOUT, SHUTDOWN_TIMEOUT_S
+from moderator.local.embedded import free_port
+from moderator.stream.worker import EXIT_SHUTDOWN_TIMEOUT, SHUTDOWN_TIMEOUT_S
 from tests.fixtures.faults import (
     FaultReport,
     ProxiedBroker,
@@ -56,7 +56,7 @@ def test_broker_unreachable_at_start_retries_with_logs_stays_unready_then_consum
     # alive and retrying (no crash loop), not ready
     status, health = worker.health()
     assert status == 200 and health["stage"] == "waiting for broker"
-    assert worker._get("/ready")[0] == 503
+    assert worker.get("/ready")[0] == 503
     time.sleep(4)
     assert worker.alive(), worker.log_tail()
     retries = worker.log_tail(50_000).count("not reachable yet")
@@ -87,9 +87,8 @@ def test_broker_never_reachable_exits_nonzero_after_bounded_logged_retries(
     worker = worker_factory(
         f"kafka://127.0.0.1:{free_port()}", topics, "nobody", wait_ready=False, broker_wait_s="3"
     )
-    assert worker.proc is not None
     t0 = time.monotonic()
-    rc = worker.proc.wait(timeout=90)
+    rc = worker.wait(90)
     log = worker.log_tail(20_000)
     assert rc == 3, log
     assert "unreachable after" in log and "Fix: start the broker or set MODERATOR_BROKER" in log
@@ -213,8 +212,7 @@ def test_sigterm_with_a_hung_broker_exits_within_the_shutdown_bound_and_loses_no
     pb.proxy.freeze()  # the in-flight batch can neither be sent nor committed
     first.signal(signal.SIGTERM)
     t0 = time.monotonic()
-    assert first.proc is not None
-    rc = first.proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)
+    rc = first.wait(SHUTDOWN_TIMEOUT_S + 30)
     exit_s = time.monotonic() - t0
     log = first.log_tail(20_000)
     assert rc == EXIT_SHUTDOWN_TIMEOUT, log

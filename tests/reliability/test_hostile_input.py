@@ -92,10 +92,10 @@ def test_every_malformed_record_is_dead_lettered_with_a_reason_and_valid_ones_ar
         assert reason is not None
         expected[len(values)] = reason
         values.append(raw)
-    # duplicate ids: other texts under ids already verdicted above, at later offsets
-    for rid in valid_ids[:100]:
-        expected[len(values)] = "duplicate_id"
-        values.append(orjson.dumps({"id": rid, "text": f"{MARKER} other text, same id"}))
+    # edits: new texts under ids already verdicted above, at later offsets: each a new revision
+    edited = valid_ids[:100]
+    for rid in edited:
+        values.append(orjson.dumps({"id": rid, "text": f"{MARKER} edited {rid} {salt}"}))
     tail = [f"ok-tail-{i}" for i in range(50)]  # the worker still verdicts after all of it
     texts += [f"{korean_text(7000 + i)} {salt}" for i in range(len(tail))]
     values += [
@@ -110,11 +110,17 @@ def test_every_malformed_record_is_dead_lettered_with_a_reason_and_valid_ones_ar
     n_dead = len(expected)
 
     def done(out: dict[str, list[tuple[bytes | None, bytes]]]) -> bool:
-        return len(out[topics.verdicts]) >= len(valid_ids) and len(out[topics.dead_letter]) >= n_dead
+        n_verdicts = len(valid_ids) + len(edited)
+        return len(out[topics.verdicts]) >= n_verdicts and len(out[topics.dead_letter]) >= n_dead
 
     out = read_outputs(broker.url, topics, done, timeout_s=180)
     positions = [f"{topics.comments}/0/{offset}" for offset in expected]
-    t = tally(out[topics.verdicts], out[topics.dead_letter], valid_ids, dead_ids=positions)
+    firsts = [(k, v) for k, v in out[topics.verdicts] if orjson.loads(v)["supersedes"] is None]
+    edits = [orjson.loads(v) for _, v in out[topics.verdicts] if orjson.loads(v)["supersedes"] is not None]
+    t = tally(firsts, out[topics.dead_letter], valid_ids, dead_ids=positions)
+    revisions = {orjson.loads(v)["id"]: orjson.loads(v)["revision"] for _, v in firsts}
+    assert sorted(e["id"] for e in edits) == sorted(edited)
+    assert all(e["supersedes"] == revisions[e["id"]] != e["revision"] for e in edits)
     dead = [orjson.loads(v) for _, v in out[topics.dead_letter]]
     by_offset = {d["source"]["offset"]: d for d in dead}
     wrong = {
@@ -140,7 +146,7 @@ def test_every_malformed_record_is_dead_lettered_with_a_reason_and_valid_ones_ar
     assert worker.alive()
     metrics = worker.metrics()
     # size limits and validation run before any work: the model saw the valid records only
-    assert metrics['moderator_model_rows_total{model="classifier"}'] == len(valid_ids)
+    assert metrics['moderator_model_rows_total{model="classifier"}'] == len(valid_ids) + len(edited)
     assert sum(v for k, v in metrics.items() if k.startswith("moderator_dead_letters_total{")) == n_dead
     # ids only at INFO: neither hostile payloads nor valid texts reach the log
     log = worker.log_tail(10_000_000)

@@ -23,16 +23,19 @@ import psutil
 import pytest
 import redis
 
-from moderator.app import broker_credentials
-from moderator.cache import VerdictCache
 from moderator.cli import build_parser
-from moderator.embedded import find_redis_server_binary, free_port
+from moderator.core.cache import VerdictCache, cache_key
+from moderator.core.redis_store import RedisStore
+from moderator.core.verdict_core import VerdictCore
+from moderator.local.embedded import find_redis_server_binary, free_port
 from moderator.metrics import Metrics
 from moderator.settings import Settings
+from moderator.stream.app import broker_credentials
 from tests.fixtures.faults import all_ids_done, new_topics, read_outputs
 from tests.fixtures.worker import WorkerProcess
 from tests.reliability.data import send
 from tests.reliability.waiting import wait_for
+from topics import LABEL_KEYS
 
 SECRET = "s3cr3t-Passw0rd-do-not-log"
 MARKER = "RAWTEXT-9c1e"
@@ -190,11 +193,15 @@ def tls_redis(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
         proc.wait(timeout=10)
 
 
-async def _roundtrip(cache: VerdictCache) -> tuple[list[dict[str, Any] | None], bool]:
-    await cache.set_many([("moderator:v1:tls-test", {"scores": [0.5]})])
-    got = await cache.get_many(["moderator:v1:tls-test"])
+_CORE = VerdictCore.of([0.5] * len(LABEL_KEYS), None, False)
+
+
+async def _roundtrip(cache: VerdictCache) -> tuple[list[VerdictCore | None], bool]:
+    key = cache_key("tls", "test", "comment", "tls-test")
+    await cache.set_many([(key, _CORE)])
+    got = await cache.get_many([key])
     up = cache.available
-    await cache.close()
+    await cache.store.close()
     return got, up
 
 
@@ -205,16 +212,12 @@ def test_redis_over_tls_with_acl_user_and_password_from_the_url(
     monkeypatch.setenv("MODERATOR_REDIS_SSL_CA_CERTS", str(pki["ca_crt"]))
     settings = Settings.from_env()
     metrics = Metrics()
-    cache = VerdictCache(
-        settings.redis_url,
-        ttl_s=60,
-        timeout_ms=2000,
-        ssl_ca_certs=settings.redis_ssl_ca_certs,
-        metrics=metrics,
+    store = RedisStore(
+        settings.redis_url, timeout_ms=2000, ssl_ca_certs=settings.redis_ssl_ca_certs, metrics=metrics
     )
-    got, up = asyncio.run(_roundtrip(cache))
-    assert got == [{"scores": [0.5]}] and up
-    assert metrics.cache_errors.labels(op="set")._value.get() == 0
+    got, up = asyncio.run(_roundtrip(VerdictCache(store, ttl_s=60, metrics=metrics)))
+    assert got == [_CORE] and up
+    assert metrics.registry.get_sample_value("moderator_cache_errors_total", {"op": "set"}) == 0
 
 
 @pytest.mark.parametrize(
@@ -231,16 +234,12 @@ def test_redis_refusing_auth_or_tls_means_uncached_not_crashed(
     tls_redis: int, pki: dict[str, Path], url: str, ca: str
 ) -> None:
     metrics = Metrics()
-    cache = VerdictCache(
-        url.format(port=tls_redis),
-        ttl_s=60,
-        timeout_ms=2000,
-        ssl_ca_certs=str(pki[ca]) if ca else "",
-        metrics=metrics,
+    store = RedisStore(
+        url.format(port=tls_redis), timeout_ms=2000, ssl_ca_certs=str(pki[ca]) if ca else "", metrics=metrics
     )
-    got, up = asyncio.run(_roundtrip(cache))
+    got, up = asyncio.run(_roundtrip(VerdictCache(store, ttl_s=60, metrics=metrics)))
     assert got == [None] and not up
-    assert metrics.cache_errors.labels(op="set")._value.get() == 1
+    assert metrics.registry.get_sample_value("moderator_cache_errors_total", {"op": "set"}) == 1
 
 
 # ----------------------------------------------------------------- a real worker: Redis, logs, sockets
@@ -291,7 +290,7 @@ def test_no_raw_text_in_redis_or_info_logs_endpoint_on_localhost_and_metrics_nam
     ours = [k for k in keys if k.startswith(b"moderator:")]
     assert ours, "the worker wrote to Redis"
     for key in ours:
-        assert re.fullmatch(rb"moderator:(v1|id:v1):[0-9a-f]{32,40}", key), key
+        assert re.fullmatch(rb"moderator:(v2:[0-9a-f]{8}|id:v2):[0-9a-f]{32,40}", key), key
     values = client.mget(ours)
     leaked = [v for v in values if v and (MARKER.encode() in v or "댓글".encode() in v)]
     assert not leaked, leaked[:3]
@@ -299,10 +298,9 @@ def test_no_raw_text_in_redis_or_info_logs_endpoint_on_localhost_and_metrics_nam
     client.close()
 
     # the web endpoint listens on 127.0.0.1 only
-    assert worker.proc is not None
     listening = [
         c.laddr
-        for c in psutil.Process(worker.proc.pid).net_connections(kind="inet")
+        for c in psutil.Process(worker.pid).net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN
     ]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening

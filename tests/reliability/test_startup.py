@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from moderator.embedded import free_port
+from moderator.local.embedded import free_port
 
 
 def run_worker(env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from moderator.policy import LanguageRule, PolicyError, load_policy, parse_policy
+from moderator.core.policy import LanguageRule, PolicyError, load_policy, parse_policy
 from moderator.settings import DEFAULT_POLICY
 from topics import LABEL_KEYS, Verdict, Why
 

@@ -218,3 +218,15 @@ def test_batch_token_budget_follows_the_provider_unless_set() -> None:
     auto = RuntimeOptions()
     assert auto.batch_tokens("cpu") == CPU_BATCH_TOKENS < auto.batch_tokens("cuda") == GPU_BATCH_TOKENS
     assert RuntimeOptions(max_batch_tokens=300).batch_tokens("cuda") == 300
+
+
+def test_every_metadata_kind_has_one_registry_entry_with_its_role() -> None:
+    from moderator.runtime.loader import KINDS
+    from moderator.runtime.metadata import CLASSIFIER_KINDS, JUDGE_KINDS, MODEL_KINDS
+
+    assert set(KINDS) == set(MODEL_KINDS)
+    assert {k for k, v in KINDS.items() if v.role == "classifier"} == CLASSIFIER_KINDS
+    assert {k for k, v in KINDS.items() if v.role == "judge"} == JUDGE_KINDS
+    for entry in KINDS.values():
+        module, _, name = entry.implementation.partition(":")
+        assert callable(getattr(__import__(module, fromlist=[name]), name))

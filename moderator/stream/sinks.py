@@ -13,8 +13,8 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+from moderator.core.pipeline import BatchResult
 from moderator.metrics import Metrics
-from moderator.pipeline import BatchResult
 from topics import TopicNames, dumps
 
 log = logging.getLogger(__name__)

@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from moderator.cache import VerdictCache, cache_key, id_key
+from moderator.core.cache import VerdictCache, cache_key
 from moderator.core.language import LanguageDetector
+from moderator.core.policy import Policy
+from moderator.core.registry import IdRegistry, Revision, id_key
+from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
-from moderator.policy import Policy
 from moderator.runtime.base import ReplyJudge, TextClassifier
 from moderator.runtime.windowed import Scored, WindowedClassifier, WindowedJudge
 from moderator.runtime.windows import WindowConfig
@@ -35,16 +37,15 @@ from topics import (
     ReplyIn,
     SourcePosition,
     Verdict,
+    content_revision,
     decode_comment,
     decode_reply,
     normalize_text,
 )
-from topics.records import Kind
+from topics.records import ORIGINAL_TRUNCATED, Kind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_SCORE_DIGITS = 6
-_SEEN_IDS_MAX = 200_000
 
 
 @dataclass(slots=True)
@@ -71,6 +72,8 @@ class _Item:
     text: str
     prompt: str | None
     key: str
+    revision: str
+    id_key: str
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -86,6 +89,7 @@ class Pipeline:
         policy: Policy,
         *,
         cache: VerdictCache | None = None,
+        ids: IdRegistry | None = None,
         limits: InputLimits | None = None,
         metrics: Metrics | None = None,
         windows: WindowConfig | None = None,
@@ -99,19 +103,19 @@ class Pipeline:
         self.language = language or LanguageDetector()
         self.policy = policy
         self.cache = cache
+        self.ids = ids or IdRegistry()
         self.limits = limits or InputLimits()
         self.metrics = metrics or Metrics()
         self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
         self._model_key = f"{classifier.model_id}|{judge.model_id}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
-        self._seen: OrderedDict[str, str] = OrderedDict()
         self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
         self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
-        if self.cache is not None:
-            await self.cache.close()
+        for store in {id(s): s for s in (self.cache and self.cache.store, self.ids.store) if s}.values():
+            await store.close()
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -131,40 +135,10 @@ class Pipeline:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
             key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
-            items.append(_Item(index, message, record, text, prompt, key))
+            revision = content_revision(message.kind, text, prompt)
+            ids = id_key(_topic(message), record.id)
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids))
         return items, dead
-
-    async def _dedupe(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
-        """Refuse a second record with an id already verdicted from another position (redelivery is fine)."""
-        claims = [(id_key(_topic(it.message), it.record.id), _position(it.message, it.index)) for it in items]
-        holders: list[str | None] = [None] * len(items)
-        if self.cache is not None:
-            holders = await self.cache.claim_ids(claims)
-        kept: list[_Item] = []
-        dead: list[tuple[int, DeadLetter]] = []
-        for item, (key, position), holder in zip(items, claims, holders, strict=True):
-            local = self._seen.get(key)
-            if holder is None and local is not None and local != position:
-                holder = local
-            if holder is not None:
-                dead.append(
-                    (
-                        item.index,
-                        self._dead_letter(
-                            item.message,
-                            Reason.DUPLICATE_ID,
-                            f"id already verdicted from {holder}",
-                            item.record.id,
-                        ),
-                    )
-                )
-                continue
-            self._seen[key] = position
-            self._seen.move_to_end(key)
-            kept.append(item)
-        while len(self._seen) > _SEEN_IDS_MAX:
-            self._seen.popitem(last=False)
-        return kept, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -173,7 +147,7 @@ class Pipeline:
         self.metrics.model_latency.labels(model=name).observe(time.perf_counter() - started)
         return result
 
-    async def _score(self, items: list[_Item]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    async def _score(self, items: list[_Item]) -> tuple[dict[str, VerdictCore], dict[str, str]]:
         """Run the models once per distinct cache key; returns key → verdict core, key → model error."""
         unique: dict[str, _Item] = {}
         for item in items:
@@ -191,21 +165,21 @@ class Pipeline:
         unsafe: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
-        cores: dict[str, dict[str, Any]] = {}
+        cores: dict[str, VerdictCore] = {}
         for i, key in enumerate(keys):
             if key in errors:
                 continue
             judged = unsafe.get(key)
-            spans = {label: [s, e] for label, (s, e) in cls_spans[i].items()}
+            spans = dict(cls_spans[i])
             if judged and judged[2] is not None:
-                spans["unsafe"] = list(judged[2])
-            cores[key] = {
-                "scores": [round(float(p), _SCORE_DIGITS) for p in probs[i]],
-                "unsafe": round(judged[0], _SCORE_DIGITS) if judged else None,
-                "truncated": bool(cls_trunc[i] or (judged[1] if judged else False)),
-                "language": languages[i],
-                "spans": spans,
-            }
+                spans["unsafe"] = judged[2]
+            cores[key] = VerdictCore.of(
+                probs[i],
+                judged[0] if judged else None,
+                bool(cls_trunc[i] or (judged[1] if judged else False)),
+                language=languages[i],
+                spans=spans,
+            )
         return cores, errors
 
     def _observe(self, model: str, scored: Scored) -> None:
@@ -265,10 +239,9 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        items, dup_dead = await self._dedupe(items)
-        dead.extend(dup_dead)
+        previous = await self.ids.latest([it.id_key for it in items])
 
-        cached: list[dict[str, Any] | None] = [None] * len(items)
+        cached: list[VerdictCore | None] = [None] * len(items)
         if self.cache is not None and items:
             cached = await self.cache.get_many([it.key for it in items])
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
@@ -281,6 +254,11 @@ class Pipeline:
 
         verdicts: list[tuple[int, Verdict]] = []
         first_use: set[str] = set()
+        # the revision last verdicted per id, moving forward through the batch in input order
+        latest: dict[str, Revision | None] = {}
+        for item, before in zip(items, previous, strict=True):
+            latest.setdefault(item.id_key, before)
+        before_batch = dict(latest)
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -297,7 +275,12 @@ class Pipeline:
                 # Later copies of a text within one batch reuse the first copy's scores: cached, not re-run.
                 was_cached = item.key in first_use
                 first_use.add(item.key)
-            verdicts.append((item.index, self._verdict(item, core, was_cached)))
+            supersedes = self._supersedes(item, latest)
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+        # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
+        await self.ids.record(
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
         # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
@@ -312,29 +295,47 @@ class Pipeline:
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
 
-    def _verdict(self, item: _Item, core: dict[str, Any], was_cached: bool) -> Verdict:
-        scores = np.asarray(core["scores"], dtype=np.float32)
-        unsafe = core.get("unsafe")
-        truncated = bool(core.get("truncated", False))
-        language = core.get("language")
-        spans = {label: (int(s), int(e)) for label, (s, e) in (core.get("spans") or {}).items()}
-        decision = self.policy.decide(scores, unsafe, truncated, language=language, spans=spans)
+    @staticmethod
+    def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
+        """The revision this record replaces, and move the id's latest revision forward to it.
+
+        An older record of the same partition coming round again (redelivery after a crash) neither
+        supersedes nor replaces the newer revision already verdicted.
+        """
+        src = item.message.source
+        partition, offset = (f"{src.topic}/{src.partition}", src.offset) if src else ("", -1)
+        before = latest[item.id_key]
+        if before is not None and before.is_later_than(partition, offset):
+            return None
+        latest[item.id_key] = Revision(item.revision, partition, offset)
+        return before.revision if before is not None and before.revision != item.revision else None
+
+    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
+        decision = self.policy.decide(
+            np.asarray(core.scores, dtype=np.float32),
+            core.unsafe,
+            core.truncated,
+            language=core.language,
+            spans={label: (start, end) for label, start, end in core.spans},
+        )
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
             flagged=decision.flagged,
             action=decision.action,
             categories=decision.categories,
-            scores=dict(zip(LABEL_KEYS, core["scores"], strict=True)),
-            unsafe=unsafe if item.message.kind == "reply" else None,
+            scores=dict(zip(LABEL_KEYS, core.scores, strict=True)),
+            unsafe=core.unsafe if item.message.kind == "reply" else None,
             cached=was_cached,
             model=self.model_ids,
             policy=self.policy.version,
             latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
             ts=time.time(),
-            truncated=truncated,
+            truncated=core.truncated,
             source=item.message.source,
-            language=language,
+            revision=item.revision,
+            supersedes=supersedes,
+            language=core.language,
             why=decision.why,
         )
 
@@ -347,7 +348,7 @@ class Pipeline:
         cap = self.limits.max_record_bytes
         if len(original) > cap:
             original = original[:cap]
-            detail = f"{detail} (original truncated to its first {cap} bytes; see source)"
+            detail = f"{detail} ({ORIGINAL_TRUNCATED} {cap} bytes; see source)"
         return DeadLetter(
             reason=reason.value,
             detail=detail,

@@ -10,14 +10,17 @@ import orjson
 import pytest
 import redis
 
-from moderator.cache import VerdictCache
+from moderator.core.cache import VerdictCache
+from moderator.core.pipeline import InputMessage, Pipeline
+from moderator.core.policy import load_policy, parse_policy
+from moderator.core.redis_store import RedisStore
+from moderator.core.registry import IdRegistry
 from moderator.metrics import Metrics
-from moderator.pipeline import InputMessage, Pipeline
-from moderator.policy import load_policy, parse_policy
+from moderator.runtime.base import ClassifierOutput
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
 from moderator.settings import DEFAULT_POLICY
-from topics import LABEL_KEYS, SourcePosition
+from topics import LABEL_KEYS, SourcePosition, content_revision
 
 
 def comment(i: int, text: str) -> InputMessage:
@@ -54,16 +57,35 @@ def redis_url(redis_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
     yield redis_server.url
 
 
-def make_pipeline(models, redis_url: str | None, metrics: Metrics | None = None, policy=None) -> Pipeline:  # type: ignore[no-untyped-def]
+def make_pipeline(  # type: ignore[no-untyped-def]
+    models, redis_url: str | None, metrics: Metrics | None = None, policy=None, shared_ids: bool = True
+) -> Pipeline:
     metrics = metrics or Metrics()
-    cache = (
-        VerdictCache(redis_url, ttl_s=60, timeout_ms=200, retry_s=0.2, metrics=metrics) if redis_url else None
-    )
-    return Pipeline(*models, policy or load_policy(DEFAULT_POLICY), cache=cache, metrics=metrics)
+    store = RedisStore(redis_url, timeout_ms=200, retry_s=0.2, metrics=metrics) if redis_url else None
+    cache = VerdictCache(store, ttl_s=60, metrics=metrics) if store else None
+    ids = IdRegistry(store if shared_ids else None, ttl_s=60)
+    return Pipeline(*models, policy or load_policy(DEFAULT_POLICY), cache=cache, ids=ids, metrics=metrics)
+
+
+def metric(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def rows(metrics: Metrics, model: str) -> float:
-    return metrics.model_rows.labels(model=model)._value.get()
+    return metric(metrics, "moderator_model_rows_total", model=model)
+
+
+class FailsOn:
+    """The real classifier, except that it raises for texts containing ``marker`` while ``broken``."""
+
+    def __init__(self, classifier, marker: str) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.marker, self.broken = classifier, marker, True
+        self.model_id, self.provider = classifier.model_id, classifier.provider
+
+    def predict(self, texts):  # type: ignore[no-untyped-def]
+        if self.broken and any(self.marker in t for t in texts):
+            raise RuntimeError("injected model failure")
+        return self.inner.predict(texts)
 
 
 def test_verdicts_in_order_with_all_scores(run, models, redis_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -77,14 +99,20 @@ def test_verdicts_in_order_with_all_scores(run, models, redis_url: str) -> None:
     assert [v.id for v in result.verdicts] == ["c0", "r1", "c2"]
     assert not result.dead_letters
     for v in result.verdicts:
-        assert set(v.scores) == set(LABEL_KEYS)
-        assert all(0.0 <= p <= 1.0 for p in v.scores.values())
+        assert list(v.scores) == list(LABEL_KEYS)
         assert "clean" not in v.categories
         assert v.action in ("allow", "review", "block")
         assert v.flagged == (v.action != "allow")
         assert v.model == {"classifier": models[0].model_id, "judge": models[1].model_id}
         assert v.cached is False
     assert result.verdicts[0].unsafe is None and result.verdicts[1].unsafe is not None
+    # the verdict carries the models' own numbers (rounded), not something rebuilt on the way
+    direct: ClassifierOutput = models[0].predict(["안녕하세요 좋은 아침", "네, 같이 해봐요."])
+    for verdict, probs in zip(result.verdicts[:2], direct.probs, strict=True):
+        assert list(verdict.scores.values()) == pytest.approx([float(p) for p in probs], abs=1e-6)
+    judged = models[1].predict([("숙제 도와줘", "네, 같이 해봐요.")])
+    assert result.verdicts[1].unsafe == pytest.approx(float(judged.unsafe[0]), abs=1e-6)
+    assert result.verdicts[0].revision == content_revision("comment", "안녕하세요 좋은 아침")
 
 
 def test_repeats_are_cached_and_never_reach_the_model(run, models, redis_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -137,20 +165,69 @@ def test_bad_records_become_dead_letters_and_the_rest_go_on(run, models, redis_u
     assert result.dead_letters[3].source == SourcePosition("llm-replies", 0, 4)
 
 
-def test_duplicate_ids_from_another_offset_are_dead_lettered_but_redelivery_is_not(
+def test_an_edited_comment_gets_its_own_verdict_naming_the_revision_it_supersedes(
     run, models, redis_url: str
 ) -> None:  # type: ignore[no-untyped-def]
-    pipe = make_pipeline(models, redis_url)
+    metrics = Metrics()
+    pipe = make_pipeline(models, redis_url, metrics)
     a = InputMessage(
         "comment", orjson.dumps({"id": "same", "text": "하나"}), SourcePosition("comments", 0, 1)
     )
     b = InputMessage("comment", orjson.dumps({"id": "same", "text": "둘"}), SourcePosition("comments", 0, 2))
     result = run(pipe.process([a, b]))
-    assert [v.id for v in result.verdicts] == ["same"]
-    assert [d.reason for d in result.dead_letters] == ["duplicate_id"]
-    # the same record re-delivered (same offset) after a crash gets its verdict again, from a fresh pipeline
-    again = run(make_pipeline(models, redis_url).process([a]))
-    assert [v.id for v in again.verdicts] == ["same"] and again.verdicts[0].cached
+    assert not result.dead_letters
+    first, second = result.verdicts
+    assert (first.revision, first.supersedes) == (content_revision("comment", "하나"), None)
+    assert (second.revision, second.supersedes) == (content_revision("comment", "둘"), first.revision)
+    assert rows(metrics, "classifier") == 2
+    # another worker (a fresh pipeline on the same Redis) sees the id's latest revision
+    c = InputMessage("comment", orjson.dumps({"id": "same", "text": "셋"}), SourcePosition("comments", 1, 7))
+    third = run(make_pipeline(models, redis_url, metrics).process([c])).verdicts[0]
+    assert third.supersedes == second.revision and not third.cached
+
+
+def test_a_repeat_of_the_same_content_is_idempotent_and_never_reaches_the_model(
+    run, models, redis_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    metrics = Metrics()
+    value = orjson.dumps({"id": "rep", "text": "같은 내용"})
+    first = run(
+        make_pipeline(models, redis_url, metrics).process(
+            [InputMessage("comment", value, SourcePosition("comments", 0, 1))]
+        )
+    ).verdicts[0]
+    for position in (SourcePosition("comments", 0, 1), SourcePosition("comments", 3, 40)):
+        again = run(
+            make_pipeline(models, redis_url, metrics).process([InputMessage("comment", value, position)])
+        )
+        v = again.verdicts[0]
+        assert not again.dead_letters and v.cached and v.supersedes is None
+        assert (v.revision, v.scores, v.action) == (first.revision, first.scores, first.action)
+    assert rows(metrics, "classifier") == 1
+
+
+def test_a_model_error_claims_nothing_so_the_record_refed_later_is_scored(
+    run, models, redis_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    failing = FailsOn(models[0], "고장")
+    pipe = make_pipeline((failing, models[1]), redis_url)
+    value = orjson.dumps({"id": "m1", "text": "고장 난 모델"})
+    dead = run(pipe.process([InputMessage("comment", value, SourcePosition("comments", 0, 1))]))
+    assert [d.reason for d in dead.dead_letters] == ["model_error"] and not dead.verdicts
+    failing.broken = False
+    replayed = run(pipe.process([InputMessage("comment", value, SourcePosition("comments", 0, 9))]))
+    assert [v.id for v in replayed.verdicts] == ["m1"] and replayed.verdicts[0].supersedes is None
+
+
+def test_ids_stay_in_the_process_unless_shared(run, models, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    first = InputMessage("comment", orjson.dumps({"id": "s", "text": "처음"}), SourcePosition("f", 0, 0))
+    edit = InputMessage("comment", orjson.dumps({"id": "s", "text": "수정"}), SourcePosition("f", 0, 1))
+    run(make_pipeline(models, redis_url).process([first]))
+    private = run(make_pipeline(models, redis_url, shared_ids=False).process([edit])).verdicts[0]
+    assert private.supersedes is None
+    assert redis.Redis.from_url(redis_url).keys("moderator:id:*") != []  # the shared one did record
+    shared = run(make_pipeline(models, redis_url).process([edit])).verdicts[0]
+    assert shared.supersedes == content_revision("comment", "처음")
 
 
 def test_redis_down_the_stream_goes_on_and_comes_back(run, models, redis_server) -> None:  # type: ignore[no-untyped-def]
@@ -160,8 +237,9 @@ def test_redis_down_the_stream_goes_on_and_comes_back(run, models, redis_server)
     try:
         result = run(pipe.process([comment(i, f"캐시 없이 {i}") for i in range(4)]))
         assert len(result.verdicts) == 4 and not any(v.cached for v in result.verdicts)
-        assert sum(metrics.cache_errors.labels(op=op)._value.get() for op in ("claim", "get", "set")) >= 1
-        assert metrics.cache_up._value.get() == 0
+        errors = ("ids", "get", "set")
+        assert sum(metric(metrics, "moderator_cache_errors_total", op=op) for op in errors) >= 1
+        assert metric(metrics, "moderator_cache_up") == 0
     finally:
         redis_server.restart()
     import time
@@ -169,7 +247,7 @@ def test_redis_down_the_stream_goes_on_and_comes_back(run, models, redis_server)
     time.sleep(0.3)  # past retry_s
     run(pipe.process([comment(10, "다시 캐시")]))
     again = run(pipe.process([comment(11, "다시 캐시")]))
-    assert again.verdicts[0].cached and metrics.cache_up._value.get() == 1
+    assert again.verdicts[0].cached and metric(metrics, "moderator_cache_up") == 1
 
 
 def test_no_cache_configured_still_verdicts(run, models) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moderator.batching import padded_tokens, plan_batches
+from moderator.runtime.batching import padded_tokens, plan_batches
 
 
 def test_sorted_batches_cap_padded_tokens() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from moderator.embedded import bootstrap_servers
+from moderator.settings import bootstrap_servers
 from topics import loads
 
 

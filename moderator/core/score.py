@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-from moderator.pipeline import BatchResult, InputMessage, Pipeline
+from moderator.core.pipeline import BatchResult, InputMessage, Pipeline
 from topics import SourcePosition
 from topics.records import Kind
 

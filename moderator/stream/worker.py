@@ -15,22 +15,39 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from moderator.cache import VerdictCache
+from moderator.core.cache import VerdictCache
+from moderator.core.pipeline import Pipeline
+from moderator.core.policy import load_policy
+from moderator.core.redis_store import RedisStore
+from moderator.core.registry import IdRegistry
 from moderator.metrics import Metrics
-from moderator.pipeline import Pipeline
-from moderator.policy import load_policy
+from moderator.runtime.base import ReplyJudge, TextClassifier
 from moderator.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def build_pipeline(settings: Settings, metrics: Metrics, *, use_cache: bool = True) -> Pipeline:
+def build_pipeline(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    use_cache: bool = True,
+    shared_ids: bool = True,
+    classifier: TextClassifier | None = None,
+    judge: ReplyJudge | None = None,
+) -> Pipeline:
+    """Models, policy, and Redis for the verdict cache (``use_cache``) and the id registry (``shared_ids``).
+
+    Without ``shared_ids`` the id registry lives in this process only: ``moderator score`` then never
+    reads or writes the revisions a running worker keeps. ``classifier``/``judge`` stand in for the
+    configured model directories (the benchmarks' no-op models).
+    """
     from moderator.runtime.loader import load_classifier, load_judge
 
     options = settings.runtime
     policy = load_policy(settings.policy_path)
-    classifier = load_classifier(settings.classifier_path, options)
-    judge = load_judge(settings.judge_path, options)
+    classifier = classifier or load_classifier(settings.classifier_path, options)
+    judge = judge or load_judge(settings.judge_path, options)
     log.info(
         "models loaded: classifier %s on %s, judge %s on %s; policy %s",
         classifier.model_id,
@@ -39,22 +56,23 @@ def build_pipeline(settings: Settings, metrics: Metrics, *, use_cache: bool = Tr
         judge.provider,
         policy.version,
     )
-    cache = None
-    if use_cache and settings.redis_url:
-        cache = VerdictCache(
+    store = None
+    if (use_cache or shared_ids) and settings.redis_url:
+        store = RedisStore(
             settings.redis_url,
-            ttl_s=settings.cache_ttl_s,
             timeout_ms=settings.cache_timeout_ms,
             retry_s=settings.cache_retry_s,
-            dedupe_ttl_s=settings.dedupe_ttl_s,
             ssl_ca_certs=settings.redis_ssl_ca_certs,
             metrics=metrics,
         )
+    cache = VerdictCache(store, ttl_s=settings.cache_ttl_s, metrics=metrics) if store and use_cache else None
+    ids = IdRegistry(store if shared_ids else None, ttl_s=settings.dedupe_ttl_s)
     return Pipeline(
         classifier,
         judge,
         policy,
         cache=cache,
+        ids=ids,
         limits=settings.limits,
         metrics=metrics,
         windows=settings.windows,
@@ -69,7 +87,7 @@ async def wait_for_broker(settings: Settings, *, timeout_s: float, log_every_s: 
     """Bounded, logged retries until the broker answers a metadata request (no crash loop)."""
     from aiokafka import AIOKafkaClient
 
-    from moderator.embedded import bootstrap_servers
+    from moderator.settings import bootstrap_servers
 
     deadline = time.monotonic() + timeout_s
     delay, attempt, last_log = 0.25, 0, 0.0
@@ -159,21 +177,11 @@ def _hard_exit_after_shutdown_timeout() -> None:
     os._exit(EXIT_SHUTDOWN_TIMEOUT)
 
 
-def _worker_class() -> Any:
-    """``faust.Worker`` with a bounded shutdown: a watchdog starts with the first stop signal."""
-    import faust
-
-    class BoundedShutdownWorker(faust.Worker):
-        _watchdog: threading.Timer | None = None
-
-        def _schedule_shutdown(self, signal: Any) -> None:
-            if self._watchdog is None:
-                self._watchdog = threading.Timer(SHUTDOWN_TIMEOUT_S, _hard_exit_after_shutdown_timeout)
-                self._watchdog.daemon = True
-                self._watchdog.start()
-            super()._schedule_shutdown(signal)
-
-    return BoundedShutdownWorker
+def _start_shutdown_watchdog() -> None:
+    """Bounded shutdown: from the first stop signal, the worker has ``SHUTDOWN_TIMEOUT_S`` to exit."""
+    watchdog = threading.Timer(SHUTDOWN_TIMEOUT_S, _hard_exit_after_shutdown_timeout)
+    watchdog.daemon = True
+    watchdog.start()
 
 
 def run_worker(settings: Settings) -> int:
@@ -183,7 +191,8 @@ def run_worker(settings: Settings) -> int:
     policy; exits 3 when the broker stays unreachable for ``broker_wait_s`` after bounded, logged
     retries, so a supervisor restarts it with its position intact (offsets live in the broker).
     """
-    from moderator.app import create_app
+    from moderator.stream.adapter import worker_with_first_stop_hook
+    from moderator.stream.app import create_app
 
     metrics = Metrics()
     status: StartupStatus | None = None
@@ -209,7 +218,9 @@ def run_worker(settings: Settings) -> int:
         if status is not None:
             status.close()
     app = create_app(settings, pipeline, metrics)
-    worker = _worker_class()(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True)
+    worker = worker_with_first_stop_hook(_start_shutdown_watchdog)(
+        app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True
+    )
     # No terminal spinner: at log level warning or above faust would hang one on the root logger at
     # DEBUG, so every debug call of aiokafka/faust/mode (one per record sent) builds and handles a
     # log record and hands it to the spinner (~2% of the worker's CPU in a bench.overhead profile).

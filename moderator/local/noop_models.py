@@ -1,8 +1,9 @@
-"""Benchmark-only models that cost nothing: constant probabilities, returned instantly.
+"""Models that cost nothing: constant probabilities, returned instantly.
 
 ``NoopClassifier`` and ``NoopJudge`` implement the pipeline's ``TextClassifier`` / ``ReplyJudge``
-protocols so the faust worker can be timed with the model cost taken out (benchmark 2, pipeline
-overhead). They live in ``bench/`` only and are never loaded by the product.
+protocols so the faust worker can be timed with the model cost taken out (``bench.overhead``) and the
+unit tests can run the pipeline without torch or ONNX Runtime. Each counts the rows it was asked
+for (``rows``). Development only: never loaded by the product.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ class NoopClassifier:
         row = np.full(len(LABEL_KEYS), 0.01, dtype=np.float32)
         row[LABEL_KEYS.index("clean")] = 0.99
         self._row = row
+        self.rows = 0
 
     def predict(self, texts: Sequence[str]) -> ClassifierOutput:
         n = len(texts)
+        self.rows += n
         return ClassifierOutput(np.tile(self._row, (n, 1)), [False] * n)
 
 
@@ -37,6 +40,10 @@ class NoopJudge:
     model_id = "bench-noop-judge"
     provider = "none"
 
+    def __init__(self) -> None:
+        self.rows = 0
+
     def predict(self, pairs: Sequence[tuple[str, str]]) -> JudgeOutput:
         n = len(pairs)
+        self.rows += n
         return JudgeOutput(np.full(n, 0.01, dtype=np.float32), [False] * n)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from moderator.demo import DEMO_DATA
+from moderator.local.demo import DEMO_DATA
 from topics import decode_comment, decode_reply
 
 

@@ -7,7 +7,12 @@ budget keeps the cost close to the real token count; callers scatter results bac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from moderator.runtime.options import RuntimeOptions
+
+R = TypeVar("R")
 
 
 def plan_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
@@ -35,3 +40,22 @@ def plan_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list
 def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> int:
     """Tokens the model actually processes for ``batches`` (padding included)."""
     return sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+
+
+def run_batched(
+    lengths: Sequence[int],
+    options: RuntimeOptions,
+    provider: str,
+    run: Callable[[list[int]], R],
+    scatter: Callable[[list[int], R], None],
+) -> tuple[int, int]:
+    """The one batched driver every model kind uses: plan → run → scatter.
+
+    Plans token-budget batches for ``lengths`` on ``provider``, calls ``run(rows)`` per batch and
+    ``scatter(rows, result)`` to put each result back at its input positions. Returns (real tokens,
+    padded tokens) for the metrics.
+    """
+    batches = plan_batches(lengths, options.batch_tokens(provider), options.max_batch_rows)
+    for rows in batches:
+        scatter(rows, run(rows))
+    return sum(lengths), padded_tokens(lengths, batches)

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from moderator.metrics import Metrics
+from moderator.stream.adapter import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Liveness:
             assignment = consumer.assignment()
         except Exception:  # not yet assigned
             return
-        committed_map: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        committed_map = committed_offsets(consumer)
         lag = 0
         now = time.monotonic()
         for tp in assignment:

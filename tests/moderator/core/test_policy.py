@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from moderator.policy import PolicyError, load_policy, parse_policy
+from moderator.core.policy import PolicyError, load_policy, parse_policy
 from moderator.settings import DEFAULT_POLICY
 from topics import HATE_LABEL_KEYS, LABEL_KEYS
 

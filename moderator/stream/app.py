@@ -1,42 +1,31 @@
 """The faust worker: one agent per input topic, thin — take a batch, call the pipeline, hand to sinks.
 
 Topics are read as raw bytes: decoding is the pipeline's job, so a malformed record becomes a
-dead letter instead of a crashed deserializer. Each batch's events are pinned (``incref``) until the
-broker has acked every output record; only then are they acked, so the committed offset never passes
-an unsent verdict, whether the batch fails, the worker is SIGTERMed or SIGKILLed mid-batch.
+dead letter instead of a crashed deserializer. The commit protocol (pin → emit → await acks → ack)
+lives in ``moderator.stream.checkpoint``; faust commits acked offsets every ``broker_commit_interval``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import tempfile
-import time
-from collections import Counter, deque
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import faust
-from faust.transport import by_url
-from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, TransportT
 
-from moderator.health import Liveness
+from moderator.core.pipeline import Pipeline
 from moderator.metrics import Metrics
-from moderator.pipeline import InputMessage, Pipeline
 from moderator.settings import Settings
-from moderator.sinks import VerdictSink
-from topics import SourcePosition
+from moderator.stream.adapter import app_with_fetch_wait
+from moderator.stream.checkpoint import BatchHandler
+from moderator.stream.liveness import Liveness
+from moderator.stream.sinks import VerdictSink
 from topics.records import Kind
 
 log = logging.getLogger(__name__)
-
-#: How long a SIGTERM waits for the in-flight batch to finish before giving up on it (it is then
-#: re-delivered, not lost: its events were never acked).
-DRAIN_TIMEOUT_S = 20.0
 
 #: Bytes a single fetch may bring per partition (the broker still returns one record larger than this).
 _MAX_FETCH_BYTES = 1024 * 1024
@@ -50,31 +39,7 @@ _MAX_FETCH_BYTES = 1024 * 1024
 FETCH_MAX_WAIT_MS = 100
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # faust passes a fixed fetch_max_wait_ms; aiokafka reads this attribute when start() builds the Fetcher.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
-
-
-class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
-
-
-class _App(faust.App):
-    """faust's App with the consumer fetch wait of ``FETCH_MAX_WAIT_MS`` (Kafka transports only)."""
-
-    def _new_transport(self) -> TransportT:
-        url = self.conf.broker_consumer[0]
-        if by_url(url) is faust_aiokafka.Transport:
-            return _Transport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+_App = app_with_fetch_wait(FETCH_MAX_WAIT_MS)
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -97,93 +62,6 @@ def broker_credentials(settings: Settings) -> Any:
             ssl_context=context,
         )
     raise ValueError(f"MODERATOR_BROKER_SECURITY_PROTOCOL: unknown protocol {protocol!r}")
-
-
-#: Batches of one input topic in flight at once: while one batch's verdicts wait for the broker's acks,
-#: the agent already takes (and the pipeline scores) the next. 1 = strictly one batch after the other.
-MAX_INFLIGHT_BATCHES = 2
-
-
-@dataclass
-class BatchHandler:
-    """Between the stream and the pipeline: pin events, process, emit, then ack.
-
-    Batches of one topic go through the pipeline one at a time, in order. A batch whose outputs are on
-    their way to the broker no longer holds up its agent, which takes the next batch meanwhile (up to
-    ``max_inflight`` batches per topic). Its events stay pinned until the broker acked its outputs, so
-    the committed offset still never passes an unsent verdict; ``drain`` waits for all of them.
-    """
-
-    pipeline: Pipeline
-    sink: VerdictSink
-    metrics: Metrics
-    liveness: Liveness
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
-    max_inflight: int = MAX_INFLIGHT_BATCHES
-    _pending: dict[str, deque[asyncio.Task[None]]] = field(default_factory=dict)
-    _order: dict[str, asyncio.Lock] = field(default_factory=dict)
-
-    async def handle(self, kind: Kind, events: Sequence[EventT]) -> None:
-        """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
-
-        Raises what a finished batch raised (the agent then crashes, as with an inline batch).
-        """
-        for event in events:
-            event.message.incref()
-        pending = self._pending.setdefault(kind, deque())
-        order = self._order.setdefault(kind, asyncio.Lock())
-        task = asyncio.ensure_future(self._run(kind, events, order))
-        self.inflight.add(task)
-        task.add_done_callback(self.inflight.discard)
-        pending.append(task)
-        try:
-            while pending and (pending[0].done() or len(pending) >= max(1, self.max_inflight)):
-                await asyncio.shield(pending[0])
-                pending.popleft()
-        except asyncio.CancelledError:
-            await self.drain(kind)
-            raise
-
-    async def drain(self, kind: Kind) -> None:
-        """Shutdown: let in-flight batches reach the broker so their offsets can be committed."""
-        pending = self._pending.get(kind)
-        if not pending:
-            return
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(asyncio.gather(*pending, return_exceptions=True)), DRAIN_TIMEOUT_S
-            )
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
-        pending.clear()
-
-    async def _run(self, kind: Kind, events: Sequence[EventT], order: asyncio.Lock) -> None:
-        started = time.perf_counter()
-        async with order:
-            result = await self.pipeline.process(self._messages(kind, events, started))
-        await self.sink.emit(result)
-        for event in events:
-            event.ack()  # drop our pin; the stream's own ack then marks the offset safe to commit
-        self.metrics.batch_latency.observe(time.perf_counter() - started)
-        self.liveness.progress()
-
-    def _messages(self, kind: Kind, events: Sequence[EventT], started: float) -> list[InputMessage]:
-        messages = []
-        per_topic: Counter[str] = Counter()
-        for event in events:
-            msg = event.message
-            per_topic[msg.topic] += 1
-            value = (
-                msg.value
-                if isinstance(msg.value, bytes)
-                else (b"" if msg.value is None else bytes(msg.value))
-            )
-            messages.append(
-                InputMessage(kind, value, SourcePosition(msg.topic, msg.partition, msg.offset), started)
-            )
-        for topic, n in per_topic.items():
-            self.metrics.messages_in.labels(topic=topic).inc(n)
-        return messages
 
 
 def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faust.App:
@@ -262,10 +140,11 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     # Ready = models loaded (they load before this app exists), output topics declared, and the consumer
     # holds an assignment, i.e. the worker consumes. Until both, /ready answers 503.
-    readiness = {"outputs": False, "assigned": False}
+    readiness = {"outputs": False, "assigned": False, "ready": False}
 
     def update_ready() -> None:
-        if all(readiness.values()) and not metrics.ready._value.get():
+        if readiness["outputs"] and readiness["assigned"] and not readiness["ready"]:
+            readiness["ready"] = True
             metrics.ready.set(1)
             log.info(
                 "worker ready: classifier=%s judge=%s policy=%s",
@@ -302,7 +181,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     @app.page("/ready")
     async def ready_view(web: Any, request: Any) -> Any:
-        ready = bool(metrics.ready._value.get())
+        ready = readiness["ready"]
         return web.json({"ready": ready}, status=200 if ready else 503)
 
     app.moderator_pipeline = pipeline  # type: ignore[attr-defined]

@@ -7,24 +7,22 @@ Everything it starts it stops, on completion or Ctrl-C. The worker runs as its o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from moderator.clients import follow, produce_lines
-from moderator.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
+from moderator.local.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
+from moderator.local.harness import ServiceProcess, worker_argv, worker_env
 from moderator.settings import Settings
+from moderator.stream.clients import follow, produce_lines
 from topics import loads
 
-DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
 
 
 @dataclass
@@ -73,22 +71,6 @@ class Summary:
             + (", ".join(f"{c} {n}" for c, n in self.categories.most_common()) or "none yet"),
         ]
         return "\n".join(lines)
-
-
-def _wait_ready(port: int, worker: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the worker exited with code {worker.returncode}:\n{tail}")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"the worker was not ready after {timeout_s:.0f}s; see {log_path}")
 
 
 async def _run(broker_url: str, settings: Settings, expected: int, out: TextIO, timeout_s: float) -> Summary:
@@ -150,31 +132,31 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float =
         asyncio.run(
             ensure_topics(broker.url, [*topics.inputs(), *topics.outputs()], settings.topic_partitions)
         )
-        web_port = free_port()
-        env = dict(os.environ)
-        env.update(
-            MODERATOR_BROKER=broker.url,
-            MODERATOR_REDIS_URL=redis.url,
-            MODERATOR_WEB_PORT=str(web_port),
-            MODERATOR_APP_ID=f"moderator-demo-{os.getpid()}",
-            MODERATOR_CLASSIFIER_PATH=str(settings.classifier_path),
-            MODERATOR_JUDGE_PATH=str(settings.judge_path),
-            MODERATOR_POLICY_PATH=str(settings.policy_path),
-        )
         log_path = workdir / "worker.log"
+        worker = ServiceProcess(
+            worker_argv(),
+            worker_env(
+                broker.url,
+                redis.url,
+                topics,
+                app_id=f"moderator-demo-{os.getpid()}",
+                web_port=free_port(),
+                classifier=settings.classifier_path,
+                judge=settings.judge_path,
+                extra={
+                    "MODERATOR_POLICY_PATH": str(settings.policy_path),
+                    "MODERATOR_DEVICE": settings.device,
+                },
+            ),
+            log_path,
+        )
         out.write(f"starting the worker (log: {log_path})...\n")
         out.flush()
-        with open(log_path, "wb") as log_file:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "moderator", "worker"],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
         try:
-            _wait_ready(web_port, worker, log_path, timeout_s=180)
+            worker.start(wait_ready=True, timeout_s=180)
             out.write(
-                f"worker ready; feeding {expected} sample records (metrics: http://127.0.0.1:{web_port}/metrics)\n"
+                f"worker ready; feeding {expected} sample records "
+                f"(metrics: http://127.0.0.1:{worker.web_port}/metrics)\n"
             )
             out.flush()
             summary = asyncio.run(_run(broker.url, settings, expected, out, timeout_s))
@@ -182,12 +164,10 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float =
             out.write("\ninterrupted; stopping everything the demo started\n")
             return 130
         finally:
-            worker.terminate()
             try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+                worker.stop(timeout_s=30)
+            except RuntimeError as exc:  # killed after the timeout; say so, the demo's result stands
+                out.write(f"{exc}\n")
     ok = summary.done >= expected
     out.write(
         "done: every record has a verdict or a dead letter\n"

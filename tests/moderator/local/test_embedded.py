@@ -18,7 +18,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from moderator.embedded import (
+from moderator.local.embedded import (
     BinaryNotFoundError,
     EmbeddedBroker,
     EmbeddedRedis,

@@ -35,7 +35,8 @@ from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
+
+from moderator.settings import bootstrap_servers
 
 __all__ = [
     "BinaryNotFoundError",
@@ -43,7 +44,6 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedService",
     "ServiceStartError",
-    "bootstrap_servers",
     "ensure_topics",
     "find_redis_server_binary",
     "find_tansu_binary",
@@ -165,18 +165,6 @@ def _tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def bootstrap_servers(broker_url: str) -> str:
-    """``kafka://h1:p1,h2:p2`` (or a bare ``h:p,...``) to aiokafka's ``h1:p1,h2:p2`` form."""
-    if "://" not in broker_url:
-        return broker_url
-    parts = urlsplit(broker_url)
-    if parts.scheme not in ("kafka", "tcp", "plaintext"):
-        raise ValueError(f"unsupported broker URL scheme {parts.scheme!r} in {broker_url!r}")
-    return ",".join(
-        hp if ":" in hp else f"{hp}:9092" for hp in (p.strip() for p in parts.netloc.split(",")) if hp
-    )
 
 
 def _run_coroutine_blocking(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -1,0 +1,61 @@
+"""Redis verdict cache: verdict cores of repeat texts, keyed by a hash of (models, policy, content).
+
+Keys are ``moderator:v2:<core schema>:<blake2b(model ids, policy version, kind, normalised text[,
+prompt])>``; values are ``VerdictCore``s, so no raw text ever reaches Redis. The core schema in the
+key means entries of another core shape are never read (see ``moderator.core.verdict_core``); a value
+that does not decode as this shape is counted (``moderator_cache_errors_total{op="decode"}``) and read
+as a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+from moderator.core.redis_store import RedisStore
+from moderator.core.verdict_core import CORE_SCHEMA, CoreSchemaError, VerdictCore
+from moderator.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = f"moderator:v2:{CORE_SCHEMA}:"
+
+
+def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt: str | None = None) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    for part in (model_ids, policy_version, kind, text, prompt if prompt is not None else "\x00none"):
+        encoded = part.encode("utf-8")
+        h.update(len(encoded).to_bytes(4, "little"))
+        h.update(encoded)
+    return KEY_PREFIX + h.hexdigest()
+
+
+class VerdictCache:
+    def __init__(self, store: RedisStore, *, ttl_s: int, metrics: Metrics | None = None) -> None:
+        self.store = store
+        self._ttl = ttl_s
+        self._metrics = metrics or Metrics()
+
+    @property
+    def available(self) -> bool:
+        return self.store.available
+
+    async def get_many(self, keys: Sequence[str]) -> list[VerdictCore | None]:
+        """One MGET for the whole batch; a miss, a foreign value or an outage all read as ``None``."""
+        out: list[VerdictCore | None] = []
+        for value in await self.store.get_many("get", keys):
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                out.append(VerdictCore.from_bytes(value))
+            except CoreSchemaError as exc:
+                self._metrics.cache_errors.labels(op="decode").inc()
+                log.warning("cached verdict core refused (%s); scoring again", exc)
+                out.append(None)
+        return out
+
+    async def set_many(self, items: Sequence[tuple[str, VerdictCore]]) -> None:
+        """One round trip of ``SET key core EX ttl`` for every fresh verdict core."""
+        await self.store.set_many("set", [(key, core.to_bytes()) for key, core in items], self._ttl)

@@ -1,0 +1,82 @@
+"""Id registry: the content revision last verdicted under each input id.
+
+Identity on an input topic is (id, content revision). A record whose id was verdicted before with
+another revision is an edit: its verdict names the revision it supersedes. Ids are recorded only once
+a verdict exists, so a record dead-lettered for a model error and re-fed later (``moderator replay``)
+is simply scored. Shared through Redis by the workers of one deployment (keys hashed per input topic
+and id, values are revisions, no text); an in-process LRU answers while Redis is down or off, which is
+all ``moderator score`` uses unless asked to share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from moderator.core.redis_store import RedisStore
+
+ID_PREFIX = "moderator:id:v2:"
+_LOCAL_MAX = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """The revision verdicted under an id, and where its record sat (``partition`` = ``topic/partition``).
+
+    The position tells a redelivery from an edit: Kafka keeps one partition in order, so a record at
+    an earlier offset of the partition that holds the id's latest revision is an old record coming
+    round again (a crash before commit), not a newer edit.
+    """
+
+    revision: str
+    partition: str = ""
+    offset: int = -1
+
+    def encode(self) -> bytes:
+        return f"{self.revision} {self.offset} {self.partition}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Revision:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        revision, _, rest = text.partition(" ")
+        offset, _, partition = rest.partition(" ")
+        return cls(revision, partition, int(offset) if offset.lstrip("-").isdigit() else -1)
+
+    def is_later_than(self, partition: str, offset: int) -> bool:
+        return bool(partition) and self.partition == partition and self.offset > offset
+
+
+def id_key(topic: str, record_id: str) -> str:
+    return ID_PREFIX + hashlib.blake2b(f"{topic}\x00{record_id}".encode(), digest_size=16).hexdigest()
+
+
+class IdRegistry:
+    def __init__(self, store: RedisStore | None = None, *, ttl_s: int = 24 * 3600) -> None:
+        self.store = store
+        self._ttl = ttl_s
+        self._local: OrderedDict[str, Revision] = OrderedDict()
+
+    async def latest(self, keys: Sequence[str]) -> list[Revision | None]:
+        """The revision last verdicted under each id key (Redis first, then this process's memory)."""
+        remote: list[bytes | str | None] = [None] * len(keys)
+        if self.store is not None:
+            # the verdict cache's look-up counts the batch's uncached rows; this one must not count them again
+            remote = await self.store.get_many("ids", keys, count_rows=False)
+        out: list[Revision | None] = []
+        for key, value in zip(keys, remote, strict=True):
+            out.append(Revision.decode(value) if value is not None else self._local.get(key))
+        return out
+
+    async def record(self, items: Sequence[tuple[str, Revision]]) -> None:
+        """Remember (id key, revision) pairs that now have a verdict; a later pair for a key wins."""
+        latest: dict[str, Revision] = {}
+        for key, revision in items:
+            latest[key] = revision
+            self._local[key] = revision
+            self._local.move_to_end(key)
+        while len(self._local) > _LOCAL_MAX:
+            self._local.popitem(last=False)
+        if self.store is not None and latest:
+            await self.store.set_many("ids", [(k, r.encode()) for k, r in latest.items()], self._ttl)

@@ -1,0 +1,118 @@
+"""The commit protocol, in one place: pin → process → emit → await broker acks → ack → (faust) commit.
+
+Each batch's events are pinned (``incref``) before the pipeline sees them and acked only after the
+broker acknowledged every output record of the batch; faust commits an offset only once every event
+up to it is acked. So the committed offset never passes an unsent verdict, whether the batch fails,
+the worker is SIGTERMed or SIGKILLed mid-batch. Errors: ``SinkError`` (outputs not acknowledged) from
+the sink; a batch not drained within ``DRAIN_TIMEOUT_S`` at shutdown is left pinned (re-delivered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from faust.types import EventT
+
+from moderator.core.pipeline import InputMessage, Pipeline
+from moderator.metrics import Metrics
+from moderator.stream.liveness import Liveness
+from moderator.stream.sinks import VerdictSink
+from topics import SourcePosition
+from topics.records import Kind
+
+log = logging.getLogger(__name__)
+
+#: How long a SIGTERM waits for the in-flight batch to finish before giving up on it (it is then
+#: re-delivered, not lost: its events were never acked).
+DRAIN_TIMEOUT_S = 20.0
+
+#: Batches of one input topic in flight at once: while one batch's verdicts wait for the broker's acks,
+#: the agent already takes (and the pipeline scores) the next. 1 = strictly one batch after the other.
+MAX_INFLIGHT_BATCHES = 2
+
+
+@dataclass
+class BatchHandler:
+    """Between the stream and the pipeline: pin events, process, emit, then ack.
+
+    Batches of one topic go through the pipeline one at a time, in order. A batch whose outputs are on
+    their way to the broker no longer holds up its agent, which takes the next batch meanwhile (up to
+    ``max_inflight`` batches per topic). Its events stay pinned until the broker acked its outputs, so
+    the committed offset still never passes an unsent verdict; ``drain`` waits for all of them.
+    """
+
+    pipeline: Pipeline
+    sink: VerdictSink
+    metrics: Metrics
+    liveness: Liveness
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    max_inflight: int = MAX_INFLIGHT_BATCHES
+    _pending: dict[str, deque[asyncio.Task[None]]] = field(default_factory=dict)
+    _order: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def handle(self, kind: Kind, events: Sequence[EventT]) -> None:
+        """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
+
+        Raises what a finished batch raised (the agent then crashes, as with an inline batch).
+        """
+        for event in events:
+            event.message.incref()
+        pending = self._pending.setdefault(kind, deque())
+        order = self._order.setdefault(kind, asyncio.Lock())
+        task = asyncio.ensure_future(self._run(kind, events, order))
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        pending.append(task)
+        try:
+            while pending and (pending[0].done() or len(pending) >= max(1, self.max_inflight)):
+                await asyncio.shield(pending[0])
+                pending.popleft()
+        except asyncio.CancelledError:
+            await self.drain(kind)
+            raise
+
+    async def drain(self, kind: Kind) -> None:
+        """Shutdown: let in-flight batches reach the broker so their offsets can be committed."""
+        pending = self._pending.get(kind)
+        if not pending:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.gather(*pending, return_exceptions=True)), DRAIN_TIMEOUT_S
+            )
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
+        pending.clear()
+
+    async def _run(self, kind: Kind, events: Sequence[EventT], order: asyncio.Lock) -> None:
+        started = time.perf_counter()
+        async with order:
+            result = await self.pipeline.process(self._messages(kind, events, started))
+        await self.sink.emit(result)
+        for event in events:
+            event.ack()  # drop our pin; the stream's own ack then marks the offset safe to commit
+        self.metrics.batch_latency.observe(time.perf_counter() - started)
+        self.liveness.progress()
+
+    def _messages(self, kind: Kind, events: Sequence[EventT], started: float) -> list[InputMessage]:
+        messages = []
+        per_topic: Counter[str] = Counter()
+        for event in events:
+            msg = event.message
+            per_topic[msg.topic] += 1
+            value = (
+                msg.value
+                if isinstance(msg.value, bytes)
+                else (b"" if msg.value is None else bytes(msg.value))
+            )
+            messages.append(
+                InputMessage(kind, value, SourcePosition(msg.topic, msg.partition, msg.offset), started)
+            )
+        for topic, n in per_topic.items():
+            self.metrics.messages_in.labels(topic=topic).inc(n)
+        return messages
