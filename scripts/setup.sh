@@ -105,7 +105,7 @@ fi
 
 # --- 4. prove both binaries resolve the way the demo and the tests will resolve them
 "$VENV/bin/python" - <<'EOF'
-from moderator.local.embedded import find_redis_server_binary, find_tansu_binary
+from moderator.local.binaries import find_redis_server_binary, find_tansu_binary
 
 print(f"setup: tansu: {find_tansu_binary()}")
 print(f"setup: redis-server: {find_redis_server_binary()}")

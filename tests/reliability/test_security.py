@@ -27,7 +27,8 @@ from moderator.cli import build_parser
 from moderator.core.cache import VerdictCache, cache_key
 from moderator.core.redis_store import RedisStore
 from moderator.core.verdict_core import VerdictCore
-from moderator.local.embedded import find_redis_server_binary, free_port
+from moderator.local.binaries import find_redis_server_binary
+from moderator.local.embedded import free_port
 from moderator.metrics import Metrics
 from moderator.settings import Settings
 from moderator.stream.app import broker_credentials

@@ -18,17 +18,15 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from moderator.local.binaries import BinaryNotFoundError, find_redis_server_binary, find_tansu_binary
 from moderator.local.embedded import (
-    BinaryNotFoundError,
     EmbeddedBroker,
     EmbeddedRedis,
     ServiceStartError,
-    bootstrap_servers,
     ensure_topics,
-    find_redis_server_binary,
-    find_tansu_binary,
     free_port,
 )
+from moderator.settings import bootstrap_servers
 from tests.fixtures.services import FreshTopics
 
 
