@@ -73,6 +73,11 @@ class LanguageDetector:
     def detect_many(self, texts: Sequence[str]) -> list[str]:
         return [self.detect(t) for t in texts]
 
+    def warm(self) -> None:
+        """Load lingua's models now (seconds, ~230 MiB for the expected set; once per process), so
+        the first non-Korean text of a stream does not stall its batch."""
+        _lingua(self.candidates)
+
 
 _LOCK = threading.Lock()
 _DETECTORS: dict[tuple[str, ...], Any] = {}

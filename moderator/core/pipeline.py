@@ -101,6 +101,7 @@ class Pipeline:
         self.windowed_classifier = WindowedClassifier(classifier, windows)
         self.windowed_judge = WindowedJudge(judge, windows)
         self.language = language or LanguageDetector()
+        self.language.warm()
         self.policy = policy
         self.cache = cache
         self.ids = ids or IdRegistry()
