@@ -19,11 +19,14 @@ from typing import TypeVar
 import numpy as np
 
 from moderator.core.cache import VerdictCache, cache_key, human_key
+from moderator.core.language import LanguageDetector
 from moderator.core.policy import Policy
 from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
-from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
+from moderator.runtime.base import ReplyJudge, TextClassifier
+from moderator.runtime.windowed import Scored, WindowedClassifier, WindowedJudge
+from moderator.runtime.windows import WindowConfig
 from topics import (
     LABEL_KEYS,
     CommentIn,
@@ -91,9 +94,16 @@ class Pipeline:
         ids: IdRegistry | None = None,
         limits: InputLimits | None = None,
         metrics: Metrics | None = None,
+        windows: WindowConfig | None = None,
+        language: LanguageDetector | None = None,
     ) -> None:
         self.classifier = classifier
         self.judge = judge
+        # long texts are read whole, window by window, through the models' own batching
+        self.windowed_classifier = WindowedClassifier(classifier, windows)
+        self.windowed_judge = WindowedJudge(judge, windows)
+        self.language = language or LanguageDetector()
+        self.language.warm()
         self.policy = policy
         self.cache = cache
         self.ids = ids or IdRegistry()
@@ -154,8 +164,9 @@ class Pipeline:
         pairs = [(unique[k].prompt or "", unique[k].text) for k in reply_keys]
         errors: dict[str, str] = {}
 
-        probs, cls_trunc = await self._classify(keys, texts, errors)
-        unsafe: dict[str, tuple[float, bool]] = {}
+        languages = await self._run_model("language", lambda: self.language.detect_many(texts))
+        probs, cls_trunc, cls_spans = await self._classify(keys, texts, errors)
+        unsafe: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
         cores: dict[str, VerdictCore] = {}
@@ -163,50 +174,65 @@ class Pipeline:
             if key in errors:
                 continue
             judged = unsafe.get(key)
+            spans = dict(cls_spans[i])
+            if judged and judged[2] is not None:
+                spans["unsafe"] = judged[2]
             cores[key] = VerdictCore.of(
                 probs[i],
                 judged[0] if judged else None,
                 bool(cls_trunc[i] or (judged[1] if judged else False)),
+                language=languages[i],
+                spans=spans,
             )
         return cores, errors
 
+    def _observe(self, model: str, scored: Scored) -> None:
+        # rows = windows: a long text costs (and counts) one row per window
+        self.metrics.model_rows.labels(model=model).inc(scored.windows)
+        self.metrics.padded_tokens.labels(model=model).observe(scored.padded_tokens)
+
     async def _classify(
         self, keys: list[str], texts: list[str], errors: dict[str, str]
-    ) -> tuple[np.ndarray, list[bool]]:
-        self.metrics.model_rows.labels(model="classifier").inc(len(texts))
+    ) -> tuple[np.ndarray, list[bool], list[dict[str, tuple[int, int]]]]:
         try:
-            out: ClassifierOutput = await self._run_model(
-                "classifier", lambda: self.classifier.predict(texts)
-            )
-            self.metrics.padded_tokens.labels(model="classifier").observe(out.padded_tokens)
-            return out.probs, out.truncated
+            out = await self._run_model("classifier", lambda: self.windowed_classifier.score(texts))
+            self._observe("classifier", out)
+            return out.scores, out.truncated, out.spans
         except Exception:
-            log.exception("classifier failed on a batch of %d; retrying row by row", len(texts))
+            log.exception("classifier failed on a batch of %d; retrying text by text", len(texts))
         probs = np.zeros((len(texts), len(LABEL_KEYS)), dtype=np.float32)
         truncated = [False] * len(texts)
+        spans: list[dict[str, tuple[int, int]]] = [{} for _ in texts]
         for i, text in enumerate(texts):
             try:
-                one = await self._run_model("classifier", lambda t=text: self.classifier.predict([t]))  # type: ignore[misc]
-                probs[i], truncated[i] = one.probs[0], one.truncated[0]
+                one = await self._run_model(
+                    "classifier",
+                    lambda t=text: self.windowed_classifier.score([t]),  # type: ignore[misc]
+                )
+                self._observe("classifier", one)
+                probs[i], truncated[i], spans[i] = one.scores[0], one.truncated[0], one.spans[0]
             except Exception as exc:
                 errors[keys[i]] = f"classifier failed: {type(exc).__name__}: {exc}"[:500]
-        return probs, truncated
+        return probs, truncated, spans
 
     async def _judge(
         self, keys: list[str], pairs: list[tuple[str, str]], errors: dict[str, str]
-    ) -> dict[str, tuple[float, bool]]:
-        self.metrics.model_rows.labels(model="judge").inc(len(pairs))
+    ) -> dict[str, tuple[float, bool, tuple[int, int] | None]]:
         try:
-            out: JudgeOutput = await self._run_model("judge", lambda: self.judge.predict(pairs))
-            self.metrics.padded_tokens.labels(model="judge").observe(out.padded_tokens)
-            return {k: (float(out.unsafe[i]), out.truncated[i]) for i, k in enumerate(keys)}
+            out = await self._run_model("judge", lambda: self.windowed_judge.score(pairs))
+            self._observe("judge", out)
+            return {
+                k: (float(out.scores[i, 0]), out.truncated[i], out.spans[i].get("unsafe"))
+                for i, k in enumerate(keys)
+            }
         except Exception:
-            log.exception("judge failed on a batch of %d; retrying row by row", len(pairs))
-        result: dict[str, tuple[float, bool]] = {}
+            log.exception("judge failed on a batch of %d; retrying pair by pair", len(pairs))
+        result: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
         for key, pair in zip(keys, pairs, strict=True):
             try:
-                one = await self._run_model("judge", lambda p=pair: self.judge.predict([p]))  # type: ignore[misc]
-                result[key] = (float(one.unsafe[0]), one.truncated[0])
+                one = await self._run_model("judge", lambda p=pair: self.windowed_judge.score([p]))  # type: ignore[misc]
+                self._observe("judge", one)
+                result[key] = (float(one.scores[0, 0]), one.truncated[0], one.spans[0].get("unsafe"))
             except Exception as exc:
                 errors[key] = f"judge failed: {type(exc).__name__}: {exc}"[:500]
         return result
@@ -300,7 +326,13 @@ class Pipeline:
         return before.revision if before is not None and before.revision != item.revision else None
 
     def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
-        decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)
+        decision = self.policy.decide(
+            np.asarray(core.scores, dtype=np.float32),
+            core.unsafe,
+            core.truncated,
+            language=core.language,
+            spans={label: (start, end) for label, start, end in core.spans},
+        )
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
@@ -318,6 +350,8 @@ class Pipeline:
             source=item.message.source,
             revision=item.revision,
             supersedes=supersedes,
+            language=core.language,
+            why=decision.why,
         )
 
     def _human_verdict(self, item: _Item, decided: HumanVerdict, supersedes: str | None) -> Verdict:
