@@ -43,6 +43,7 @@ SECTIONS = (
     "model_path",
     "encoder_ort",
     "overhead",
+    "pipeline_micro",
     "cache",
     "judge_prefix",
     "latency",

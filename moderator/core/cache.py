@@ -43,8 +43,12 @@ class VerdictCache:
 
     async def get_many(self, keys: Sequence[str]) -> list[VerdictCore | None]:
         """One MGET for the whole batch; a miss, a foreign value or an outage all read as ``None``."""
+        return self.decode_many(await self.store.get_many("get", keys))
+
+    def decode_many(self, values: Sequence[bytes | str | None]) -> list[VerdictCore | None]:
+        """Stored values → cores; a foreign value is counted and read as a miss."""
         out: list[VerdictCore | None] = []
-        for value in await self.store.get_many("get", keys):
+        for value in values:
             if value is None:
                 out.append(None)
                 continue
@@ -58,4 +62,9 @@ class VerdictCache:
 
     async def set_many(self, items: Sequence[tuple[str, VerdictCore]]) -> None:
         """One round trip of ``SET key core EX ttl`` for every fresh verdict core."""
-        await self.store.set_many("set", [(key, core.to_bytes()) for key, core in items], self._ttl)
+        await self.store.set_each("set", self.entries(items))
+
+    def entries(self, items: Sequence[tuple[str, VerdictCore]]) -> list[tuple[str, bytes, int]]:
+        """(key, stored value, TTL) for each core, for a write shared with the id registry."""
+        ttl = self._ttl
+        return [(key, core.to_bytes(), ttl) for key, core in items]

@@ -20,6 +20,7 @@ import numpy as np
 
 from moderator.core.cache import VerdictCache, cache_key
 from moderator.core.policy import Policy
+from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
@@ -214,16 +215,10 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        previous = await self.ids.latest([it.id_key for it in items])
-
-        cached: list[VerdictCore | None] = [None] * len(items)
-        if self.cache is not None and items:
-            cached = await self.cache.get_many([it.key for it in items])
+        previous, cached = await self._look_up(items)
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
         misses = [it for it in items if it.key not in hits]
         fresh, errors = await self._score(misses)
-        if self.cache is not None and fresh:
-            await self.cache.set_many(list(fresh.items()))
         self.metrics.cache_hits.inc(len(items) - len(misses))
         self.metrics.cache_misses.inc(len(misses))
 
@@ -253,8 +248,9 @@ class Pipeline:
             supersedes = self._supersedes(item, latest)
             verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
-        await self.ids.record(
-            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        await self._write_back(
+            list(fresh.items()),
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]],
         )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
@@ -269,6 +265,40 @@ class Pipeline:
         for reason, n in reasons.items():
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+
+    def _shared_store(self) -> RedisStore | None:
+        """The Redis both the verdict cache and the id registry use, if they use the same one."""
+        store = self.ids.store
+        return store if store is not None and self.cache is not None and self.cache.store is store else None
+
+    async def _look_up(self, items: list[_Item]) -> tuple[list[Revision | None], list[VerdictCore | None]]:
+        """Id registry and verdict cache in one MGET per batch when they share a Redis (the worker)."""
+        id_keys = [it.id_key for it in items]
+        if not items:
+            return [], []
+        store = self._shared_store()
+        if store is not None and self.cache is not None:
+            # only the cache's rows count as uncached when Redis is down (the ids have a local fallback)
+            values = await store.get_many("get", id_keys + [it.key for it in items], rows=len(items))
+            n = len(items)
+            return self.ids.resolve(id_keys, values[:n]), self.cache.decode_many(values[n:])
+        previous = await self.ids.latest(id_keys)
+        if self.cache is None:
+            return previous, [None] * len(items)
+        return previous, await self.cache.get_many([it.key for it in items])
+
+    async def _write_back(
+        self, fresh: list[tuple[str, VerdictCore]], revisions: list[tuple[str, Revision]]
+    ) -> None:
+        """Fresh verdict cores and newly verdicted revisions: one script call when Redis is shared."""
+        store = self._shared_store()
+        if store is not None and self.cache is not None:
+            entries = self.cache.entries(fresh) + self.ids.remember(revisions)
+            await store.set_each("set", entries)
+            return
+        if self.cache is not None and fresh:
+            await self.cache.set_many(fresh)
+        await self.ids.record(revisions)
 
     @staticmethod
     def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
