@@ -28,8 +28,20 @@ def content_revision(kind: str, text: str, prompt: str | None = None) -> str:
     same content is a repeat; with new content (an edited comment) it is a new revision with its own
     verdict. Producers can compute it from the same function to match verdicts to what they sent.
     """
+    return revision_of_normalized(
+        kind, normalize_text(text), None if prompt is None else normalize_text(prompt)
+    )
+
+
+def is_blank(text: str) -> bool:
+    """``normalize_text(text) == ""`` without building the normalised text (NFC never empties a string)."""
+    return not _CONTROL.sub("", text).strip()
+
+
+def revision_of_normalized(kind: str, text: str, prompt: str | None = None) -> str:
+    """``content_revision`` of texts already through ``normalize_text`` (the pipeline normalises once)."""
     h = hashlib.blake2b(digest_size=8)
-    for part in (kind, normalize_text(text), "\x00none" if prompt is None else normalize_text(prompt)):
+    for part in (kind, text, "\x00none" if prompt is None else prompt):
         encoded = part.encode("utf-8")
         h.update(len(encoded).to_bytes(4, "little"))
         h.update(encoded)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from moderator.core.redis_store import RedisStore
 from moderator.core.verdict_core import CORE_SCHEMA, CoreSchemaError, VerdictCore
@@ -23,12 +24,30 @@ KEY_PREFIX = f"moderator:v2:{CORE_SCHEMA}:"
 
 
 def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt: str | None = None) -> str:
+    return cache_key_with(cache_key_prefix(model_ids, policy_version, kind), text, prompt)
+
+
+def cache_key_prefix(model_ids: str, policy_version: str, kind: str) -> Any:
+    """The hash state after (models, policy, kind): a batch copies it per record instead of re-hashing."""
     h = hashlib.blake2b(digest_size=20)
-    for part in (model_ids, policy_version, kind, text, prompt if prompt is not None else "\x00none"):
-        encoded = part.encode("utf-8")
-        h.update(len(encoded).to_bytes(4, "little"))
-        h.update(encoded)
+    _feed(h, model_ids)
+    _feed(h, policy_version)
+    _feed(h, kind)
+    return h
+
+
+def cache_key_with(prefix: Any, text: str, prompt: str | None = None) -> str:
+    """``cache_key`` from a ``cache_key_prefix`` state and the normalised text(s)."""
+    h = prefix.copy()
+    _feed(h, text)
+    _feed(h, prompt if prompt is not None else "\x00none")
     return KEY_PREFIX + h.hexdigest()
+
+
+def _feed(h: Any, part: str) -> None:
+    encoded = part.encode("utf-8")
+    h.update(len(encoded).to_bytes(4, "little"))
+    h.update(encoded)
 
 
 class VerdictCache:

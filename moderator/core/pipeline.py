@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from moderator.core.cache import VerdictCache, cache_key
+from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with
 from moderator.core.policy import Policy
 from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry, Revision, id_key
@@ -35,12 +35,12 @@ from topics import (
     ReplyIn,
     SourcePosition,
     Verdict,
-    content_revision,
     decode_comment,
     decode_reply,
     normalize_text,
 )
 from topics.records import ORIGINAL_TRUNCATED, Kind
+from topics.text import revision_of_normalized
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,20 +114,28 @@ class Pipeline:
     def _decode(self, messages: Sequence[InputMessage]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
         items: list[_Item] = []
         dead: list[tuple[int, DeadLetter]] = []
+        limits = self.limits
+        # hash state of (models, policy, kind), shared by the batch's keys; the policy may be swapped live
+        prefixes = {
+            kind: cache_key_prefix(self._model_key, self.policy.version, kind)
+            for kind in ("comment", "reply")
+        }
         for index, message in enumerate(messages):
+            kind = message.kind
             try:
                 record: CommentIn | ReplyIn
-                if message.kind == "comment":
-                    record = decode_comment(message.value, self.limits)
+                if kind == "comment":
+                    record = decode_comment(message.value, limits)
                     text, prompt = normalize_text(record.text), None
                 else:
-                    record = decode_reply(message.value, self.limits)
+                    record = decode_reply(message.value, limits)
                     text, prompt = normalize_text(record.reply), normalize_text(record.prompt)
             except InvalidRecord as exc:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
-            key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
-            revision = content_revision(message.kind, text, prompt)
+            key = cache_key_with(prefixes[kind], text, prompt)
+            # text and prompt are normalised already: content_revision would normalise them again
+            revision = revision_of_normalized(kind, text, prompt)
             ids = id_key(_topic(message), record.id)
             items.append(_Item(index, message, record, text, prompt, key, revision, ids))
         return items, dead
@@ -157,13 +165,14 @@ class Pipeline:
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
         cores: dict[str, VerdictCore] = {}
+        rows = VerdictCore.rounded_rows(probs)  # one numpy call for the batch, not a round() per score
         for i, key in enumerate(keys):
             if key in errors:
                 continue
             judged = unsafe.get(key)
-            cores[key] = VerdictCore.of(
-                probs[i],
-                judged[0] if judged else None,
+            cores[key] = VerdictCore(
+                tuple(rows[i]),
+                None if judged is None else round(judged[0], 6),
                 bool(cls_trunc[i] or (judged[1] if judged else False)),
             )
         return cores, errors
@@ -229,6 +238,7 @@ class Pipeline:
         for item, before in zip(items, previous, strict=True):
             latest.setdefault(item.id_key, before)
         before_batch = dict(latest)
+        clock = (time.time(), time.perf_counter())
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -246,7 +256,7 @@ class Pipeline:
                 was_cached = item.key in first_use
                 first_use.add(item.key)
             supersedes = self._supersedes(item, latest)
-            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes, clock)))
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
         await self._write_back(
             list(fresh.items()),
@@ -315,7 +325,15 @@ class Pipeline:
         latest[item.id_key] = Revision(item.revision, partition, offset)
         return before.revision if before is not None and before.revision != item.revision else None
 
-    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
+    def _verdict(
+        self,
+        item: _Item,
+        core: VerdictCore,
+        was_cached: bool,
+        supersedes: str | None,
+        clock: tuple[float, float],
+    ) -> Verdict:
+        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together."""
         decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)
         return Verdict(
             id=item.record.id,
@@ -328,8 +346,8 @@ class Pipeline:
             cached=was_cached,
             model=self.model_ids,
             policy=self.policy.version,
-            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
-            ts=time.time(),
+            latency_ms=round((clock[1] - item.message.received) * 1000.0, 3),
+            ts=clock[0],
             truncated=core.truncated,
             source=item.message.source,
             revision=item.revision,
