@@ -44,6 +44,7 @@ SECTIONS = (
     "encoder_ort",
     "overhead",
     "pipeline_micro",
+    "rebalance",
     "cache",
     "judge_prefix",
     "latency",

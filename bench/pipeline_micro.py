@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     finish(args, section, result)
     print(
         orjson.dumps(
-            {"pipeline_records_per_s": rate.median, "orjson_floor_records_per_s": base.median}
+            {
+                "pipeline_records_per_s": rate.median,
+                "pipeline_records_per_cpu_s": cpu_rate.median,
+                "orjson_floor_records_per_s": base.median,
+            }
         ).decode()
     )
     return 0

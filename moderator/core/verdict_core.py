@@ -45,7 +45,8 @@ class VerdictCore:
         Each value is the double nearest to a 6-digit decimal, as with ``round``, so it serialises as
         that decimal and a cached core reads back equal to the fresh one.
         """
-        return np.round(np.asarray(probs, dtype=np.float64), _SCORE_DIGITS).tolist()  # type: ignore[no-any-return]
+        rows: list[list[float]] = np.round(np.asarray(probs, dtype=np.float64), _SCORE_DIGITS).tolist()
+        return rows
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
