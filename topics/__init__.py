@@ -14,7 +14,7 @@ from topics.records import (
     Verdict,
 )
 from topics.serde import dumps, loads
-from topics.text import content_revision, normalize_text
+from topics.text import content_hash, content_revision, normalize_text
 from topics.validation import InputLimits, InvalidRecord, Reason, decode_comment, decode_reply
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "dumps",
     "loads",
     "normalize_text",
+    "content_hash",
     "content_revision",
     "InputLimits",
     "InvalidRecord",

@@ -80,6 +80,8 @@ class Verdict:
     revision: str | None = None
     #: the revision last verdicted under this id when it differs (the record is an edit), else None.
     supersedes: str | None = None
+    #: set when a reviewer's decision on this text decided the verdict (see topics.reviews)
+    human: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -101,6 +103,8 @@ class Verdict:
         }
         if self.source is not None:
             out["source"] = self.source.to_dict()
+        if self.human is not None:
+            out["human"] = self.human
         return out
 
     @classmethod
@@ -123,6 +127,7 @@ class Verdict:
             source=SourcePosition(**src) if src else None,
             revision=data.get("revision"),
             supersedes=data.get("supersedes"),
+            human=data.get("human"),
         )
 
 

@@ -14,13 +14,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from moderator.core.redis_store import RedisStore
 from moderator.core.verdict_core import CORE_SCHEMA, CoreSchemaError, VerdictCore
 from moderator.metrics import Metrics
+from topics.reviews import HumanVerdict
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = f"moderator:v2:{CORE_SCHEMA}:"
+#: Human decisions (written by the dashboard, no TTL): keyed by ``topics.reviews.content_hash``, so they
+#: hold across model and policy versions.
+HUMAN_PREFIX = "moderator:human:v1:"
 
 
 def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt: str | None = None) -> str:
@@ -48,6 +54,10 @@ def _feed(h: Any, part: str) -> None:
     encoded = part.encode("utf-8")
     h.update(len(encoded).to_bytes(4, "little"))
     h.update(encoded)
+
+
+def human_key(digest: str) -> str:
+    return HUMAN_PREFIX + digest
 
 
 class VerdictCache:
@@ -78,6 +88,35 @@ class VerdictCache:
                 log.warning("cached verdict core refused (%s); scoring again", exc)
                 out.append(None)
         return out
+
+    async def get_with_human(
+        self, keys: Sequence[str], human_keys: Sequence[str]
+    ) -> tuple[list[VerdictCore | None], list[HumanVerdict | None]]:
+        """One MGET for a batch's verdict cores and the human decisions on its texts.
+
+        A human decision that does not decode is read as none (and logged): it never breaks a batch.
+        """
+        values = await self.store.get_many("get", [*keys, *human_keys], records=len(keys))
+        return self.decode_with_human(values, len(keys))
+
+    def decode_with_human(
+        self, values: Sequence[bytes | str | None], n: int
+    ) -> tuple[list[VerdictCore | None], list[HumanVerdict | None]]:
+        """``n`` stored cores then ``n`` human decisions (one MGET's values) → cores, decisions."""
+        cores = self.decode_many(values[:n])
+        humans: list[HumanVerdict | None] = []
+        for value in values[n:]:
+            decided = None
+            if value is not None:
+                try:
+                    decided = HumanVerdict.from_dict(orjson.loads(value))
+                except orjson.JSONDecodeError:
+                    decided = None
+                if decided is None:
+                    self._metrics.cache_errors.labels(op="decode").inc()
+                    log.warning("human decision in the cache refused (not a decision); using the models")
+            humans.append(decided)
+        return cores, humans
 
     async def set_many(self, items: Sequence[tuple[str, VerdictCore]]) -> None:
         """One round trip of ``SET key core EX ttl`` for every fresh verdict core."""

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with
+from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with, human_key
 from moderator.core.policy import Policy
 from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry, Revision, id_key
@@ -40,7 +40,8 @@ from topics import (
     normalize_text,
 )
 from topics.records import ORIGINAL_TRUNCATED, Kind
-from topics.text import revision_of_normalized
+from topics.reviews import HumanVerdict
+from topics.text import content_hash_of_normalized, revision_of_normalized
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class _Item:
     key: str
     revision: str
     id_key: str
+    human: str  # where a reviewer's decision on this text would be (moderator.core.cache.human_key)
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -137,7 +139,8 @@ class Pipeline:
             # text and prompt are normalised already: content_revision would normalise them again
             revision = revision_of_normalized(kind, text, prompt)
             ids = id_key(_topic(message), record.id)
-            items.append(_Item(index, message, record, text, prompt, key, revision, ids))
+            human = human_key(content_hash_of_normalized(kind, text, prompt))
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
         return items, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
@@ -224,9 +227,11 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        previous, cached = await self._look_up(items)
+        # one MGET for the ids, model verdicts and human decisions; a human decision wins over any model
+        previous, cached, decided = await self._look_up(items)
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
-        misses = [it for it in items if it.key not in hits]
+        humans = {it.human: human for it, human in zip(items, decided, strict=True) if human is not None}
+        misses = [it for it in items if it.key not in hits and it.human not in humans]
         fresh, errors = await self._score(misses)
         self.metrics.cache_hits.inc(len(items) - len(misses))
         self.metrics.cache_misses.inc(len(misses))
@@ -246,6 +251,12 @@ class Pipeline:
                         item.index,
                         self._dead_letter(item.message, Reason.MODEL_ERROR, errors[item.key], item.record.id),
                     )
+                )
+                continue
+            human = humans.get(item.human)
+            if human is not None:
+                verdicts.append(
+                    (item.index, self._human_verdict(item, human, self._supersedes(item, latest)))
                 )
                 continue
             core = hits.get(item.key)
@@ -281,21 +292,27 @@ class Pipeline:
         store = self.ids.store
         return store if store is not None and self.cache is not None and self.cache.store is store else None
 
-    async def _look_up(self, items: list[_Item]) -> tuple[list[Revision | None], list[VerdictCore | None]]:
-        """Id registry and verdict cache in one MGET per batch when they share a Redis (the worker)."""
-        id_keys = [it.id_key for it in items]
+    async def _look_up(
+        self, items: list[_Item]
+    ) -> tuple[list[Revision | None], list[VerdictCore | None], list[HumanVerdict | None]]:
+        """Id registry, verdict cache and human decisions in one MGET per batch when they share a Redis."""
+        n = len(items)
         if not items:
-            return [], []
+            return [], [], []
+        id_keys = [it.id_key for it in items]
+        cache_keys = [it.key for it in items]
+        human_keys = [it.human for it in items]
         store = self._shared_store()
         if store is not None and self.cache is not None:
-            # only the cache's rows count as uncached when Redis is down (the ids have a local fallback)
-            values = await store.get_many("get", id_keys + [it.key for it in items], rows=len(items))
-            n = len(items)
-            return self.ids.resolve(id_keys, values[:n]), self.cache.decode_many(values[n:])
+            # only the records count as uncached when Redis is down (the ids have a local fallback)
+            values = await store.get_many("get", id_keys + cache_keys + human_keys, records=n)
+            cached, decided = self.cache.decode_with_human(values[n:], n)
+            return self.ids.resolve(id_keys, values[:n]), cached, decided
         previous = await self.ids.latest(id_keys)
         if self.cache is None:
-            return previous, [None] * len(items)
-        return previous, await self.cache.get_many([it.key for it in items])
+            return previous, [None] * n, [None] * n
+        cached, decided = await self.cache.get_with_human(cache_keys, human_keys)
+        return previous, cached, decided
 
     async def _write_back(
         self, fresh: list[tuple[str, VerdictCore]], revisions: list[tuple[str, Revision]]
@@ -352,6 +369,28 @@ class Pipeline:
             source=item.message.source,
             revision=item.revision,
             supersedes=supersedes,
+        )
+
+    def _human_verdict(self, item: _Item, decided: HumanVerdict, supersedes: str | None) -> Verdict:
+        """A repeat of a reviewed text: the reviewer's action and labels, marked as human."""
+        action = decided.action
+        return Verdict(
+            id=item.record.id,
+            kind=item.message.kind,
+            flagged=action != "allow",
+            action=action,
+            categories=decided.categories,
+            scores={k: decided.scores.get(k, 0.0) for k in LABEL_KEYS},
+            unsafe=decided.unsafe if item.message.kind == "reply" else None,
+            cached=True,
+            model=self.model_ids,
+            policy=self.policy.version,
+            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
+            ts=time.time(),
+            source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
+            human=decided.marker(),
         )
 
     def _dead_letter(

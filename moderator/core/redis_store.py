@@ -96,15 +96,18 @@ class RedisStore:
         return result
 
     async def get_many(
-        self, op: str, keys: Sequence[str], *, count_rows: bool = True, rows: int | None = None
+        self, op: str, keys: Sequence[str], *, count_rows: bool = True, records: int | None = None
     ) -> list[bytes | str | None]:
-        """One MGET; an outage reads as all missing, counted as ``rows`` uncached rows (default: every
-        key when ``count_rows``), so a look-up shared by the cache and the id registry counts the cache's."""
+        """One MGET; an outage reads as all missing (counted as uncached rows when ``count_rows``).
+
+        ``records``: how many records the keys serve when a record has several keys (its verdict core
+        and a human decision), so an outage counts records, not keys.
+        """
         if not keys:
             return []
         missing: list[bytes | str | None] = [None] * len(keys)
-        counted = rows if rows is not None else (len(keys) if count_rows else 0)
-        return await self.call(op, lambda: self._client.mget(list(keys)), missing, rows=counted)
+        rows = (len(keys) if records is None else records) if count_rows else 0
+        return await self.call(op, lambda: self._client.mget(list(keys)), missing, rows=rows)
 
     async def set_many(self, op: str, items: Sequence[tuple[str, bytes]], ttl_s: int) -> None:
         """``SET key value EX ttl`` for every item in one round trip (skipped during an outage)."""
