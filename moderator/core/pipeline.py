@@ -18,9 +18,10 @@ from typing import TypeVar
 
 import numpy as np
 
-from moderator.core.cache import VerdictCache, cache_key, human_key
+from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with, human_key
 from moderator.core.language import LanguageDetector
 from moderator.core.policy import Policy
+from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
@@ -37,13 +38,13 @@ from topics import (
     ReplyIn,
     SourcePosition,
     Verdict,
-    content_revision,
     decode_comment,
     decode_reply,
     normalize_text,
 )
 from topics.records import ORIGINAL_TRUNCATED, Kind
-from topics.reviews import HumanVerdict, content_hash
+from topics.reviews import HumanVerdict
+from topics.text import content_hash_of_normalized, revision_of_normalized
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,22 +126,30 @@ class Pipeline:
     def _decode(self, messages: Sequence[InputMessage]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
         items: list[_Item] = []
         dead: list[tuple[int, DeadLetter]] = []
+        limits = self.limits
+        # hash state of (models, policy, kind), shared by the batch's keys; the policy may be swapped live
+        prefixes = {
+            kind: cache_key_prefix(self._model_key, self.policy.version, kind)
+            for kind in ("comment", "reply")
+        }
         for index, message in enumerate(messages):
+            kind = message.kind
             try:
                 record: CommentIn | ReplyIn
-                if message.kind == "comment":
-                    record = decode_comment(message.value, self.limits)
+                if kind == "comment":
+                    record = decode_comment(message.value, limits)
                     text, prompt = normalize_text(record.text), None
                 else:
-                    record = decode_reply(message.value, self.limits)
+                    record = decode_reply(message.value, limits)
                     text, prompt = normalize_text(record.reply), normalize_text(record.prompt)
             except InvalidRecord as exc:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
-            key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
-            revision = content_revision(message.kind, text, prompt)
+            key = cache_key_with(prefixes[kind], text, prompt)
+            # text and prompt are normalised already: content_revision would normalise them again
+            revision = revision_of_normalized(kind, text, prompt)
             ids = id_key(_topic(message), record.id)
-            human = human_key(content_hash(message.kind, text, prompt))
+            human = human_key(content_hash_of_normalized(kind, text, prompt))
             items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
         return items, dead
 
@@ -170,6 +179,7 @@ class Pipeline:
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
         cores: dict[str, VerdictCore] = {}
+        rows = VerdictCore.rounded_rows(probs)  # one numpy call for the batch, not a round() per score
         for i, key in enumerate(keys):
             if key in errors:
                 continue
@@ -177,12 +187,12 @@ class Pipeline:
             spans = dict(cls_spans[i])
             if judged and judged[2] is not None:
                 spans["unsafe"] = judged[2]
-            cores[key] = VerdictCore.of(
-                probs[i],
-                judged[0] if judged else None,
+            cores[key] = VerdictCore(
+                tuple(rows[i]),
+                None if judged is None else round(judged[0], 6),
                 bool(cls_trunc[i] or (judged[1] if judged else False)),
                 language=languages[i],
-                spans=spans,
+                spans=tuple((label, int(a), int(b)) for label, (a, b) in sorted(spans.items())),
             )
         return cores, errors
 
@@ -243,21 +253,12 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        previous = await self.ids.latest([it.id_key for it in items])
-
-        # one MGET for model verdicts and human decisions; a human decision wins over any model
-        cached: list[VerdictCore | None] = [None] * len(items)
-        decided: list[HumanVerdict | None] = [None] * len(items)
-        if self.cache is not None and items:
-            cached, decided = await self.cache.get_with_human(
-                [it.key for it in items], [it.human for it in items]
-            )
+        # one MGET for the ids, model verdicts and human decisions; a human decision wins over any model
+        previous, cached, decided = await self._look_up(items)
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
         humans = {it.human: human for it, human in zip(items, decided, strict=True) if human is not None}
         misses = [it for it in items if it.key not in hits and it.human not in humans]
         fresh, errors = await self._score(misses)
-        if self.cache is not None and fresh:
-            await self.cache.set_many(list(fresh.items()))
         self.metrics.cache_hits.inc(len(items) - len(misses))
         self.metrics.cache_misses.inc(len(misses))
 
@@ -268,6 +269,7 @@ class Pipeline:
         for item, before in zip(items, previous, strict=True):
             latest.setdefault(item.id_key, before)
         before_batch = dict(latest)
+        clock = (time.time(), time.perf_counter())
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -291,10 +293,11 @@ class Pipeline:
                 was_cached = item.key in first_use
                 first_use.add(item.key)
             supersedes = self._supersedes(item, latest)
-            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes, clock)))
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
-        await self.ids.record(
-            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        await self._write_back(
+            list(fresh.items()),
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]],
         )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
@@ -309,6 +312,46 @@ class Pipeline:
         for reason, n in reasons.items():
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+
+    def _shared_store(self) -> RedisStore | None:
+        """The Redis both the verdict cache and the id registry use, if they use the same one."""
+        store = self.ids.store
+        return store if store is not None and self.cache is not None and self.cache.store is store else None
+
+    async def _look_up(
+        self, items: list[_Item]
+    ) -> tuple[list[Revision | None], list[VerdictCore | None], list[HumanVerdict | None]]:
+        """Id registry, verdict cache and human decisions in one MGET per batch when they share a Redis."""
+        n = len(items)
+        if not items:
+            return [], [], []
+        id_keys = [it.id_key for it in items]
+        cache_keys = [it.key for it in items]
+        human_keys = [it.human for it in items]
+        store = self._shared_store()
+        if store is not None and self.cache is not None:
+            # only the records count as uncached when Redis is down (the ids have a local fallback)
+            values = await store.get_many("get", id_keys + cache_keys + human_keys, records=n)
+            cached, decided = self.cache.decode_with_human(values[n:], n)
+            return self.ids.resolve(id_keys, values[:n]), cached, decided
+        previous = await self.ids.latest(id_keys)
+        if self.cache is None:
+            return previous, [None] * n, [None] * n
+        cached, decided = await self.cache.get_with_human(cache_keys, human_keys)
+        return previous, cached, decided
+
+    async def _write_back(
+        self, fresh: list[tuple[str, VerdictCore]], revisions: list[tuple[str, Revision]]
+    ) -> None:
+        """Fresh verdict cores and newly verdicted revisions: one script call when Redis is shared."""
+        store = self._shared_store()
+        if store is not None and self.cache is not None:
+            entries = self.cache.entries(fresh) + self.ids.remember(revisions)
+            await store.set_each("set", entries)
+            return
+        if self.cache is not None and fresh:
+            await self.cache.set_many(fresh)
+        await self.ids.record(revisions)
 
     @staticmethod
     def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
@@ -325,7 +368,15 @@ class Pipeline:
         latest[item.id_key] = Revision(item.revision, partition, offset)
         return before.revision if before is not None and before.revision != item.revision else None
 
-    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
+    def _verdict(
+        self,
+        item: _Item,
+        core: VerdictCore,
+        was_cached: bool,
+        supersedes: str | None,
+        clock: tuple[float, float],
+    ) -> Verdict:
+        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together."""
         decision = self.policy.decide(
             np.asarray(core.scores, dtype=np.float32),
             core.unsafe,
@@ -344,8 +395,8 @@ class Pipeline:
             cached=was_cached,
             model=self.model_ids,
             policy=self.policy.version,
-            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
-            ts=time.time(),
+            latency_ms=round((clock[1] - item.message.received) * 1000.0, 3),
+            ts=clock[0],
             truncated=core.truncated,
             source=item.message.source,
             revision=item.revision,
