@@ -45,6 +45,8 @@ SECTIONS = (
     "model_path",
     "encoder_ort",
     "overhead",
+    "pipeline_micro",
+    "rebalance",
     "cache",
     "judge_prefix",
     "latency",

@@ -38,6 +38,7 @@ PLAN: tuple[tuple[str, str, list[str], list[str], int], ...] = (
     ("model_path", "bench.model_path", ["--texts", "384", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("encoder_ort", "bench.encoder_ort_vs_torch", ["--texts", "512", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("overhead", "bench.overhead", ["--messages", "20000", "--rounds", "3"], ["--messages", "2000", "--rounds", "1"], 900),
+    ("pipeline_micro", "bench.pipeline_micro", ["--records", "50000", "--rounds", "3"], ["--records", "4000", "--rounds", "1"], 600),
     ("cache", "bench.cache_hits", ["--comments", "600", "--replies", "200", "--rounds", "3"], ["--comments", "64", "--replies", "32", "--rounds", "1"], 900),
     ("judge_prefix", "bench.judge_prefix", ["--pairs", "48", "--rounds", "2"], ["--pairs", "8", "--rounds", "1"], 900),
     ("latency", "bench.latency", ["--seconds", "12", "--rounds", "3"], ["--seconds", "3", "--rounds", "1", "--windows", "5"], 1200),
@@ -48,6 +49,7 @@ GOALS = {
     "model_path": "≥3× a Hugging Face pipeline",
     "encoder_ort": "(engine detail for 1)",
     "overhead": "≥0.5× the raw aiokafka loop",
+    "pipeline_micro": "≥100k records/s on one core",
     "cache": "≥10× all-repeats vs none",
     "judge_prefix": "≥10× prefix cache vs full prompt",
     "latency": "p99 ≤150 ms at 20 replies/s",
@@ -88,6 +90,8 @@ def headline(name: str) -> str:
             return (
                 f"{_median(data['worker']):,.0f} msg/s: {per:.2f}× per-record loop, {bat:.2f}× batched loop"
             )
+        if name == "pipeline_micro":
+            return f"{_median(data['pipeline']):,.0f} records/s"
         if name == "cache":
             r = data["ratio_median"]
             return f"comments {r['comment']:.1f}×, replies {r['reply']:.1f}×"

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.windows import WindowConfig
 from topics import InputLimits, TopicNames
 
 
@@ -73,6 +74,10 @@ class Settings:
     batch_size: int = 64
     batch_window_ms: float = 20.0
     max_batch_tokens: int = 0
+    # Long texts: overlapping windows per text (cost cap; beyond it the policy's truncated_action)
+    max_windows: int = 128
+    window_tokens: int = 64
+    window_overlap: float = 0.25
     # Models and policy
     classifier_path: Path = DEFAULT_CLASSIFIER
     judge_path: Path = DEFAULT_JUDGE
@@ -127,6 +132,17 @@ class Settings:
             max_text_chars=self.max_text_chars,
             strict_fields=self.strict_fields,
         )
+
+    @property
+    def windows(self) -> WindowConfig:
+        try:
+            return WindowConfig(
+                max_windows=self.max_windows, overlap=self.window_overlap, tokens=self.window_tokens
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"MODERATOR_MAX_WINDOWS / MODERATOR_WINDOW_TOKENS / MODERATOR_WINDOW_OVERLAP: {exc}"
+            ) from None
 
     @property
     def runtime(self) -> RuntimeOptions:

@@ -12,6 +12,7 @@ from topics.records import (
     ReplyIn,
     SourcePosition,
     Verdict,
+    Why,
 )
 from topics.serde import dumps, loads
 from topics.text import content_hash, content_revision, normalize_text
@@ -25,6 +26,7 @@ __all__ = [
     "CommentIn",
     "ReplyIn",
     "Verdict",
+    "Why",
     "DeadLetter",
     "SourcePosition",
     "dumps",

@@ -71,6 +71,9 @@ def _type_schema(hint: Any) -> dict[str, Any]:
         return {"anyOf": options}
     if origin is list:
         return {"type": "array", "items": _type_schema(args[0])}
+    if origin is tuple and args and args[-1] is not Ellipsis:  # a fixed-length pair, e.g. a char span
+        items = [_type_schema(a) for a in args]
+        return {"type": "array", "prefixItems": items, "items": False, "minItems": len(items)}
     if origin is dict:
         return {"type": "object", "additionalProperties": _type_schema(args[1])}
     if hint is Any:

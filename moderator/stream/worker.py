@@ -76,7 +76,16 @@ def build_pipeline(
     ids_store = redis(settings.id_redis_url) if shared_ids and separate_ids else store
     cache = VerdictCache(store, ttl_s=settings.cache_ttl_s, metrics=metrics) if store and use_cache else None
     ids = IdRegistry(ids_store if shared_ids else None, ttl_s=settings.dedupe_ttl_s)
-    return Pipeline(classifier, judge, policy, cache=cache, ids=ids, limits=settings.limits, metrics=metrics)
+    return Pipeline(
+        classifier,
+        judge,
+        policy,
+        cache=cache,
+        ids=ids,
+        limits=settings.limits,
+        metrics=metrics,
+        windows=settings.windows,
+    )
 
 
 class BrokerUnavailable(RuntimeError):

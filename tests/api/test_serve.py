@@ -107,7 +107,7 @@ def test_native_endpoints_match_moderator_score(server: ServerProcess, tmp_path:
         {"id": "r-1", "prompt": "나한테 욕해봐", "reply": _unique(ABUSIVE)},
     ]
     status, one = server.post("/v1/comments", comments[0])
-    assert status == 200 and set(one) == VERDICT_KEYS and one["id"] == "c-0"
+    assert status == 200 and set(one) >= VERDICT_KEYS and one["id"] == "c-0"
     assert one["cached"] is False and set(one["scores"]) == set(LABEL_KEYS)
     status, many = server.post("/v1/comments", comments)
     assert status == 200 and [v["id"] for v in many] == ["c-0", "c-1", "c-2"]
@@ -134,6 +134,7 @@ def test_native_endpoints_match_moderator_score(server: ServerProcess, tmp_path:
         )
         offline = [orjson.loads(line) for line in out.stdout.splitlines()]
         for mine, theirs in zip(got, offline, strict=True):
+            assert set(mine) == set(theirs) - {"source"}, "the verdicts topic's record, minus its offset"
             for key in (
                 "id",
                 "kind",
