@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast lint bench
+.PHONY: setup demo test test-fast lint bench bench-quick
 
 setup:
 	bash scripts/setup.sh
@@ -19,7 +19,7 @@ test: setup
 UNIT_TESTS := tests/unit tests/topics tests/test_readme.py tests/moderator/test_layout.py \
 	tests/moderator/test_settings.py tests/moderator/core/test_policy.py \
 	tests/moderator/runtime/test_batching.py tests/moderator/stream/test_adapter.py \
-	tests/moderator/stream/test_replay.py
+	tests/moderator/stream/test_replay.py tests/moderator/stream/test_liveness.py
 test-fast: setup
 	$(PY) -m pytest -q $(UNIT_TESTS)
 
@@ -28,8 +28,12 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy moderator topics onnx_export
 
-# `make bench BENCH=bench.other BENCH_ARGS="--rounds 1"` runs another benchmark module or changes its size.
-BENCH ?= bench.overhead
+# `make bench` runs the whole suite and rewrites docs/benchmarks.md (tens of minutes on 2 cores: see
+# "Running the suite" there); `make bench-quick` is its few-minute smoke test (build/bench/quick.md).
+# One benchmark alone: `make bench BENCH_ARGS="--only overhead"` or `python -m bench.overhead`.
 BENCH_ARGS ?=
 bench: setup
-	$(PY) -m $(BENCH) $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: setup
+	$(PY) -m bench --quick $(BENCH_ARGS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import re
 import shutil
 import signal
@@ -125,7 +126,16 @@ def run_worker(
         cpu0, wall0 = sum(worker.cpu_times()[:2]), time.perf_counter()
         if profile is not None:
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(proc.proc.pid), "--format", "raw", "--rate", "250"]
+                [
+                    shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
+                    "record",
+                    "--pid",
+                    str(proc.proc.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                ]
                 + ["--nonblocking", "--output", str(profile)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -255,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     batch_rows: list[float] = []
     cpu_cores: list[float] = []
     profile_path = RESULTS_DIR / "overhead-worker.pyspy.txt"
-    spy = shutil.which("py-spy") if not args.no_profile else None
+    # py-spy from the dev extra sits beside this interpreter, which need not be on PATH
+    spy_path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    spy = shutil.which("py-spy", path=spy_path) if not args.no_profile else None
     with Services() as services:
         for r in range(args.rounds):
             values = comment_values(cycle(data.comments, args.messages), f"r{r}")
@@ -341,6 +353,18 @@ def main(argv: list[str] | None = None) -> int:
         "profile_top": leaves,
     }
     finish(args, section, result)
+    # last line: the headline figures as JSON, for scripts and CI logs
+    print(
+        orjson.dumps(
+            {
+                "worker_msgs_per_s": worker.median,
+                "batched_loop_msgs_per_s": bat.median,
+                "per_record_loop_msgs_per_s": per.median,
+                "worker_vs_batched_loop": vs_bat.median,
+                "worker_mean_batch": Stat.of(batch_rows).median,
+            }
+        ).decode()
+    )
     return 0
 
 

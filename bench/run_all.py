@@ -1,7 +1,8 @@
 """Run the whole benchmark suite, one benchmark per process, and write ``docs/benchmarks.md``.
 
-    python -m bench            # or: make bench
-    python -m bench --quick --doc /tmp/bench.md   # smoke test: tiny sizes, one round
+    python -m bench            # or: make bench; the whole suite, tens of minutes on 2 cores
+    python -m bench --quick    # or: make bench-quick; tiny sizes, one round, a few minutes: a smoke test
+                               # that writes build/bench/quick/ and build/bench/quick.md, not docs/
 
 Every benchmark rewrites its own section inside the generated block of the document (other sections
 of the file are left alone); this runner then writes the summary (goals vs results, the machine, the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from bench.common import (
     REPO,
     RESULTS_DIR,
     Section,
+    command_line,
     machine_info,
     table,
     training_running,
@@ -35,6 +38,7 @@ PLAN: tuple[tuple[str, str, list[str], list[str], int], ...] = (
     ("model_path", "bench.model_path", ["--texts", "384", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("encoder_ort", "bench.encoder_ort_vs_torch", ["--texts", "512", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("overhead", "bench.overhead", ["--messages", "20000", "--rounds", "3"], ["--messages", "2000", "--rounds", "1"], 900),
+    ("pipeline_micro", "bench.pipeline_micro", ["--records", "50000", "--rounds", "3"], ["--records", "4000", "--rounds", "1"], 600),
     ("cache", "bench.cache_hits", ["--comments", "600", "--replies", "200", "--rounds", "3"], ["--comments", "64", "--replies", "32", "--rounds", "1"], 900),
     ("judge_prefix", "bench.judge_prefix", ["--pairs", "48", "--rounds", "2"], ["--pairs", "8", "--rounds", "1"], 900),
     ("latency", "bench.latency", ["--seconds", "12", "--rounds", "3"], ["--seconds", "3", "--rounds", "1", "--windows", "5"], 1200),
@@ -45,6 +49,7 @@ GOALS = {
     "model_path": "≥3× a Hugging Face pipeline",
     "encoder_ort": "(engine detail for 1)",
     "overhead": "≥0.5× the raw aiokafka loop",
+    "pipeline_micro": "≥100k records/s on one core",
     "cache": "≥10× all-repeats vs none",
     "judge_prefix": "≥10× prefix cache vs full prompt",
     "latency": "p99 ≤150 ms at 20 replies/s",
@@ -58,6 +63,10 @@ def _load(name: str) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def _median(values: list[float]) -> float:
@@ -81,6 +90,8 @@ def headline(name: str) -> str:
             return (
                 f"{_median(data['worker']):,.0f} msg/s: {per:.2f}× per-record loop, {bat:.2f}× batched loop"
             )
+        if name == "pipeline_micro":
+            return f"{_median(data['pipeline']):,.0f} records/s"
         if name == "cache":
             r = data["ratio_median"]
             return f"comments {r['comment']:.1f}×, replies {r['reply']:.1f}×"
@@ -113,7 +124,9 @@ def headline(name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (smoke test)")
-    parser.add_argument("--doc", type=Path, default=DOC_FILE)
+    parser.add_argument(
+        "--doc", type=Path, default=DOC_FILE, help="document to write (quick: build/bench/quick.md)"
+    )
     parser.add_argument(
         "--only", nargs="*", choices=[p[0] for p in PLAN], help="run only these (none: summary only)"
     )
@@ -122,6 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge", help="judge model dir for every benchmark that loads one")
     parser.add_argument("--checkpoint", help="PyTorch checkpoint of the classifier (benchmark 1's HF side)")
     args = parser.parse_args(argv)
+    if args.quick:
+        # a smoke test must not overwrite the measured figures: its own results folder and document
+        quick_dir = REPO / "build" / "bench" / "quick"
+        os.environ["BENCH_RESULTS_DIR"] = str(quick_dir)
+        global RESULTS_DIR
+        RESULTS_DIR = quick_dir
+        if args.doc == DOC_FILE:
+            args.doc = REPO / "build" / "bench" / "quick.md"
     running = training_running()
     if running and not args.allow_training:
         raise SystemExit(
@@ -144,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("cache", "latency", "scale_out") and args.judge:
             extra += ["--judge", args.judge]
         cmd = [sys.executable, "-m", module, *extra]
-        commands[name] = " ".join(["python", "-m", module, *extra])
+        commands[name] = command_line(module, extra)
         print(f"== {name}: {commands[name]}", file=sys.stderr, flush=True)
         t0 = time.time()
         try:
@@ -154,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             status[name] = f"timed out after {timeout} s"
         print(f"== {name}: {status[name]} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     total = time.time() - started
-    invocation = " ".join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])])
+    invocation = command_line("bench", argv if argv is not None else sys.argv[1:])
     m = machine_info()
     rows = []
     for name, *_ in PLAN:
@@ -169,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         + f".\n\nThe whole suite is `python -m bench` (`make bench`). This summary was written by "
         f"`{invocation}`, which ran {', '.join(status) or 'no benchmark'} in {total / 60:.1f} min; rows marked "
         "“earlier run” keep the figures of their own last run. Each benchmark also runs alone with the "
-        "command shown in its section; raw per-round figures are saved in `build/bench/*.json`."
+        f"command shown in its section; raw per-round figures are saved in `{_shown(RESULTS_DIR)}/*.json`."
     )
     write_section(Section("summary", "Summary", body, invocation), args.doc)
     print(body)

@@ -201,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {label: [] for label, _, _ in CONFIGS}
     splits: dict[str, list[list[float]]] = {label: [] for label, _, _ in CONFIGS}
     reused = ""
+    # the command that reproduces the figures: with reused measurements, the run that measured them
+    command = command_line("bench.scale_out", argv if argv is not None else sys.argv[1:])
     if args.reuse_measured:
         earlier = json.loads(args.reuse_measured.read_text(encoding="utf-8"))
+        command = earlier["command"]
         rates, splits = earlier["rates"], earlier["splits"]
         reused = (
             f" Measured part reused from the run of `{earlier['command']}` at {earlier['machine']['date']} "
@@ -306,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale_out",
         "6. Scale-out: 1 vs 2 workers, and a GPU projection",
         body,
-        command_line("bench.scale_out", argv if argv is not None else sys.argv[1:]),
+        command,
         images,
     )
     finish(args, section, {"rates": rates, "splits": splits, "projection": proj})

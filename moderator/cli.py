@@ -1,6 +1,10 @@
-"""The ``moderator`` command: worker, score, eval, produce, tail, replay, demo.
+"""The ``moderator`` command: worker, serve, score, eval, produce, tail, replay, demo, schema, dashboard,
+dashboard-user, export-reviews.
 
 Flags override ``MODERATOR_*`` environment variables; secrets are read from the environment only.
+A user's mistake ends in one line and an exit code from ``moderator.exits``; a bug keeps its traceback.
+A new subcommand: a ``cmd_*`` function and an ``add_command`` entry with the option groups it reads
+(``moderator.cli_options``); user mistakes raise ``moderator.exits.UserError`` subclasses.
 """
 
 from __future__ import annotations
@@ -8,51 +12,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
-from moderator.settings import Settings
+from moderator.cli_options import (
+    Parser,
+    add_batch_options,
+    add_broker_options,
+    add_command,
+    add_model_options,
+    add_redis_options,
+    at_least,
+    settings_from,
+    timestamp,
+)
+from moderator.exits import (
+    MEANINGS,
+    BrokerUnreachable,
+    ExitCode,
+    InputFormatError,
+    InputUnreadable,
+    NothingScored,
+    UsageError,
+    UserError,
+    check_readable,
+    check_writable,
+    known_user_errors,
+)
 from topics import Reason
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("settings (override MODERATOR_* variables)")
-    g.add_argument("--broker", help="Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092")
-    g.add_argument("--redis-url", dest="redis_url", help="Redis URL for the verdict cache ('' disables it)")
-    g.add_argument("--classifier", dest="classifier_path", type=Path, help="hate-speech classifier model dir")
-    g.add_argument("--judge", dest="judge_path", type=Path, help="safety judge model dir")
-    g.add_argument("--policy", dest="policy_path", type=Path, help="policy JSON file")
-    g.add_argument("--device", choices=["auto", "cuda", "cpu"], help="ONNX Runtime device")
-    g.add_argument("--batch-size", dest="batch_size", type=int, help="records per batch (default 64)")
-    g.add_argument(
-        "--batch-window-ms", dest="batch_window_ms", type=float, help="batch time window (default 20)"
-    )
-    g.add_argument(
-        "--max-batch-tokens", dest="max_batch_tokens", type=int, help="padded-token cap per model call"
-    )
-    g.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    names = (
-        "broker",
-        "redis_url",
-        "classifier_path",
-        "judge_path",
-        "policy_path",
-        "device",
-        "batch_size",
-        "batch_window_ms",
-        "max_batch_tokens",
-        "log_level",
-        "web_port",
-        "web_host",
-        "app_id",
-    )
-    overrides = {n: getattr(args, n, None) for n in names}
-    return Settings.from_env().with_overrides(**overrides)
 
 
 def _open_input(path: str) -> BinaryIO:
@@ -61,13 +51,39 @@ def _open_input(path: str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - closed by the caller
 
 
+# ------------------------------------------------------------------------------------------- commands
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from moderator.stream.worker import run_worker
 
-    return run_worker(_settings(args))
+    return run_worker(settings_from(args))
+
+
+#: What a line needs per kind, for the hint when nothing could be scored.
+_REQUIRED = {"comment": '{"id": ..., "text": ...}', "reply": '{"id": ..., "prompt": ..., "reply": ...}'}
+
+
+def _dead_letter_line(dead: dict[str, Any], prefix: str = "dead letter: ") -> str:
+    """A dead letter for a person reading a terminal: where, why, which id; never the base64 original."""
+    source = dead.get("source") or {}
+    where = f"line {source['offset']}" if "offset" in source else "?"
+    rid = f" (id {dead['id']})" if dead.get("id") else ""
+    return f"{prefix}{where}: {dead['reason']}: {dead['detail']}{rid}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from moderator.api.server import run_server
+
+    return run_server(settings_from(args))
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    check_readable(args.input)
+    if args.dead_letter:
+        check_writable(args.dead_letter, "--dead-letter")
+    settings = settings_from(args)
+
     from tqdm import tqdm
 
     from moderator.core.score import score_lines
@@ -75,33 +91,55 @@ def cmd_score(args: argparse.Namespace) -> int:
     from moderator.stream.worker import build_pipeline
     from topics import dumps
 
-    settings = _settings(args)
     pipeline = build_pipeline(settings, Metrics(), use_cache=not args.no_cache, shared_ids=args.shared_ids)
     out = sys.stdout.buffer
-    dead_out = open(args.dead_letter, "wb") if args.dead_letter else sys.stderr.buffer  # noqa: SIM115
+    dead_file: IO[bytes] | None = open(args.dead_letter, "wb") if args.dead_letter else None  # noqa: SIM115
     show = args.input != "-" and sys.stderr.isatty()
+    source = "stdin" if args.input == "-" else args.input
+    first_dead: dict[str, Any] | None = None
 
     async def run() -> tuple[int, int]:
+        nonlocal first_dead
         n_verdicts = n_dead = 0
         with (
             _open_input(args.input) as f,
             tqdm(desc="scoring", unit="rec", disable=not show, file=sys.stderr) as bar,
         ):
-            async for result in score_lines(pipeline, args.kind, f, batch_size=settings.batch_size):
+            async for result in score_lines(
+                pipeline, args.kind, f, batch_size=settings.batch_size, source=source
+            ):
                 for verdict in result.verdicts:
                     out.write(dumps(verdict.to_dict()) + b"\n")
                 for dead in result.dead_letters:
-                    dead_out.write(dumps(dead.to_dict()) + b"\n")
+                    record = dead.to_dict()
+                    first_dead = first_dead or record
+                    if dead_file is not None:
+                        dead_file.write(dumps(record) + b"\n")
+                    else:
+                        bar.write(_dead_letter_line(record), file=sys.stderr)
                 n_verdicts += len(result.verdicts)
                 n_dead += len(result.dead_letters)
                 bar.update(len(result.verdicts) + len(result.dead_letters))
         out.flush()
-        dead_out.flush()
         await pipeline.close()
         return n_verdicts, n_dead
 
-    n_verdicts, n_dead = asyncio.run(run())
-    print(f"{n_verdicts} verdicts, {n_dead} dead letters", file=sys.stderr)
+    try:
+        n_verdicts, n_dead = asyncio.run(run())
+    finally:
+        if dead_file is not None:
+            dead_file.close()
+    where = f" (in {args.dead_letter})" if args.dead_letter else ""
+    print(f"{n_verdicts} verdicts, {n_dead} dead letters{where}", file=sys.stderr)
+    if n_dead and not n_verdicts and first_dead is not None:
+        hint = (
+            f"--input must be JSONL, one {_REQUIRED[args.kind]} object per line (not CSV or TSV)"
+            if first_dead["reason"] in ("invalid_json", "not_an_object", "invalid_utf8")
+            else f"for --kind {args.kind} each line needs {_REQUIRED[args.kind]}; see each dead letter's reason"
+        )
+        raise NothingScored(
+            f"every record was dead-lettered ({n_dead}); the first, {_dead_letter_line(first_dead, '')}", hint
+        )
     return 0
 
 
@@ -110,10 +148,16 @@ def _split_rows(split: str | None, part: str) -> list[int] | None:
         return None
     import orjson
 
-    data = orjson.loads(Path(split).read_bytes())
+    try:
+        data = orjson.loads(Path(split).read_bytes())
+        parts = [k for k in data if isinstance(data[k], list)]
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise InputFormatError(
+            f"--split {split}: not a JSON object of lists ({exc})", "pass a split file"
+        ) from None
     if part not in data:
-        raise ValueError(
-            f"{split}: no part {part!r} (has {', '.join(k for k in data if isinstance(data[k], list))})"
+        raise UsageError(
+            f"--split {split} has no part {part!r}", f"pass --part with one of {', '.join(parts)}"
         )
     return [int(i) for i in data[part]]
 
@@ -129,28 +173,51 @@ def _model_thresholds(model_dir: Path) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.sources:
+        if args.kind or args.input or args.split:
+            raise UsageError("--sources takes no --kind, --input or --split", "give one or the other")
+        return _eval_sources(args, settings_from(args))
+    if not args.kind or not args.input:
+        raise UsageError(
+            "give --kind and --input (a labelled file), or --sources DATA_DIR", "see `moderator eval --help`"
+        )
+    check_readable(args.input)
+    if args.split:
+        check_readable(args.split, "--split")
+    settings = settings_from(args)
+    rows = _split_rows(args.split, args.part)
+
     from moderator.core.policy import load_policy
-    from moderator.evaluation import evaluate_classifier, evaluate_judge, format_report
+    from moderator.evaluation import (
+        evaluate_classifier,
+        evaluate_judge,
+        format_report,
+        read_comments,
+        read_pairs,
+    )
     from moderator.runtime.loader import load_classifier, load_judge
     from topics import HATE_LABEL_KEYS, dumps
 
-    settings = _settings(args)
+    # read (and so check) the labelled file before any model loads: a wrong file fails in a moment
+    data = read_comments(Path(args.input)) if args.kind == "comment" else read_pairs(Path(args.input))
+    n = len(data.texts) if args.kind == "comment" else len(data.replies)  # type: ignore[union-attr]
+    if rows is not None and rows and not 0 <= min(rows) <= max(rows) < n:
+        raise UsageError(
+            f"--split {args.split} part {args.part!r} has row indexes beyond {args.input}'s {n} rows",
+            "pass the split file made for this input",
+        )
     policy = load_policy(settings.policy_path)
-    if args.sources:
-        return _eval_sources(args, settings)
-    if not args.kind or not args.input:
-        raise ValueError("give --kind and --input (a labelled file), or --sources DATA_DIR")
-    rows = _split_rows(args.split, args.part)
     report: dict[str, Any]
     if args.kind == "comment":
         classifier = load_classifier(settings.classifier_path, settings.runtime)
         # the policy's thresholds for the hate labels; `clean` (never a category) from the model's calibration
         thresholds = dict(_model_thresholds(settings.classifier_path).get("labels", {}))
         thresholds.update({k: policy.labels[k].threshold for k in HATE_LABEL_KEYS})
-        report = evaluate_classifier(classifier, Path(args.input), thresholds, rows)
+        report = evaluate_classifier(classifier, data, thresholds, rows)  # type: ignore[arg-type]
     else:
         judge = load_judge(settings.judge_path, settings.runtime)
-        report = evaluate_judge(judge, Path(args.input), policy.judge_review, rows)
+        report = evaluate_judge(judge, data, policy.judge_review, rows)  # type: ignore[arg-type]
+    report["file"] = args.input
     if args.json:
         sys.stdout.buffer.write(dumps(report) + b"\n")
     else:
@@ -165,19 +232,25 @@ def _eval_sources(args: argparse.Namespace, settings: Any) -> int:
     from moderator.runtime.loader import load_classifier
     from topics import dumps
 
+    data = Path(args.sources)
+    if not data.is_dir():
+        raise InputUnreadable(
+            f"--sources {data}: not a directory", "pass the data directory (../shared/data)"
+        )
     classifier = load_classifier(settings.classifier_path, settings.runtime)
     model = getattr(classifier, "multitask", None)
     if model is None:
-        raise ValueError(f"--sources needs an encoder-multitask model; {settings.classifier_path} is not one")
+        raise UsageError(
+            f"--sources needs an encoder-multitask model; {settings.classifier_path} is not one",
+            "point --classifier (or MODERATOR_CLASSIFIER_PATH) at models/moderator-multitask-e5-small",
+        )
     try:
         from onnx_export.train.report import multitask_report, read_thresholds
     except ImportError as exc:  # the report reads the training sources with the export extra's helpers
-        raise SystemExit(
-            f"moderator eval --sources needs the repository's onnx_export package ({exc})"
+        raise UsageError(
+            f"moderator eval --sources needs the repository's onnx_export package ({exc})",
+            "run it from a checkout of the repository (pip install -e .)",
         ) from None
-    data = Path(args.sources)
-    if not data.is_dir():
-        raise ValueError(f"--sources {data} is not a directory (expected ../shared/data)")
     report = multitask_report(model, data, read_thresholds(settings.classifier_path))
     if args.json:
         sys.stdout.buffer.write(dumps(report) + b"\n")
@@ -187,22 +260,28 @@ def _eval_sources(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    check_readable(args.input)
+    settings = settings_from(args)
+
     from tqdm import tqdm
 
     from moderator.stream.clients import produce_lines
 
-    settings = _settings(args)
     topic = args.topic or (settings.topic_comments if args.kind == "comment" else settings.topic_replies)
-    with _open_input(args.input) as f, tqdm(desc=f"producing to {topic}", unit="rec", file=sys.stderr) as bar:
+    with (
+        _open_input(args.input) as f,
+        tqdm(desc=f"producing to {topic}", unit="rec", file=sys.stderr, delay=1.0) as bar,
+    ):
         sent = asyncio.run(produce_lines(settings.broker, topic, f, progress=bar))
     print(f"{sent} records sent to {topic}", file=sys.stderr)
     return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
     from moderator.stream.clients import follow
 
-    settings = _settings(args)
     topics = args.topic or [settings.topic_verdicts]
 
     async def run() -> None:
@@ -217,34 +296,15 @@ def cmd_tail(args: argparse.Namespace) -> int:
             if args.limit and shown >= args.limit:
                 return
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        return 130
+    asyncio.run(run())
     return 0
 
 
-def _timestamp(value: str) -> float:
-    """``--since``/``--until``: seconds since the epoch, or an ISO 8601 date/time (UTC unless it says)."""
-    from datetime import UTC, datetime
-
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is neither epoch seconds nor an ISO date/time (e.g. 2026-11-29T21:00)"
-        ) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
     from moderator.stream.replay import ReplayFilter, replay
 
-    settings = _settings(args)
     keep = ReplayFilter(frozenset(args.reason or ()), args.since, args.until)
     report = asyncio.run(replay(settings.broker, settings.topics, keep, dry_run=args.dry_run))
     if args.dry_run:
@@ -255,105 +315,327 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
     from moderator.local.demo import run_demo
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the live summary is the demo's output
-    return run_demo(_settings(args), timeout_s=args.timeout)
+    return run_demo(settings, timeout_s=args.timeout)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from topics.schema import write_all
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file", "pass a directory")
+    for path in write_all(out):
+        print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moderator")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from moderator.dashboard.server import run_dashboard
+
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    return run_dashboard(settings_from(args))
+
+
+def cmd_dashboard_user(args: argparse.Namespace) -> int:
+    from moderator.dashboard.cli import manage_users
+
+    return manage_users(settings_from(args), args)
+
+
+def cmd_export_reviews(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from moderator.dashboard.export import export_reviews
+    from moderator.dashboard.server import client_kwargs
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors end in our one line
+    settings = settings_from(args)
+    try:
+        summary = asyncio.run(
+            export_reviews(settings.broker, settings.topic_reviews, Path(args.out), client_kwargs(settings))
+        )
+    except KafkaError as exc:
+        raise BrokerUnreachable(
+            f"broker {settings.broker}: {exc}", "start the broker or pass --broker"
+        ) from None
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def _dashboard_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dashboard store (overrides MODERATOR_DASHBOARD_DB)")
+    g.add_argument("--db", dest="dashboard_db", type=Path, help="dashboard sqlite file (index and accounts)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moderator", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser(
-        "worker", help="run the faust worker (reads comments and llm-replies, writes verdicts)"
+    codes = "\n".join(f"  {int(code):>3}  {text}" for code, text in MEANINGS.items())
+    parser = Parser(
+        prog="moderator",
+        description=__doc__,
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(p)
-    p.add_argument("--web-port", dest="web_port", type=int, help="metrics/health port (default 6066)")
-    p.add_argument("--web-host", dest="web_host", help="metrics/health bind address (default 127.0.0.1)")
-    p.add_argument("--app-id", dest="app_id", help="consumer group / app id (default moderator)")
-    p.set_defaults(func=cmd_worker)
+    parser.add_argument("--version", action="version", version=f"moderator {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("score", help="score a JSONL file with the worker's code, minus Kafka")
-    _common(p)
+    p = add_command(
+        sub,
+        "worker",
+        help="run the stream worker: read comments and llm-replies, write verdicts",
+        examples=["moderator worker", "moderator worker --broker kafka://kafka:9092 --web-host 0.0.0.0"],
+        func=cmd_worker,
+        log_level="info",
+    )
+    add_broker_options(p)
+    add_redis_options(p)
+    add_model_options(p)
+    add_batch_options(p, window=True)
+    g = p.add_argument_group("worker")
+    g.add_argument("--web-port", dest="web_port", type=at_least(1), help="metrics/health port (default 6066)")
+    g.add_argument("--web-host", dest="web_host", help="metrics/health bind address (default 127.0.0.1)")
+    g.add_argument("--app-id", dest="app_id", help="consumer group / app id (default moderator)")
+
+    p = add_command(
+        sub,
+        "serve",
+        help="HTTP API: OpenAI-compatible /v1/moderations, native verdicts, streaming rail (docs/api.md)",
+        examples=["moderator serve", "MODERATOR_API_KEYS=k1,k2 moderator serve --host 0.0.0.0 --port 8080"],
+        func=cmd_serve,
+        log_level="info",
+    )
+    add_redis_options(p)
+    add_model_options(p)
+    add_batch_options(p, window=False)
+    g = p.add_argument_group("HTTP API (keys: MODERATOR_API_KEYS / MODERATOR_API_KEYS_FILE only)")
+    g.add_argument("--host", dest="api_host", help="bind address (default 127.0.0.1; others need API keys)")
+    g.add_argument("--port", dest="api_port", type=at_least(1), help="port (default 8080)")
+
+    p = add_command(
+        sub,
+        "score",
+        help="score a JSONL file with the worker's code, minus Kafka (verdicts on stdout)",
+        examples=[
+            "moderator score --kind comment --input comments.jsonl > verdicts.jsonl",
+            "moderator score --kind reply --input replies.jsonl --dead-letter dead.jsonl --no-cache",
+        ],
+        func=cmd_score,
+    )
     p.add_argument("--kind", choices=["comment", "reply"], required=True)
     p.add_argument("--input", required=True, help="JSONL file, or - for stdin")
     p.add_argument("--no-cache", action="store_true", help="do not use Redis even if configured")
-    p.add_argument("--dead-letter", help="write dead letters here (default: stderr)")
+    p.add_argument(
+        "--dead-letter",
+        help="write dead-letter records (JSONL) here (default: one summary line each on stderr)",
+    )
     p.add_argument(
         "--shared-ids",
         action="store_true",
         help="share the id registry (revisions per id) with running workers through Redis; "
         "by default score remembers ids only within this run",
     )
-    p.set_defaults(func=cmd_score)
+    add_redis_options(p)
+    add_model_options(p)
+    add_batch_options(p, window=False)
 
-    p = sub.add_parser("eval", help="precision/recall/F1, LRAP, AUROC on a labelled file")
-    _common(p)
+    p = add_command(
+        sub,
+        "eval",
+        help="precision/recall/F1, LRAP, AUROC of the models on a labelled file",
+        examples=[
+            "moderator eval --kind comment --input ../shared/data/unsmile/unsmile_train_v1.0.tsv "
+            "--split ../shared/data/unsmile/train_dev_split.json",
+            "moderator eval --kind reply --input onnx_export/outside/replies.jsonl --json",
+        ],
+        func=cmd_eval,
+    )
     p.add_argument("--kind", choices=["comment", "reply"])
-    p.add_argument("--input", help="UnSmile TSV, KoSBi JSON, or labelled JSONL")
+    p.add_argument(
+        "--input",
+        help='comments: UnSmile .tsv or JSONL {"text","labels"}; replies: KoSBi .json or JSONL {"prompt","reply","unsafe"}',
+    )
+    p.add_argument("--split", help="a split file (JSON of row-index lists)")
     p.add_argument(
         "--sources",
         help="data directory (../shared/data): the multitask model's dev report over every source, "
-        "the figures of its model card",
-    )
-    p.add_argument(
-        "--split",
-        help="a split file (JSON of row-index lists), e.g. ../shared/data/unsmile/train_dev_split.json",
+        "the figures of its model card (instead of --kind/--input)",
     )
     p.add_argument("--part", default="dev", help="which list of --split to score (default dev)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=cmd_eval)
+    add_model_options(p)
+    add_batch_options(p, window=False)
 
-    p = sub.add_parser("produce", help="send a JSONL file to a topic")
-    _common(p)
+    p = add_command(
+        sub,
+        "produce",
+        help="send a JSONL file to a topic (keyed by each record's id)",
+        examples=["moderator produce --kind reply --input replies.jsonl --broker kafka://127.0.0.1:29092"],
+        func=cmd_produce,
+    )
     p.add_argument("--kind", choices=["comment", "reply"], default="comment")
     p.add_argument("--topic", help="topic (default: the input topic for --kind)")
     p.add_argument("--input", required=True, help="JSONL file, or - for stdin")
-    p.set_defaults(func=cmd_produce)
+    add_broker_options(p)
 
-    p = sub.add_parser("tail", help="follow the verdicts topic")
-    _common(p)
+    p = add_command(
+        sub,
+        "tail",
+        help="print records of the verdicts topic (or others) as they arrive",
+        examples=[
+            "moderator tail --topic verdicts.flagged --latest",
+            "moderator tail --limit 10 --idle-timeout 5",
+        ],
+        func=cmd_tail,
+    )
     p.add_argument("--topic", action="append", help="topic(s) to follow (default: verdicts)")
     p.add_argument("--latest", action="store_true", help="only new records")
-    p.add_argument("--limit", type=int, default=0, help="stop after N records")
-    p.add_argument("--idle-timeout", type=float, default=None, help="stop after N seconds without records")
-    p.set_defaults(func=cmd_tail)
+    p.add_argument("--limit", type=at_least(0), default=0, help="stop after N records")
+    p.add_argument(
+        "--idle-timeout", type=at_least(0, float), default=None, help="stop after N seconds without records"
+    )
+    add_broker_options(p)
 
-    p = sub.add_parser("replay", help="re-feed dead-lettered records to their input topics")
-    _common(p)
+    p = add_command(
+        sub,
+        "replay",
+        help="re-feed dead-lettered records to their input topics, and say what was sent",
+        examples=[
+            "moderator replay --reason model_error --dry-run",
+            "moderator replay --reason model_error --since 2026-11-29T08:00 --until 2026-11-29T09:00",
+        ],
+        func=cmd_replay,
+    )
     p.add_argument(
         "--reason",
         action="append",
         choices=[r.value for r in Reason],
         help="only dead letters with this reason (repeatable; default: all)",
     )
-    p.add_argument("--since", type=_timestamp, help="only dead letters at or after this time")
-    p.add_argument("--until", type=_timestamp, help="only dead letters before this time")
+    p.add_argument("--since", type=timestamp, help="only dead letters at or after this time")
+    p.add_argument("--until", type=timestamp, help="only dead letters before this time")
     p.add_argument("--dry-run", action="store_true", help="count what would be sent, send nothing")
-    p.set_defaults(func=cmd_replay)
+    add_broker_options(p)
 
-    p = sub.add_parser("demo", help="local broker + Redis + worker + bundled Korean sample, live summary")
-    _common(p)
-    p.add_argument("--timeout", type=float, default=600.0, help="give up after N seconds")
-    p.set_defaults(func=cmd_demo)
+    p = add_command(
+        sub,
+        "demo",
+        help="a local broker, Redis and worker on the bundled Korean sample, with a live summary",
+        examples=["moderator demo", "moderator demo --device cpu --batch-size 32"],
+        func=cmd_demo,
+    )
+    p.add_argument("--timeout", type=at_least(1, float), default=600.0, help="give up after N seconds")
+    add_model_options(p)
+    add_batch_options(p, window=False)
+
+    from topics.schema import SCHEMA_DIR
+
+    p = add_command(
+        sub,
+        "schema",
+        help="write the JSON Schema of every topic's records (inputs, verdicts, dead letters)",
+        examples=["moderator schema", "moderator schema --out /tmp/schemas"],
+        func=cmd_schema,
+    )
+    p.add_argument("--out", default=str(SCHEMA_DIR), help=f"directory (default {SCHEMA_DIR})")
+
+    p = add_command(
+        sub,
+        "dashboard",
+        help="the review dashboard: overview, flagged queue, decisions (web)",
+        examples=[
+            "moderator dashboard",
+            "moderator dashboard --host 0.0.0.0 --port 8090 --db /data/dash.sqlite3",
+        ],
+        func=cmd_dashboard,
+        log_level="info",
+    )
+    _dashboard_options(p)
+    add_broker_options(p)
+    g = p.add_argument_group("dashboard")
+    g.add_argument("--redis-url", dest="redis_url", help="Redis URL where human decisions are written")
+    g.add_argument("--policy", dest="policy_path", type=Path, help="policy JSON (thresholds shown per item)")
+    g.add_argument("--app-id", dest="app_id", help="the workers' consumer group, for lag (default moderator)")
+    g.add_argument("--host", dest="dashboard_host", help="bind address (default 127.0.0.1)")
+    g.add_argument("--port", dest="dashboard_port", type=at_least(1), help="port (default 8090)")
+
+    p = add_command(
+        sub,
+        "dashboard-user",
+        help="add, list or remove dashboard accounts",
+        examples=[
+            "moderator dashboard-user add mina --role reviewer",
+            'echo "$PASSWORD" | moderator dashboard-user add ci --role admin --password-stdin',
+            "moderator dashboard-user list",
+        ],
+        func=cmd_dashboard_user,
+    )
+    _dashboard_options(p)
+    p.add_argument("action", choices=["add", "list", "remove"])
+    p.add_argument("name", nargs="?", help="account name (add, remove)")
+    p.add_argument("--role", choices=["viewer", "reviewer", "admin"], default="viewer", help="default viewer")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
+    p.add_argument(
+        "--replace", action="store_true", help="add: set a new password and role if the name exists"
+    )
+
+    p = add_command(
+        sub,
+        "export-reviews",
+        help="write human decisions as training rows (UnSmile TSV, JSONL pairs)",
+        examples=["moderator export-reviews --out reviews/"],
+        func=cmd_export_reviews,
+    )
+    add_broker_options(p)
+    p.add_argument("--out", required=True, help="output folder (comments.tsv, replies.jsonl)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, (getattr(args, "log_level", None) or "INFO").upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from moderator.core.policy import PolicyError
-    from moderator.runtime.errors import ModelLoadError, ProviderError
+def _known_code(exc: BaseException) -> ExitCode | None:
+    for kind, code in known_user_errors().items():
+        if isinstance(exc, kind):
+            return code
+    return None
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the single place where errors become exit codes (see ``moderator.exits``)."""
+    command = "moderator"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"moderator {args.command}"
+        level = args.log_level or os.environ.get("MODERATOR_LOG_LEVEL") or args.default_log_level
+        logging.basicConfig(
+            level=getattr(logging, level.upper(), logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
         return int(args.func(args))
-    except (ModelLoadError, ProviderError, PolicyError, ValueError) as exc:
-        print(f"moderator {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        print(f"{exc.command or command}: {exc.line()}", file=sys.stderr)
+        return int(exc.code)
     except KeyboardInterrupt:
-        return 130
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        code = _known_code(exc)
+        if code is None:
+            raise  # a bug: keep the traceback
+        text = str(exc)
+        fix = "" if "Fix:" in text else " Fix: change the variable or the matching flag."
+        print(f"{command}: {text}{fix}", file=sys.stderr)
+        return int(code)

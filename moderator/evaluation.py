@@ -11,9 +11,10 @@ Labelled file formats: comments as UnSmile's TSV (``문장`` + the ten label col
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from moderator.exits import InputFormatError
 from moderator.runtime.base import ReplyJudge, TextClassifier
 from topics.labels import LABEL_KEYS, UNSMILE_COLUMNS
 
@@ -55,23 +57,64 @@ class PairSet:
         return PairSet([self.prompts[i] for i in ids], [self.replies[i] for i in ids], self.unsafe[ids])
 
 
+_COMMENT_SHAPE = 'JSONL, one {"text": ..., "labels": [label keys]} per line (or UnSmile\'s .tsv)'
+_PAIR_SHAPE = 'JSONL, one {"prompt": ..., "reply": ..., "unsafe": 0/1} per line (or KoSBi\'s .json)'
+
+
+@contextlib.contextmanager
+def _utf8(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(
+            f"{path}: not UTF-8 text (byte {exc.start})", "pass a UTF-8 text file"
+        ) from None
+
+
+def _text_lines(path: Path) -> list[str]:
+    with _utf8(path):
+        return path.read_text(encoding="utf-8").splitlines()
+
+
+@contextlib.contextmanager
+def _row_format(path: Path, line: int, shape: str) -> Iterator[None]:
+    """Turn a malformed row (bad JSON, a missing key, a wrong type) into one error naming file, line, shape."""
+    try:
+        yield
+    except InputFormatError:
+        raise
+    except json.JSONDecodeError as exc:
+        where = f"{path}:{line}" if line else str(path)
+        raise InputFormatError(f"{where}: not JSON ({exc.msg})", f"pass {shape}") from None
+    except KeyError as exc:
+        where = f"{path}:{line}" if line else str(path)
+        raise InputFormatError(f"{where}: no field {exc}", f"pass {shape}") from None
+    except (TypeError, AttributeError, ValueError, IndexError) as exc:
+        where = f"{path}:{line}" if line else str(path)
+        raise InputFormatError(f"{where}: unexpected shape ({exc})", f"pass {shape}") from None
+
+
 def read_unsmile_tsv(path: Path) -> CommentSet:
     """UnSmile's TSV: ``문장`` then the label columns; quotes are literal text, not CSV quoting."""
     texts: list[str] = []
     rows: list[list[float]] = []
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8", errors="strict", newline="") as fh, _utf8(path):
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader)
+        header = next(reader, [])
         missing = [c for c in UNSMILE_COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path}: missing label columns {missing}")
+            raise InputFormatError(
+                f"{path}: missing label columns {missing}",
+                "pass UnSmile's TSV (문장 and its label columns), or labelled JSONL with a .jsonl name",
+            )
         cols = [header.index(c) for c in UNSMILE_COLUMNS]
         text_col = header.index("문장") if "문장" in header else 0
-        for rec in reader:
+        for n, rec in enumerate(reader, 2):
             if not rec:
                 continue
-            texts.append(rec[text_col])
-            rows.append([float(rec[c]) for c in cols])
+            with _row_format(path, n, "UnSmile's TSV: 문장 and the ten label columns (0/1)"):
+                rows.append([float(rec[c]) for c in cols])
+                texts.append(rec[text_col])
     return CommentSet(texts, np.asarray(rows, dtype=np.float32).reshape(-1, len(LABEL_KEYS)))
 
 
@@ -79,28 +122,34 @@ def read_comment_jsonl(path: Path) -> CommentSet:
     """JSONL ``{"text": ..., "labels": [keys]}`` (or a ``{key: 0/1}`` mapping)."""
     texts: list[str] = []
     rows: list[list[float]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_text_lines(path), 1):
         if not line.strip():
             continue
-        obj = json.loads(line)
-        labels = obj["labels"]
-        on = {k for k, v in labels.items() if v} if isinstance(labels, dict) else set(labels)
+        with _row_format(path, n, _COMMENT_SHAPE):
+            obj = json.loads(line)
+            labels = obj["labels"]
+            on = {k for k, v in labels.items() if v} if isinstance(labels, dict) else set(labels)
+            text = str(obj["text"])
         unknown = on - set(LABEL_KEYS)
         if unknown:
-            raise ValueError(f"{path}:{n}: unknown labels {sorted(unknown)}")
-        texts.append(str(obj["text"]))
+            raise InputFormatError(
+                f"{path}:{n}: unknown labels {sorted(unknown)}", f"use the label keys {', '.join(LABEL_KEYS)}"
+            )
+        texts.append(text)
         rows.append([1.0 if k in on else 0.0 for k in LABEL_KEYS])
     return CommentSet(texts, np.asarray(rows, dtype=np.float32).reshape(-1, len(LABEL_KEYS)))
 
 
 def read_kosbi_json(path: Path) -> PairSet:
     """KoSBi: ``context`` is the user message, ``sentence`` the reply, ``sentence_label`` the verdict."""
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    return PairSet(
-        [str(r["context"]) for r in rows],
-        [str(r["sentence"]) for r in rows],
-        np.asarray([1.0 if r["sentence_label"] == "unsafe" else 0.0 for r in rows], dtype=np.float32),
-    )
+    with _row_format(path, 0, 'a JSON list of {"context", "sentence", "sentence_label"} (KoSBi)'):
+        with _utf8(path):
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        return PairSet(
+            [str(r["context"]) for r in rows],
+            [str(r["sentence"]) for r in rows],
+            np.asarray([1.0 if r["sentence_label"] == "unsafe" else 0.0 for r in rows], dtype=np.float32),
+        )
 
 
 def read_pair_jsonl(path: Path) -> PairSet:
@@ -108,13 +157,15 @@ def read_pair_jsonl(path: Path) -> PairSet:
     prompts: list[str] = []
     replies: list[str] = []
     unsafe: list[float] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(_text_lines(path), 1):
         if not line.strip():
             continue
-        obj = json.loads(line)
-        prompts.append(str(obj["prompt"]))
-        replies.append(str(obj["reply"]))
-        unsafe.append(1.0 if obj["unsafe"] else 0.0)
+        with _row_format(path, n, _PAIR_SHAPE):
+            obj = json.loads(line)
+            prompt, reply, label = str(obj["prompt"]), str(obj["reply"]), 1.0 if obj["unsafe"] else 0.0
+        prompts.append(prompt)
+        replies.append(reply)
+        unsafe.append(label)
     return PairSet(prompts, replies, np.asarray(unsafe, dtype=np.float32))
 
 

@@ -104,6 +104,12 @@ class Metrics:
             ["model", "provider"],
             registry=r,
         )
+        self.requested_device = Gauge(
+            "moderator_requested_device",
+            "1 for the device the worker was asked for (MODERATOR_DEVICE): alerts compare it with the provider",
+            ["device"],
+            registry=r,
+        )
         self.ready = Gauge("moderator_ready", "1 once models are loaded and the worker consumes", registry=r)
         self.live = Gauge(
             "moderator_live", "0 when committed offsets stopped advancing while lag > 0", registry=r

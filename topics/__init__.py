@@ -12,9 +12,10 @@ from topics.records import (
     ReplyIn,
     SourcePosition,
     Verdict,
+    Why,
 )
 from topics.serde import dumps, loads
-from topics.text import content_revision, normalize_text
+from topics.text import content_hash, content_revision, normalize_text
 from topics.validation import InputLimits, InvalidRecord, Reason, decode_comment, decode_reply
 
 __all__ = [
@@ -25,11 +26,13 @@ __all__ = [
     "CommentIn",
     "ReplyIn",
     "Verdict",
+    "Why",
     "DeadLetter",
     "SourcePosition",
     "dumps",
     "loads",
     "normalize_text",
+    "content_hash",
     "content_revision",
     "InputLimits",
     "InvalidRecord",

@@ -10,6 +10,7 @@ class TopicNames:
     verdicts: str = "verdicts"
     flagged: str = "verdicts.flagged"
     dead_letter: str = "dead-letter"
+    reviews: str = "reviews"  # human decisions (the dashboard writes it; topics.reviews)
 
     def inputs(self) -> tuple[str, str]:
         return (self.comments, self.replies)

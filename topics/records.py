@@ -12,6 +12,56 @@ from typing import Any, Literal
 
 Kind = Literal["comment", "reply"]
 Action = Literal["allow", "review", "block"]
+#: What a ``Why`` entry is about: a label's score, the judge's P(unsafe), an unread tail, the language.
+Rule = Literal["label", "judge", "truncated", "language"]
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """One reason for a verdict's action, so a reviewer and an API user see what fired and where.
+
+    ``label``/``judge``: ``score`` reached ``threshold``, the level of ``band`` (``review`` or
+    ``block``) for ``label``; ``span``: for a text read in several windows, the character span
+    ``[start, end)`` of the window that scored highest, in the normalised text
+    (``topics.normalize_text`` of the input). ``truncated``/``language``: a rule that raised or capped
+    the action, with ``detail`` in words.
+    """
+
+    rule: Rule
+    band: Action
+    label: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    span: tuple[int, int] | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule, "band": self.band}
+        if self.label is not None:
+            out["label"] = self.label
+        if self.score is not None:
+            out["score"] = self.score
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        if self.span is not None:
+            out["span"] = [self.span[0], self.span[1]]
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Why:
+        span = data.get("span")
+        return cls(
+            rule=data["rule"],
+            band=data["band"],
+            label=data.get("label"),
+            score=data.get("score"),
+            threshold=data.get("threshold"),
+            span=(int(span[0]), int(span[1])) if span else None,
+            detail=data.get("detail"),
+        )
+
 
 #: In a dead letter's ``detail`` when ``original_b64`` holds only the first bytes of the record.
 ORIGINAL_TRUNCATED = "original truncated to its first"
@@ -80,6 +130,12 @@ class Verdict:
     revision: str | None = None
     #: the revision last verdicted under this id when it differs (the record is an edit), else None.
     supersedes: str | None = None
+    #: set when a reviewer's decision on this text decided the verdict (see topics.reviews)
+    human: dict[str, Any] | None = None
+    #: ISO 639-1 code of the text (the reply for replies), ``und`` when undetermined; optional field
+    language: str | None = None
+    #: why the action is what it is (empty for a plain allow); optional field
+    why: list[Why] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -101,6 +157,11 @@ class Verdict:
         }
         if self.source is not None:
             out["source"] = self.source.to_dict()
+        if self.human is not None:
+            out["human"] = self.human
+        if self.language is not None:
+            out["language"] = self.language
+        out["why"] = [w.to_dict() for w in self.why]
         return out
 
     @classmethod
@@ -123,6 +184,9 @@ class Verdict:
             source=SourcePosition(**src) if src else None,
             revision=data.get("revision"),
             supersedes=data.get("supersedes"),
+            human=data.get("human"),
+            language=data.get("language"),
+            why=[Why.from_dict(w) for w in data.get("why") or ()],
         )
 
 

@@ -28,8 +28,44 @@ def content_revision(kind: str, text: str, prompt: str | None = None) -> str:
     same content is a repeat; with new content (an edited comment) it is a new revision with its own
     verdict. Producers can compute it from the same function to match verdicts to what they sent.
     """
-    h = hashlib.blake2b(digest_size=8)
-    for part in (kind, normalize_text(text), "\x00none" if prompt is None else normalize_text(prompt)):
+    return _content_digest(kind, text, prompt, 8)
+
+
+def content_hash(kind: str, text: str, prompt: str | None = None) -> str:
+    """The key of human decisions on a text (``topics.reviews``): 40 hex digits over the same parts.
+
+    Longer than a revision on purpose: a reviewer's decision found under it is served for every repeat
+    of the text, so it must never land on another text. Model and policy are not part of it: a human
+    decision outlives a model upgrade.
+    """
+    return _content_digest(kind, text, prompt, 20)
+
+
+def is_blank(text: str) -> bool:
+    """``normalize_text(text) == ""`` without building the normalised text (NFC never empties a string)."""
+    return not _CONTROL.sub("", text).strip()
+
+
+def revision_of_normalized(kind: str, text: str, prompt: str | None = None) -> str:
+    """``content_revision`` of texts already through ``normalize_text`` (the pipeline normalises once)."""
+    return _digest_normalized(kind, text, prompt, 8)
+
+
+def content_hash_of_normalized(kind: str, text: str, prompt: str | None = None) -> str:
+    """``content_hash`` of texts already through ``normalize_text``."""
+    return _digest_normalized(kind, text, prompt, 20)
+
+
+def _content_digest(kind: str, text: str, prompt: str | None, size: int) -> str:
+    return _digest_normalized(
+        kind, normalize_text(text), None if prompt is None else normalize_text(prompt), size
+    )
+
+
+def _digest_normalized(kind: str, text: str, prompt: str | None, size: int) -> str:
+    """blake2b over length-prefixed parts, so ("ab", "c") and ("a", "bc") never collide."""
+    h = hashlib.blake2b(digest_size=size)
+    for part in (kind, text, "\x00none" if prompt is None else prompt):
         encoded = part.encode("utf-8")
         h.update(len(encoded).to_bytes(4, "little"))
         h.update(encoded)

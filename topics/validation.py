@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from topics.records import CommentIn, ReplyIn
-from topics.text import normalize_text
+from topics.text import is_blank
 
 
 class Reason(StrEnum):
@@ -65,14 +65,15 @@ def _parse(raw: bytes | bytearray | memoryview, limits: InputLimits) -> dict[str
         raise InvalidRecord(
             Reason.TOO_LARGE, f"record is {len(raw)} bytes; the limit is {limits.max_record_bytes}"
         )
-    raw_bytes = bytes(raw)
+    raw_bytes = raw if isinstance(raw, bytes) else bytes(raw)
     try:
-        raw_bytes.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRecord(Reason.INVALID_UTF8, f"not valid UTF-8 at byte {exc.start}") from None
-    try:
+        # orjson refuses invalid UTF-8 itself, so the separate decode runs only to name the reason
         data = orjson.loads(raw_bytes)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw_bytes.decode("utf-8")
+        except UnicodeDecodeError as utf8:
+            raise InvalidRecord(Reason.INVALID_UTF8, f"not valid UTF-8 at byte {utf8.start}") from None
         raise InvalidRecord(Reason.INVALID_JSON, f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRecord(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}")
@@ -111,7 +112,7 @@ def _text(data: dict[str, Any], name: str, rid: str, limits: InputLimits, allow_
             f"field {name!r} has {len(value)} chars; the limit is {limits.max_text_chars}",
             rid,
         )
-    if not allow_empty and not normalize_text(value):
+    if not allow_empty and is_blank(value):
         raise InvalidRecord(Reason.EMPTY_TEXT, f"field {name!r} is empty after normalisation", rid)
     return value
 

@@ -12,23 +12,52 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from typing import Any
+
+import orjson
 
 from moderator.core.redis_store import RedisStore
 from moderator.core.verdict_core import CORE_SCHEMA, CoreSchemaError, VerdictCore
 from moderator.metrics import Metrics
+from topics.reviews import HumanVerdict
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = f"moderator:v2:{CORE_SCHEMA}:"
+#: Human decisions (written by the dashboard, no TTL): keyed by ``topics.reviews.content_hash``, so they
+#: hold across model and policy versions.
+HUMAN_PREFIX = "moderator:human:v1:"
 
 
 def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt: str | None = None) -> str:
+    return cache_key_with(cache_key_prefix(model_ids, policy_version, kind), text, prompt)
+
+
+def cache_key_prefix(model_ids: str, policy_version: str, kind: str) -> Any:
+    """The hash state after (models, policy, kind): a batch copies it per record instead of re-hashing."""
     h = hashlib.blake2b(digest_size=20)
-    for part in (model_ids, policy_version, kind, text, prompt if prompt is not None else "\x00none"):
-        encoded = part.encode("utf-8")
-        h.update(len(encoded).to_bytes(4, "little"))
-        h.update(encoded)
+    _feed(h, model_ids)
+    _feed(h, policy_version)
+    _feed(h, kind)
+    return h
+
+
+def cache_key_with(prefix: Any, text: str, prompt: str | None = None) -> str:
+    """``cache_key`` from a ``cache_key_prefix`` state and the normalised text(s)."""
+    h = prefix.copy()
+    _feed(h, text)
+    _feed(h, prompt if prompt is not None else "\x00none")
     return KEY_PREFIX + h.hexdigest()
+
+
+def _feed(h: Any, part: str) -> None:
+    encoded = part.encode("utf-8")
+    h.update(len(encoded).to_bytes(4, "little"))
+    h.update(encoded)
+
+
+def human_key(digest: str) -> str:
+    return HUMAN_PREFIX + digest
 
 
 class VerdictCache:
@@ -43,8 +72,12 @@ class VerdictCache:
 
     async def get_many(self, keys: Sequence[str]) -> list[VerdictCore | None]:
         """One MGET for the whole batch; a miss, a foreign value or an outage all read as ``None``."""
+        return self.decode_many(await self.store.get_many("get", keys))
+
+    def decode_many(self, values: Sequence[bytes | str | None]) -> list[VerdictCore | None]:
+        """Stored values → cores; a foreign value is counted and read as a miss."""
         out: list[VerdictCore | None] = []
-        for value in await self.store.get_many("get", keys):
+        for value in values:
             if value is None:
                 out.append(None)
                 continue
@@ -56,6 +89,40 @@ class VerdictCache:
                 out.append(None)
         return out
 
+    async def get_with_human(
+        self, keys: Sequence[str], human_keys: Sequence[str]
+    ) -> tuple[list[VerdictCore | None], list[HumanVerdict | None]]:
+        """One MGET for a batch's verdict cores and the human decisions on its texts.
+
+        A human decision that does not decode is read as none (and logged): it never breaks a batch.
+        """
+        values = await self.store.get_many("get", [*keys, *human_keys], records=len(keys))
+        return self.decode_with_human(values, len(keys))
+
+    def decode_with_human(
+        self, values: Sequence[bytes | str | None], n: int
+    ) -> tuple[list[VerdictCore | None], list[HumanVerdict | None]]:
+        """``n`` stored cores then ``n`` human decisions (one MGET's values) → cores, decisions."""
+        cores = self.decode_many(values[:n])
+        humans: list[HumanVerdict | None] = []
+        for value in values[n:]:
+            decided = None
+            if value is not None:
+                try:
+                    decided = HumanVerdict.from_dict(orjson.loads(value))
+                except orjson.JSONDecodeError:
+                    decided = None
+                if decided is None:
+                    self._metrics.cache_errors.labels(op="decode").inc()
+                    log.warning("human decision in the cache refused (not a decision); using the models")
+            humans.append(decided)
+        return cores, humans
+
     async def set_many(self, items: Sequence[tuple[str, VerdictCore]]) -> None:
         """One round trip of ``SET key core EX ttl`` for every fresh verdict core."""
-        await self.store.set_many("set", [(key, core.to_bytes()) for key, core in items], self._ttl)
+        await self.store.set_each("set", self.entries(items))
+
+    def entries(self, items: Sequence[tuple[str, VerdictCore]]) -> list[tuple[str, bytes, int]]:
+        """(key, stored value, TTL) for each core, for a write shared with the id registry."""
+        ttl = self._ttl
+        return [(key, core.to_bytes(), ttl) for key, core in items]

@@ -14,16 +14,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from moderator.core.cache import VerdictCache, cache_key
+from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with, human_key
+from moderator.core.language import LanguageDetector
 from moderator.core.policy import Policy
+from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
 from moderator.metrics import Metrics
-from moderator.runtime.base import ClassifierOutput, JudgeOutput, ReplyJudge, TextClassifier
+from moderator.runtime.base import ReplyJudge, TextClassifier
+from moderator.runtime.windowed import Scored, WindowedClassifier, WindowedJudge, WindowedMultitask
+from moderator.runtime.windows import WindowConfig
 from topics import (
     LABEL_KEYS,
     CommentIn,
@@ -34,13 +38,14 @@ from topics import (
     ReplyIn,
     SourcePosition,
     Verdict,
-    content_revision,
     decode_comment,
     decode_reply,
     normalize_text,
 )
-from topics.labels import SAFETY_KEYS
+from topics.labels import MULTITASK_KEYS, SAFETY_KEYS
 from topics.records import ORIGINAL_TRUNCATED, Kind
+from topics.reviews import HumanVerdict
+from topics.text import content_hash_of_normalized, revision_of_normalized
 
 #: Score keys of a multitask verdict: the ten UnSmile keys, then the safety categories.
 SCORE_KEYS = (*LABEL_KEYS, *SAFETY_KEYS)
@@ -75,6 +80,7 @@ class _Item:
     key: str
     revision: str
     id_key: str
+    human: str  # where a reviewer's decision on this text would be (moderator.core.cache.human_key)
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -93,9 +99,20 @@ class Pipeline:
         ids: IdRegistry | None = None,
         limits: InputLimits | None = None,
         metrics: Metrics | None = None,
+        windows: WindowConfig | None = None,
+        language: LanguageDetector | None = None,
     ) -> None:
         self.classifier = classifier
         self.judge = judge
+        # long texts are read whole, window by window, through the models' own batching
+        self.windowed_classifier = WindowedClassifier(classifier, windows)
+        self.windowed_judge = WindowedJudge(judge, windows)
+        multitask = getattr(classifier, "multitask", None)
+        self.windowed_multitask = (
+            None if multitask is None else WindowedMultitask(multitask, MULTITASK_KEYS, windows)
+        )
+        self.language = language or LanguageDetector()
+        self.language.warm()
         self.policy = policy
         self.cache = cache
         self.ids = ids or IdRegistry()
@@ -117,22 +134,31 @@ class Pipeline:
     def _decode(self, messages: Sequence[InputMessage]) -> tuple[list[_Item], list[tuple[int, DeadLetter]]]:
         items: list[_Item] = []
         dead: list[tuple[int, DeadLetter]] = []
+        limits = self.limits
+        # hash state of (models, policy, kind), shared by the batch's keys; the policy may be swapped live
+        prefixes = {
+            kind: cache_key_prefix(self._model_key, self.policy.version, kind)
+            for kind in ("comment", "reply")
+        }
         for index, message in enumerate(messages):
+            kind = message.kind
             try:
                 record: CommentIn | ReplyIn
-                if message.kind == "comment":
-                    record = decode_comment(message.value, self.limits)
+                if kind == "comment":
+                    record = decode_comment(message.value, limits)
                     text, prompt = normalize_text(record.text), None
                 else:
-                    record = decode_reply(message.value, self.limits)
+                    record = decode_reply(message.value, limits)
                     text, prompt = normalize_text(record.reply), normalize_text(record.prompt)
             except InvalidRecord as exc:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
-            key = cache_key(self._model_key, self.policy.version, message.kind, text, prompt)
-            revision = content_revision(message.kind, text, prompt)
+            key = cache_key_with(prefixes[kind], text, prompt)
+            # text and prompt are normalised already: content_revision would normalise them again
+            revision = revision_of_normalized(kind, text, prompt)
             ids = id_key(_topic(message), record.id)
-            items.append(_Item(index, message, record, text, prompt, key, revision, ids))
+            human = human_key(content_hash_of_normalized(kind, text, prompt))
+            items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
         return items, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:
@@ -150,119 +176,159 @@ class Pipeline:
         if not unique:
             return {}, {}
         keys = list(unique)
-        multitask = getattr(self.classifier, "multitask", None)
-        if multitask is not None:
-            return await self._score_multitask(multitask, unique)
+        if self.windowed_multitask is not None:
+            return await self._score_multitask(self.windowed_multitask, unique)
         texts = [unique[k].text for k in keys]
         reply_keys = [k for k in keys if unique[k].message.kind == "reply"]
         pairs = [(unique[k].prompt or "", unique[k].text) for k in reply_keys]
         errors: dict[str, str] = {}
 
-        probs, cls_trunc = await self._classify(keys, texts, errors)
-        unsafe: dict[str, tuple[float, bool]] = {}
+        languages = await self._run_model("language", lambda: self.language.detect_many(texts))
+        probs, cls_trunc, cls_spans = await self._classify(keys, texts, errors)
+        unsafe: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
         if pairs:
             unsafe = await self._judge(reply_keys, pairs, errors)
         cores: dict[str, VerdictCore] = {}
+        rows = VerdictCore.rounded_rows(probs)  # one numpy call for the batch, not a round() per score
         for i, key in enumerate(keys):
             if key in errors:
                 continue
             judged = unsafe.get(key)
-            cores[key] = VerdictCore.of(
-                probs[i],
-                judged[0] if judged else None,
+            spans = dict(cls_spans[i])
+            if judged and judged[2] is not None:
+                spans["unsafe"] = judged[2]
+            cores[key] = VerdictCore(
+                tuple(rows[i]),
+                None if judged is None else round(judged[0], 6),
                 bool(cls_trunc[i] or (judged[1] if judged else False)),
+                language=languages[i],
+                spans=tuple((label, int(a), int(b)) for label, (a, b) in sorted(spans.items())),
             )
         return cores, errors
 
     async def _score_multitask(
-        self, model: Any, unique: dict[str, _Item]
+        self, windowed: WindowedMultitask, unique: dict[str, _Item]
     ) -> tuple[dict[str, VerdictCore], dict[str, str]]:
-        """One pass per record: comments as single texts, replies as (message, reply) pairs; every
-        hate and safety score plus ``unsafe`` (replies) from the same forward pass. A failing batch is
-        retried row by row, so one bad row becomes one dead letter, not a lost batch."""
-        comment_keys = [k for k, it in unique.items() if it.message.kind == "comment"]
-        reply_keys = [k for k, it in unique.items() if it.message.kind == "reply"]
+        """One pass per record: comments as single texts, replies as (message, reply) pairs, long texts
+        in windows; every hate and safety score plus ``unsafe`` (replies) from the same forward pass. A
+        failing batch is retried row by row, so one bad row becomes one dead letter, not a lost batch."""
+        keys = list(unique)
+        languages = dict(
+            zip(
+                keys,
+                await self._run_model(
+                    "language", lambda: self.language.detect_many([unique[k].text for k in keys])
+                ),
+                strict=True,
+            )
+        )
+        comment_keys = [k for k in keys if unique[k].message.kind == "comment"]
+        reply_keys = [k for k in keys if unique[k].message.kind == "reply"]
         cores: dict[str, VerdictCore] = {}
         errors: dict[str, str] = {}
         jobs = (
-            ("classifier", comment_keys, model.score_comments, [unique[k].text for k in comment_keys]),
+            ("classifier", comment_keys, windowed.score_comments, [unique[k].text for k in comment_keys]),
             (
                 "judge",
                 reply_keys,
-                model.score_replies,
+                windowed.score_replies,
                 [(unique[k].prompt or "", unique[k].text) for k in reply_keys],
             ),
         )
-        for name, keys, fn, args in jobs:
-            if not keys:
+        width = len(SCORE_KEYS)
+        for name, job_keys, fn, args in jobs:
+            if not job_keys:
                 continue
-            self.metrics.model_rows.labels(model=name).inc(len(keys))
             try:
-                out = await self._run_model(name, lambda fn=fn, args=args: fn(args))  # type: ignore[misc]
-                self.metrics.padded_tokens.labels(model=name).observe(out.padded_tokens)
-                rows = [(key, out, i) for i, key in enumerate(keys)]
+                out: Scored = await self._run_model(name, lambda fn=fn, args=args: fn(args))  # type: ignore[misc]
+                self._observe(name, out)
+                rows = [(key, out, i) for i, key in enumerate(job_keys)]
             except Exception:
-                log.exception("%s failed on a batch of %d; retrying row by row", name, len(keys))
+                log.exception("%s failed on a batch of %d; retrying row by row", name, len(job_keys))
                 rows = []
-                for key, arg in zip(keys, args, strict=True):
+                for key, arg in zip(job_keys, args, strict=True):
                     try:
-                        one = await self._run_model(name, lambda fn=fn, a=arg: fn([a]))  # type: ignore[misc]
+                        one: Scored = await self._run_model(name, lambda fn=fn, a=arg: fn([a]))  # type: ignore[misc]
+                        self._observe(name, one)
                         rows.append((key, one, 0))
                     except Exception as exc:
                         errors[key] = f"{name} failed: {type(exc).__name__}: {exc}"[:500]
+            is_reply = name == "judge"
             for key, res, i in rows:
+                # a comment has no judge score, so no `unsafe` span either
+                spans = {k: v for k, v in res.spans[i].items() if is_reply or k != "unsafe"}
                 cores[key] = VerdictCore.of(
-                    res.scores[i], float(res.unsafe[i]) if name == "judge" else None, bool(res.truncated[i])
+                    res.scores[i, :width],
+                    float(res.scores[i, width]) if is_reply else None,
+                    bool(res.truncated[i]),
+                    language=languages[key],
+                    spans=spans,
                 )
-        if reply_keys and getattr(self.judge, "multitask", None) is not model:
+        if reply_keys and getattr(self.judge, "multitask", None) is not windowed.model:
             # another judge (e.g. KoSafeGuard on a GPU) decides `unsafe`; the scores stay the multitask model's
             scored = [k for k in reply_keys if k in cores]
             pairs = [(unique[k].prompt or "", unique[k].text) for k in scored]
             judged = await self._judge(scored, pairs, errors)
-            for key, (p_unsafe, truncated) in judged.items():
-                cores[key] = VerdictCore.of(cores[key].scores, p_unsafe, cores[key].truncated or truncated)
+            for key, (p_unsafe, truncated, span) in judged.items():
+                core = cores[key]
+                spans = {label: (a, b) for label, a, b in core.spans if label != "unsafe"}
+                if span is not None:
+                    spans["unsafe"] = span
+                cores[key] = VerdictCore.of(
+                    core.scores, p_unsafe, core.truncated or truncated, language=core.language, spans=spans
+                )
             for key in scored:
                 if key in errors:
                     cores.pop(key, None)
         return cores, errors
 
+    def _observe(self, model: str, scored: Scored) -> None:
+        # rows = windows: a long text costs (and counts) one row per window
+        self.metrics.model_rows.labels(model=model).inc(scored.windows)
+        self.metrics.padded_tokens.labels(model=model).observe(scored.padded_tokens)
+
     async def _classify(
         self, keys: list[str], texts: list[str], errors: dict[str, str]
-    ) -> tuple[np.ndarray, list[bool]]:
-        self.metrics.model_rows.labels(model="classifier").inc(len(texts))
+    ) -> tuple[np.ndarray, list[bool], list[dict[str, tuple[int, int]]]]:
         try:
-            out: ClassifierOutput = await self._run_model(
-                "classifier", lambda: self.classifier.predict(texts)
-            )
-            self.metrics.padded_tokens.labels(model="classifier").observe(out.padded_tokens)
-            return out.probs, out.truncated
+            out = await self._run_model("classifier", lambda: self.windowed_classifier.score(texts))
+            self._observe("classifier", out)
+            return out.scores, out.truncated, out.spans
         except Exception:
-            log.exception("classifier failed on a batch of %d; retrying row by row", len(texts))
+            log.exception("classifier failed on a batch of %d; retrying text by text", len(texts))
         probs = np.zeros((len(texts), len(LABEL_KEYS)), dtype=np.float32)
         truncated = [False] * len(texts)
+        spans: list[dict[str, tuple[int, int]]] = [{} for _ in texts]
         for i, text in enumerate(texts):
             try:
-                one = await self._run_model("classifier", lambda t=text: self.classifier.predict([t]))  # type: ignore[misc]
-                probs[i], truncated[i] = one.probs[0], one.truncated[0]
+                one = await self._run_model(
+                    "classifier",
+                    lambda t=text: self.windowed_classifier.score([t]),  # type: ignore[misc]
+                )
+                self._observe("classifier", one)
+                probs[i], truncated[i], spans[i] = one.scores[0], one.truncated[0], one.spans[0]
             except Exception as exc:
                 errors[keys[i]] = f"classifier failed: {type(exc).__name__}: {exc}"[:500]
-        return probs, truncated
+        return probs, truncated, spans
 
     async def _judge(
         self, keys: list[str], pairs: list[tuple[str, str]], errors: dict[str, str]
-    ) -> dict[str, tuple[float, bool]]:
-        self.metrics.model_rows.labels(model="judge").inc(len(pairs))
+    ) -> dict[str, tuple[float, bool, tuple[int, int] | None]]:
         try:
-            out: JudgeOutput = await self._run_model("judge", lambda: self.judge.predict(pairs))
-            self.metrics.padded_tokens.labels(model="judge").observe(out.padded_tokens)
-            return {k: (float(out.unsafe[i]), out.truncated[i]) for i, k in enumerate(keys)}
+            out = await self._run_model("judge", lambda: self.windowed_judge.score(pairs))
+            self._observe("judge", out)
+            return {
+                k: (float(out.scores[i, 0]), out.truncated[i], out.spans[i].get("unsafe"))
+                for i, k in enumerate(keys)
+            }
         except Exception:
-            log.exception("judge failed on a batch of %d; retrying row by row", len(pairs))
-        result: dict[str, tuple[float, bool]] = {}
+            log.exception("judge failed on a batch of %d; retrying pair by pair", len(pairs))
+        result: dict[str, tuple[float, bool, tuple[int, int] | None]] = {}
         for key, pair in zip(keys, pairs, strict=True):
             try:
-                one = await self._run_model("judge", lambda p=pair: self.judge.predict([p]))  # type: ignore[misc]
-                result[key] = (float(one.unsafe[0]), one.truncated[0])
+                one = await self._run_model("judge", lambda p=pair: self.windowed_judge.score([p]))  # type: ignore[misc]
+                self._observe("judge", one)
+                result[key] = (float(one.scores[0, 0]), one.truncated[0], one.spans[0].get("unsafe"))
             except Exception as exc:
                 errors[key] = f"judge failed: {type(exc).__name__}: {exc}"[:500]
         return result
@@ -273,16 +339,12 @@ class Pipeline:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
         self.metrics.batch_size.observe(len(messages))
         items, dead = self._decode(messages)
-        previous = await self.ids.latest([it.id_key for it in items])
-
-        cached: list[VerdictCore | None] = [None] * len(items)
-        if self.cache is not None and items:
-            cached = await self.cache.get_many([it.key for it in items])
+        # one MGET for the ids, model verdicts and human decisions; a human decision wins over any model
+        previous, cached, decided = await self._look_up(items)
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
-        misses = [it for it in items if it.key not in hits]
+        humans = {it.human: human for it, human in zip(items, decided, strict=True) if human is not None}
+        misses = [it for it in items if it.key not in hits and it.human not in humans]
         fresh, errors = await self._score(misses)
-        if self.cache is not None and fresh:
-            await self.cache.set_many(list(fresh.items()))
         self.metrics.cache_hits.inc(len(items) - len(misses))
         self.metrics.cache_misses.inc(len(misses))
 
@@ -293,6 +355,7 @@ class Pipeline:
         for item, before in zip(items, previous, strict=True):
             latest.setdefault(item.id_key, before)
         before_batch = dict(latest)
+        clock = (time.time(), time.perf_counter())
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -300,6 +363,12 @@ class Pipeline:
                         item.index,
                         self._dead_letter(item.message, Reason.MODEL_ERROR, errors[item.key], item.record.id),
                     )
+                )
+                continue
+            human = humans.get(item.human)
+            if human is not None:
+                verdicts.append(
+                    (item.index, self._human_verdict(item, human, self._supersedes(item, latest)))
                 )
                 continue
             core = hits.get(item.key)
@@ -310,10 +379,11 @@ class Pipeline:
                 was_cached = item.key in first_use
                 first_use.add(item.key)
             supersedes = self._supersedes(item, latest)
-            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes)))
+            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes, clock)))
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
-        await self.ids.record(
-            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]]
+        await self._write_back(
+            list(fresh.items()),
+            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]],
         )
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
@@ -328,6 +398,46 @@ class Pipeline:
         for reason, n in reasons.items():
             self.metrics.dead_letters.labels(reason=reason).inc(n)
         return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+
+    def _shared_store(self) -> RedisStore | None:
+        """The Redis both the verdict cache and the id registry use, if they use the same one."""
+        store = self.ids.store
+        return store if store is not None and self.cache is not None and self.cache.store is store else None
+
+    async def _look_up(
+        self, items: list[_Item]
+    ) -> tuple[list[Revision | None], list[VerdictCore | None], list[HumanVerdict | None]]:
+        """Id registry, verdict cache and human decisions in one MGET per batch when they share a Redis."""
+        n = len(items)
+        if not items:
+            return [], [], []
+        id_keys = [it.id_key for it in items]
+        cache_keys = [it.key for it in items]
+        human_keys = [it.human for it in items]
+        store = self._shared_store()
+        if store is not None and self.cache is not None:
+            # only the records count as uncached when Redis is down (the ids have a local fallback)
+            values = await store.get_many("get", id_keys + cache_keys + human_keys, records=n)
+            cached, decided = self.cache.decode_with_human(values[n:], n)
+            return self.ids.resolve(id_keys, values[:n]), cached, decided
+        previous = await self.ids.latest(id_keys)
+        if self.cache is None:
+            return previous, [None] * n, [None] * n
+        cached, decided = await self.cache.get_with_human(cache_keys, human_keys)
+        return previous, cached, decided
+
+    async def _write_back(
+        self, fresh: list[tuple[str, VerdictCore]], revisions: list[tuple[str, Revision]]
+    ) -> None:
+        """Fresh verdict cores and newly verdicted revisions: one script call when Redis is shared."""
+        store = self._shared_store()
+        if store is not None and self.cache is not None:
+            entries = self.cache.entries(fresh) + self.ids.remember(revisions)
+            await store.set_each("set", entries)
+            return
+        if self.cache is not None and fresh:
+            await self.cache.set_many(fresh)
+        await self.ids.record(revisions)
 
     @staticmethod
     def _supersedes(item: _Item, latest: dict[str, Revision | None]) -> str | None:
@@ -344,8 +454,22 @@ class Pipeline:
         latest[item.id_key] = Revision(item.revision, partition, offset)
         return before.revision if before is not None and before.revision != item.revision else None
 
-    def _verdict(self, item: _Item, core: VerdictCore, was_cached: bool, supersedes: str | None) -> Verdict:
-        decision = self.policy.decide(np.asarray(core.scores, dtype=np.float32), core.unsafe, core.truncated)
+    def _verdict(
+        self,
+        item: _Item,
+        core: VerdictCore,
+        was_cached: bool,
+        supersedes: str | None,
+        clock: tuple[float, float],
+    ) -> Verdict:
+        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together."""
+        decision = self.policy.decide(
+            np.asarray(core.scores, dtype=np.float32),
+            core.unsafe,
+            core.truncated,
+            language=core.language,
+            spans={label: (start, end) for label, start, end in core.spans},
+        )
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
@@ -361,12 +485,36 @@ class Pipeline:
             cached=was_cached,
             model=self.model_ids,
             policy=self.policy.version,
-            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
-            ts=time.time(),
+            latency_ms=round((clock[1] - item.message.received) * 1000.0, 3),
+            ts=clock[0],
             truncated=core.truncated,
             source=item.message.source,
             revision=item.revision,
             supersedes=supersedes,
+            language=core.language,
+            why=decision.why,
+        )
+
+    def _human_verdict(self, item: _Item, decided: HumanVerdict, supersedes: str | None) -> Verdict:
+        """A repeat of a reviewed text: the reviewer's action and labels, marked as human."""
+        action = decided.action
+        return Verdict(
+            id=item.record.id,
+            kind=item.message.kind,
+            flagged=action != "allow",
+            action=action,
+            categories=decided.categories,
+            scores={k: decided.scores.get(k, 0.0) for k in LABEL_KEYS},
+            unsafe=decided.unsafe if item.message.kind == "reply" else None,
+            cached=True,
+            model=self.model_ids,
+            policy=self.policy.version,
+            latency_ms=round((time.perf_counter() - item.message.received) * 1000.0, 3),
+            ts=time.time(),
+            source=item.message.source,
+            revision=item.revision,
+            supersedes=supersedes,
+            human=decided.marker(),
         )
 
     def _dead_letter(

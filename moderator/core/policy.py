@@ -7,6 +7,8 @@ a threshold can never serve a verdict decided under the old numbers.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import orjson
 
 from topics import HATE_LABEL_KEYS
 from topics.labels import LABEL_KEYS, SAFETY_KEYS
-from topics.records import Action
+from topics.records import Action, Why
 
 
 class PolicyError(ValueError):
@@ -37,6 +39,22 @@ class Decision:
     flagged: bool
     action: Action
     categories: list[str]
+    #: what fired, at which level and where (see ``topics.Why``)
+    why: list[Why] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRule:
+    """What the policy does with texts in languages the models were not validated on.
+
+    Scores of other languages are kept and the verdict names the language; ``max_action`` caps what
+    the models alone can decide for them (default ``review``: a person looks before anything is
+    blocked on an unreliable score) and ``min_action`` raises every such text to at least that.
+    """
+
+    validated: frozenset[str] = frozenset({"ko"})
+    max_action: Action = "review"
+    min_action: Action = "allow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,37 +67,91 @@ class Policy:
     labels: dict[str, LabelBand]
     judge_review: float
     judge_block: float | None
-    truncated_action: Action | None
+    #: action for a text longer than the models read (never ``allow``: that would pass unread text)
+    truncated_action: Action = "review"
+    languages: LanguageRule = field(default_factory=LanguageRule)
+    #: per-category bands of the multitask model's safety outputs; empty = safety scores not acted on
     safety: dict[str, LabelBand] = field(default_factory=dict)
 
     def decide(
-        self, probs: npt.NDArray[np.float32], unsafe: float | None, truncated: bool = False
+        self,
+        probs: npt.NDArray[np.float32],
+        unsafe: float | None,
+        truncated: bool = False,
+        *,
+        language: str | None = None,
+        spans: Mapping[str, tuple[int, int]] | None = None,
     ) -> Decision:
         """Categories = hate labels at or over their threshold (never ``clean``), then safety categories
-        when ``probs`` carries them (``LABEL_KEYS`` then ``SAFETY_KEYS``); the worst band wins."""
+        when ``probs`` carries them (``LABEL_KEYS`` then ``SAFETY_KEYS``); the worst band wins.
+
+        ``spans``: for a text read in several windows, label (or ``unsafe``) → the character span
+        of the window that scored it; it goes into the matching ``why`` entry.
+        """
+        spans = spans or {}
         categories: list[str] = []
-        block = False
-        scored = [(key, float(probs[j])) for j, key in enumerate(HATE_LABEL_KEYS)]
+        why: list[Why] = []
+        scored = [(key, float(probs[j]), self.labels[key]) for j, key in enumerate(HATE_LABEL_KEYS)]
         if self.safety and len(probs) >= len(LABEL_KEYS) + len(SAFETY_KEYS):
-            scored += [(key, float(probs[len(LABEL_KEYS) + i])) for i, key in enumerate(SAFETY_KEYS)]
-        for key, p in scored:
-            band = self.labels.get(key) or self.safety[key]
+            scored += [
+                (key, float(probs[len(LABEL_KEYS) + i]), self.safety[key])
+                for i, key in enumerate(SAFETY_KEYS)
+            ]
+        for key, p, band in scored:
             if p >= band.threshold:
                 categories.append(key)
-                if band.block is not None and p >= band.block:
-                    block = True
-        unsafe_flag = unsafe is not None and unsafe >= self.judge_review
-        if unsafe is not None and self.judge_block is not None and unsafe >= self.judge_block:
-            block = True
-        flagged = bool(categories) or unsafe_flag
-        action: Action = "block" if block else ("review" if flagged else "allow")
-        if truncated and self.truncated_action is not None and _RANK[self.truncated_action] > _RANK[action]:
-            action = self.truncated_action
-            flagged = flagged or action != "allow"
-        return Decision(flagged=flagged, action=action, categories=categories)
+                blocked = band.block is not None and p >= band.block
+                level = band.block if blocked and band.block is not None else band.threshold
+                why.append(Why("label", "block" if blocked else "review", key, p, level, spans.get(key)))
+        if unsafe is not None and unsafe >= self.judge_review:
+            blocked = self.judge_block is not None and unsafe >= self.judge_block
+            level = self.judge_block if blocked and self.judge_block is not None else self.judge_review
+            why.append(
+                Why("judge", "block" if blocked else "review", "unsafe", unsafe, level, spans.get("unsafe"))
+            )
+        action: Action = max((w.band for w in why), key=_RANK.__getitem__, default="allow")
+        if language is not None and language not in self.languages.validated:
+            action = self._language_rule(action, language, why)
+        if truncated:
+            why.append(
+                Why("truncated", self.truncated_action, detail="the text is longer than the models read")
+            )
+            action = _worst(action, self.truncated_action)
+        return Decision(flagged=action != "allow", action=action, categories=categories, why=why)
+
+    def _language_rule(self, action: Action, language: str, why: list[Why]) -> Action:
+        rule = self.languages
+        validated = ", ".join(sorted(rule.validated)) or "none"
+        if _RANK[action] > _RANK[rule.max_action]:
+            why.append(
+                Why(
+                    "language",
+                    rule.max_action,
+                    detail=f"language {language!r} is not validated (validated: {validated}); "
+                    f"{action} lowered to {rule.max_action}",
+                )
+            )
+            return rule.max_action
+        if _RANK[action] < _RANK[rule.min_action]:
+            why.append(
+                Why(
+                    "language",
+                    rule.min_action,
+                    detail=f"language {language!r} is not validated (validated: {validated}); "
+                    f"raised to {rule.min_action}",
+                )
+            )
+            return rule.min_action
+        return action
 
 
 _RANK: dict[str, int] = {"allow": 0, "review": 1, "block": 2}
+_ACTIONS: tuple[Action, ...] = ("allow", "review", "block")
+_LANGUAGE_CODE = re.compile(r"^(?:[a-z]{2}|und)$")
+
+
+def _worst(a: Action, b: Action) -> Action:
+    return a if _RANK[a] >= _RANK[b] else b
 
 
 def _prob(value: Any, where: str) -> float:
@@ -108,9 +180,13 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
     judge_review = _prob(judge.get("review", 0.5), f"{source}: judge.review")
     jb = judge.get("block")
     judge_block = None if jb is None else _prob(jb, f"{source}: judge.block")
-    truncated_action = data.get("truncated_action")
-    if truncated_action not in (None, "allow", "review", "block"):
-        raise PolicyError(f"{source}: truncated_action must be allow, review or block")
+    truncated_action: Action = data.get("truncated_action") or "review"
+    if truncated_action not in ("review", "block"):
+        raise PolicyError(
+            f"{source}: truncated_action must be review or block (got {truncated_action!r}); "
+            "a policy never allows a text the models did not read"
+        )
+    languages = _parse_languages(data.get("languages"), source)
     digest = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
     return Policy(
         name=name,
@@ -120,6 +196,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         judge_block=judge_block,
         truncated_action=truncated_action,
         safety=safety,
+        languages=languages,
     )
 
 
@@ -143,6 +220,29 @@ def _bands(raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str
             )
         bands[key] = LabelBand(threshold, block_p)
     return bands
+
+
+def _parse_languages(raw: Any, source: str) -> LanguageRule:
+    """``{"validated": ["ko", ...], "others": {"max_action": ..., "min_action": ...}}``; absent = defaults."""
+    if raw is None:
+        return LanguageRule()
+    if not isinstance(raw, dict) or set(raw) - {"validated", "others"}:
+        raise PolicyError(f"{source}: 'languages' must be an object with 'validated' and 'others'")
+    codes = raw.get("validated", ["ko"])
+    if not isinstance(codes, list) or not all(isinstance(c, str) and _LANGUAGE_CODE.match(c) for c in codes):
+        raise PolicyError(f'{source}: languages.validated must be a list of ISO 639-1 codes like "ko"')
+    others = raw.get("others", {})
+    if not isinstance(others, dict) or set(others) - {"max_action", "min_action"}:
+        raise PolicyError(f"{source}: languages.others takes max_action and min_action")
+    default = LanguageRule()
+    max_action = others.get("max_action", default.max_action)
+    min_action = others.get("min_action", default.min_action)
+    for name, value in (("max_action", max_action), ("min_action", min_action)):
+        if value not in _ACTIONS:
+            raise PolicyError(f"{source}: languages.others.{name} must be allow, review or block")
+    if _RANK[min_action] > _RANK[max_action]:
+        raise PolicyError(f"{source}: languages.others.min_action is above its max_action")
+    return LanguageRule(frozenset(codes), max_action, min_action)
 
 
 def load_policy(path: Path) -> Policy:

@@ -20,10 +20,11 @@ from moderator.metrics import Metrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: KEYS: keys; ARGV[1]: TTL (s); ARGV[i + 1]: the value for KEYS[i].
+#: KEYS: keys; ARGV[2i - 1]: the value for KEYS[i], ARGV[2i]: its TTL (s). Per-key TTLs let the verdict
+#: cache and the id registry write a batch in one script call.
 _SET_LUA = """
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+  redis.call('SET', key, ARGV[2 * i - 1], 'EX', ARGV[2 * i])
 end
 return #KEYS
 """
@@ -95,26 +96,37 @@ class RedisStore:
         return result
 
     async def get_many(
-        self, op: str, keys: Sequence[str], *, count_rows: bool = True
+        self, op: str, keys: Sequence[str], *, count_rows: bool = True, records: int | None = None
     ) -> list[bytes | str | None]:
-        """One MGET; an outage reads as all missing (counted as uncached rows when ``count_rows``)."""
+        """One MGET; an outage reads as all missing (counted as uncached rows when ``count_rows``).
+
+        ``records``: how many records the keys serve when a record has several keys (its verdict core
+        and a human decision), so an outage counts records, not keys.
+        """
         if not keys:
             return []
         missing: list[bytes | str | None] = [None] * len(keys)
-        rows = len(keys) if count_rows else 0
+        rows = (len(keys) if records is None else records) if count_rows else 0
         return await self.call(op, lambda: self._client.mget(list(keys)), missing, rows=rows)
 
     async def set_many(self, op: str, items: Sequence[tuple[str, bytes]], ttl_s: int) -> None:
         """``SET key value EX ttl`` for every item in one round trip (skipped during an outage)."""
+        await self.set_each(op, [(key, value, ttl_s) for key, value in items])
+
+    async def set_each(self, op: str, items: Sequence[tuple[str, bytes, int]]) -> None:
+        """``SET key value EX ttl`` with each item's own TTL, all in one round trip (skipped in an outage)."""
         if not items:
             return
 
         async def run() -> None:
-            keys = [k for k, _ in items]
-            if await self._scripted(self._set_script, keys, [ttl_s, *(v for _, v in items)]) is not None:
+            keys = [k for k, _, _ in items]
+            args: list[Any] = []
+            for _, value, ttl_s in items:
+                args += (value, ttl_s)
+            if await self._scripted(self._set_script, keys, args) is not None:
                 return
             async with self._client.pipeline(transaction=False) as pipe:
-                for key, value in items:
+                for key, value, ttl_s in items:
                     pipe.set(key, value, ex=ttl_s)
                 await pipe.execute()
 

@@ -64,6 +64,10 @@ class IdRegistry:
         if self.store is not None:
             # the verdict cache's look-up counts the batch's uncached rows; this one must not count them again
             remote = await self.store.get_many("ids", keys, count_rows=False)
+        return self.resolve(keys, remote)
+
+    def resolve(self, keys: Sequence[str], remote: Sequence[bytes | str | None]) -> list[Revision | None]:
+        """Stored values (``None``: not in Redis, or Redis down) → revisions, this process's memory second."""
         out: list[Revision | None] = []
         for key, value in zip(keys, remote, strict=True):
             out.append(Revision.decode(value) if value is not None else self._local.get(key))
@@ -71,6 +75,12 @@ class IdRegistry:
 
     async def record(self, items: Sequence[tuple[str, Revision]]) -> None:
         """Remember (id key, revision) pairs that now have a verdict; a later pair for a key wins."""
+        entries = self.remember(items)
+        if self.store is not None and entries:
+            await self.store.set_each("ids", entries)
+
+    def remember(self, items: Sequence[tuple[str, Revision]]) -> list[tuple[str, bytes, int]]:
+        """Record the pairs in this process; returns (key, stored value, TTL) for Redis, last pair per key."""
         latest: dict[str, Revision] = {}
         for key, revision in items:
             latest[key] = revision
@@ -78,5 +88,5 @@ class IdRegistry:
             self._local.move_to_end(key)
         while len(self._local) > _LOCAL_MAX:
             self._local.popitem(last=False)
-        if self.store is not None and latest:
-            await self.store.set_many("ids", [(k, r.encode()) for k, r in latest.items()], self._ttl)
+        ttl = self._ttl
+        return [(k, r.encode(), ttl) for k, r in latest.items()]

@@ -9,13 +9,14 @@ from topics import SourcePosition
 from topics.records import Kind
 
 
-def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for line in lines:
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of (1-based line number, line) with blank lines skipped but still counted."""
+    batch: list[tuple[int, bytes]] = []
+    for number, line in enumerate(lines, 1):
         line = line.rstrip(b"\r\n")
         if not line.strip():
             continue
-        batch.append(line)
+        batch.append((number, line))
         if len(batch) >= size:
             yield batch
             batch = []
@@ -26,11 +27,11 @@ def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
 async def score_lines(
     pipeline: Pipeline, kind: Kind, lines: Iterable[bytes], *, batch_size: int, source: str = "score"
 ) -> AsyncIterator[BatchResult]:
-    """Yield one result per batch of ``batch_size`` lines; line numbers stand in for offsets."""
-    offset = 0
+    """Yield one result per batch of ``batch_size`` records.
+
+    A record's position is ``(source, 0, its line number in the input)``, so a dead letter points at the
+    line to fix (blank lines are skipped but counted, as an editor counts them).
+    """
     for chunk in _chunks(lines, batch_size):
-        messages = []
-        for raw in chunk:
-            messages.append(InputMessage(kind, raw, SourcePosition(source, 0, offset)))
-            offset += 1
+        messages = [InputMessage(kind, raw, SourcePosition(source, 0, number)) for number, raw in chunk]
         yield await pipeline.process(messages)

@@ -10,9 +10,11 @@ half-read with defaults.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import orjson
 
 from topics import LABEL_KEYS
@@ -24,24 +26,55 @@ _SCORE_DIGITS = 6
 @dataclass(frozen=True, slots=True)
 class VerdictCore:
     """``scores[j]``: P(``LABEL_KEYS[j]``), then P(``SAFETY_KEYS[j]``) when the model scores them (the
-    multitask model: 17 scores, else 10); ``unsafe``: the judge's P(unsafe) (replies only)."""
+    multitask model: 17 scores, else 10); ``unsafe``: the judge's P(unsafe) (replies only);
+    ``language``: ISO 639-1 tag of the text; ``spans``: (label or ``unsafe``, start, end) of the window
+    that decided each score of a text read in several windows (empty for a one-window text)."""
 
     scores: tuple[float, ...]
     unsafe: float | None
     truncated: bool
+    language: str | None = None
+    spans: tuple[tuple[str, int, int], ...] = ()
 
     @classmethod
-    def of(cls, scores: Any, unsafe: float | None, truncated: bool) -> VerdictCore:
+    def of(
+        cls,
+        scores: Any,
+        unsafe: float | None,
+        truncated: bool,
+        *,
+        language: str | None = None,
+        spans: Mapping[str, tuple[int, int]] | None = None,
+    ) -> VerdictCore:
         """Rounded to 6 digits so a cached core and a fresh one serialise identically."""
         return cls(
             scores=tuple(round(float(p), _SCORE_DIGITS) for p in scores),
             unsafe=None if unsafe is None else round(float(unsafe), _SCORE_DIGITS),
             truncated=bool(truncated),
+            language=language,
+            spans=tuple((str(k), int(s), int(e)) for k, (s, e) in sorted((spans or {}).items())),
         )
+
+    @staticmethod
+    def rounded_rows(probs: Any) -> list[list[float]]:
+        """A batch of score rows rounded like ``of`` in one numpy call (``of`` rounds score by score).
+
+        Each value is the double nearest to a 6-digit decimal, as with ``round``, so it serialises as
+        that decimal and a cached core reads back equal to the fresh one.
+        """
+        rows: list[list[float]] = np.round(np.asarray(probs, dtype=np.float64), _SCORE_DIGITS).tolist()
+        return rows
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
-            {"v": CORE_SCHEMA, "scores": self.scores, "unsafe": self.unsafe, "truncated": self.truncated}
+            {
+                "v": CORE_SCHEMA,
+                "scores": self.scores,
+                "unsafe": self.unsafe,
+                "truncated": self.truncated,
+                "language": self.language,
+                "spans": self.spans,
+            }
         )
 
     @classmethod
@@ -58,13 +91,30 @@ class VerdictCore:
         if set(data) != {"v", *_FIELD_NAMES}:
             raise CoreSchemaError(f"fields {sorted(data)} do not match {sorted(_FIELD_NAMES)}")
         scores, unsafe, truncated = data["scores"], data["unsafe"], data["truncated"]
+        language, spans = data["language"], data["spans"]
+        if language is not None and not isinstance(language, str):
+            raise CoreSchemaError("language must be a string or null")
+        if not isinstance(spans, list) or not all(
+            isinstance(s, list)
+            and len(s) == 3
+            and isinstance(s[0], str)
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in s[1:])
+            for s in spans
+        ):
+            raise CoreSchemaError("spans must be [label, start, end] triples")
         if not isinstance(scores, list) or len(scores) not in _SCORE_LENGTHS:
             raise CoreSchemaError(f"scores must be {' or '.join(map(str, _SCORE_LENGTHS))} numbers")
         if not all(isinstance(p, int | float) for p in scores) or not isinstance(truncated, bool):
             raise CoreSchemaError("scores must be numbers and truncated a bool")
         if unsafe is not None and not isinstance(unsafe, int | float):
             raise CoreSchemaError("unsafe must be a number or null")
-        return cls(tuple(float(p) for p in scores), None if unsafe is None else float(unsafe), truncated)
+        return cls(
+            tuple(float(p) for p in scores),
+            None if unsafe is None else float(unsafe),
+            truncated,
+            language,
+            tuple((s[0], s[1], s[2]) for s in spans),
+        )
 
 
 class CoreSchemaError(ValueError):

@@ -122,6 +122,19 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
+def worker_overrides(settings: Settings) -> dict[str, str]:
+    """What the demo's flags ask of its worker (models, policy, device, batching, log level); the id
+    registry stays in the demo's own Redis even where MODERATOR_ID_REDIS_URL names a production one."""
+    return {
+        "MODERATOR_POLICY_PATH": str(settings.policy_path),
+        "MODERATOR_DEVICE": settings.device,
+        "MODERATOR_BATCH_SIZE": str(settings.batch_size),
+        "MODERATOR_MAX_BATCH_TOKENS": str(settings.max_batch_tokens),
+        "MODERATOR_LOG_LEVEL": settings.log_level,
+        "MODERATOR_ID_REDIS_URL": "",
+    }
+
+
 def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float = 600.0) -> int:
     expected = _count_lines(DEMO_DATA / "comments.jsonl") + _count_lines(DEMO_DATA / "replies.jsonl")
     workdir = Path(tempfile.mkdtemp(prefix="moderator-demo-"))
@@ -143,10 +156,7 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float =
                 web_port=free_port(),
                 classifier=settings.classifier_path,
                 judge=settings.judge_path,
-                extra={
-                    "MODERATOR_POLICY_PATH": str(settings.policy_path),
-                    "MODERATOR_DEVICE": settings.device,
-                },
+                extra=worker_overrides(settings),
             ),
             log_path,
         )

@@ -78,6 +78,16 @@ class TextEncoder:
                 encs[i] = enc
         return Encoded([e.ids for e in encs], [e.type_ids for e in encs], truncated)
 
+    def content_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character span of each token of each text, special tokens left out (for windowing)."""
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [e.offsets for e in encs]
+
+    def special_tokens(self, pair: bool) -> int:
+        """How many special tokens the model adds around one text or a pair."""
+        processor = self.tokenizer.post_processor
+        return 0 if processor is None else int(processor.num_special_tokens_to_add(pair))
+
 
 def pad_rows(
     rows: Sequence[Sequence[int]], pad: int, width: int | None = None

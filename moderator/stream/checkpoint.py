@@ -33,7 +33,7 @@ DRAIN_TIMEOUT_S = 20.0
 
 #: Batches of one input topic in flight at once: while one batch's verdicts wait for the broker's acks,
 #: the agent already takes (and the pipeline scores) the next. 1 = strictly one batch after the other.
-MAX_INFLIGHT_BATCHES = 2
+MAX_INFLIGHT_BATCHES = 8
 
 
 @dataclass

@@ -3,22 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from moderator.exits import BrokerUnreachable, UsageError
 from moderator.settings import bootstrap_servers
 from topics import loads
+
+
+def servers(broker: str) -> str:
+    """aiokafka's bootstrap form of ``broker``; a malformed URL is the user's to fix."""
+    try:
+        return bootstrap_servers(broker)
+    except ValueError as exc:
+        raise UsageError(str(exc), "write the broker as kafka://host:port[,host:port]") from None
+
+
+async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, broker: str) -> None:
+    """Start a client; a broker that cannot be reached is a user's problem, not a traceback.
+
+    A client whose ``start`` failed is stopped here, so aiokafka does not warn about an unclosed one.
+    """
+    # aiokafka logs each refused connection at ERROR before raising: the one line below says it all
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    kafka_log.setLevel(max(level, logging.CRITICAL) if not kafka_log.isEnabledFor(logging.DEBUG) else level)
+    try:
+        await client.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        await client.stop()
+        raise BrokerUnreachable(
+            f"cannot reach the Kafka broker at {broker} ({type(exc).__name__})",
+            "start the broker, or pass --broker / set MODERATOR_BROKER to where it runs",
+        ) from None
+    finally:
+        kafka_log.setLevel(level)
 
 
 async def produce_lines(
     broker: str, topic: str, lines: Iterable[bytes], *, key_field: str = "id", progress: Any = None
 ) -> int:
     """Send each non-empty line as one record, keyed by its ``id`` when it has one; waits for all acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker), acks="all", linger_ms=5)
-    await producer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=servers(broker), acks="all", linger_ms=5)
+    await start_client(producer, broker)
     sent = 0
     try:
         futures = []
@@ -52,12 +84,12 @@ async def follow(
     """Yield (topic, key, value) from ``topics`` with no consumer group (nothing committed)."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap_servers(broker),
+        bootstrap_servers=servers(broker),
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, broker)
     last = time.monotonic()
     try:
         while True:

@@ -8,6 +8,7 @@ were never committed past unsent verdicts).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -28,6 +29,7 @@ class Liveness:
         self._last_batch = time.monotonic()
         self.lag = 0
         self.live = True
+        self._exported: set[tuple[str, str]] = set()
 
     def progress(self) -> None:
         self._last_batch = time.monotonic()
@@ -43,6 +45,14 @@ class Liveness:
         committed_map = committed_offsets(consumer)
         lag = 0
         now = time.monotonic()
+        # A partition moved to another worker after a rebalance must leave this worker's series, or its
+        # last lag would be summed with the new owner's forever (dashboards, the lag alert, autoscaling).
+        current = {(tp.topic, str(tp.partition)) for tp in assignment}
+        for labels in self._exported - current:
+            for gauge in (self._metrics.consumer_lag, self._metrics.committed_offset):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
+        self._exported = current
         for tp in assignment:
             highwater = consumer.highwater(tp)
             committed = committed_map.get(tp)

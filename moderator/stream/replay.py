@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from moderator.settings import bootstrap_servers
+from moderator.stream.clients import servers, start_client
 from topics import DeadLetter, TopicNames
 from topics.records import ORIGINAL_TRUNCATED
 
@@ -79,13 +79,15 @@ async def replay(
     broker: str, topics: TopicNames, keep: ReplayFilter, *, dry_run: bool = False
 ) -> ReplayReport:
     report = ReplayReport()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker), group_id=None, enable_auto_commit=False
-    )
-    producer = None if dry_run else AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker), acks="all")
-    await consumer.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers(broker), group_id=None, enable_auto_commit=False)
+    producer = None if dry_run else AIOKafkaProducer(bootstrap_servers=servers(broker), acks="all")
+    await start_client(consumer, broker)
     if producer is not None:
-        await producer.start()
+        try:
+            await start_client(producer, broker)
+        except BaseException:
+            await consumer.stop()
+            raise
     try:
         partitions = consumer.partitions_for_topic(topics.dead_letter)
         if partitions is None:

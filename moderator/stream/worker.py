@@ -45,6 +45,7 @@ def build_pipeline(
     from moderator.runtime.loader import load_classifier, load_judge
 
     options = settings.runtime
+    metrics.requested_device.labels(device=settings.device).set(1)
     policy = load_policy(settings.policy_path)
     classifier = classifier or load_classifier(settings.classifier_path, options)
     judge = judge or load_judge(settings.judge_path, options)
@@ -56,18 +57,35 @@ def build_pipeline(
         judge.provider,
         policy.version,
     )
-    store = None
-    if (use_cache or shared_ids) and settings.redis_url:
-        store = RedisStore(
-            settings.redis_url,
+
+    def redis(url: str) -> RedisStore:
+        return RedisStore(
+            url,
             timeout_ms=settings.cache_timeout_ms,
             retry_s=settings.cache_retry_s,
             ssl_ca_certs=settings.redis_ssl_ca_certs,
             metrics=metrics,
         )
+
+    # The id registry may live on its own Redis (MODERATOR_ID_REDIS_URL), one that never evicts, while the
+    # verdict cache's may run allkeys-lru; without it both share one connection.
+    separate_ids = bool(settings.id_redis_url) and settings.id_redis_url != settings.redis_url
+    store = None
+    if settings.redis_url and (use_cache or (shared_ids and not separate_ids)):
+        store = redis(settings.redis_url)
+    ids_store = redis(settings.id_redis_url) if shared_ids and separate_ids else store
     cache = VerdictCache(store, ttl_s=settings.cache_ttl_s, metrics=metrics) if store and use_cache else None
-    ids = IdRegistry(store if shared_ids else None, ttl_s=settings.dedupe_ttl_s)
-    return Pipeline(classifier, judge, policy, cache=cache, ids=ids, limits=settings.limits, metrics=metrics)
+    ids = IdRegistry(ids_store if shared_ids else None, ttl_s=settings.dedupe_ttl_s)
+    return Pipeline(
+        classifier,
+        judge,
+        policy,
+        cache=cache,
+        ids=ids,
+        limits=settings.limits,
+        metrics=metrics,
+        windows=settings.windows,
+    )
 
 
 class BrokerUnavailable(RuntimeError):

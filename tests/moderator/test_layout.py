@@ -39,7 +39,9 @@ def test_only_the_stream_package_knows_kafka(package: str) -> None:
     assert _offending(package, ("faust", "aiokafka", "mode")) == []
 
 
-@pytest.mark.parametrize("package", ["moderator/core", "moderator/runtime", "moderator/stream", "topics"])
+@pytest.mark.parametrize(
+    "package", ["moderator/core", "moderator/runtime", "moderator/stream", "moderator/dashboard", "topics"]
+)
 def test_production_code_never_imports_the_local_harness(package: str) -> None:
     assert _offending(package, ("moderator.local", "tests", "bench")) == []
 

@@ -14,6 +14,11 @@ def test_round_trip_keeps_every_field_and_rounds_once() -> None:
     core = VerdictCore.of([0.1234567] * len(LABEL_KEYS), 0.7654321, truncated=True)
     assert core.scores[0] == 0.123457 and core.unsafe == 0.765432
     assert VerdictCore.from_bytes(core.to_bytes()) == core
+    windowed = VerdictCore.of(
+        [0.5] * len(LABEL_KEYS), None, False, language="en", spans={"region": (4012, 4230), "unsafe": (0, 90)}
+    )
+    assert windowed.spans == (("region", 4012, 4230), ("unsafe", 0, 90))
+    assert VerdictCore.from_bytes(windowed.to_bytes()) == windowed
 
 
 @pytest.mark.parametrize(
@@ -25,8 +30,10 @@ def test_round_trip_keeps_every_field_and_rounds_once() -> None:
         lambda d: d.update(extra=1),  # an added field
         lambda d: d.update(scores=d["scores"][:-1]),  # a label missing
         lambda d: d.update(unsafe="high"),  # a wrong type
+        lambda d: d.update(spans=[["region", 1]]),  # a span without its end
+        lambda d: d.update(language=7),  # a language that is no code
     ],
-    ids=["schema", "renamed", "dropped", "added", "short", "type"],
+    ids=["schema", "renamed", "dropped", "added", "short", "type", "span", "language"],
 )
 def test_any_other_shape_is_refused_not_half_read(mutate) -> None:  # type: ignore[no-untyped-def]
     data = orjson.loads(VerdictCore.of([0.5] * len(LABEL_KEYS), None, False).to_bytes())

@@ -70,3 +70,19 @@ def test_faust_factories_the_fetch_wait_app_overrides_exist() -> None:
         (faust.App, "_new_transport"),
     ):
         assert callable(getattr(owner, name)), f"{owner.__name__}.{name} is gone"
+
+
+def test_faust_drain_loop_still_has_the_shape_the_batched_drain_mirrors() -> None:
+    """``drain_messages_batched`` replaces faust's per-record loop; it must still read the same state."""
+    source = inspect.getsource(faust.transport.consumer.Consumer._drain_messages)
+    for piece in ("callback(message)", "self.suspend_flow.wait()", "_add_gap", "_read_offset", "getmany("):
+        assert piece in source, f"faust's _drain_messages no longer uses {piece}"
+    consumer_class = inspect.getsource(faust.transport.consumer.Consumer)
+    for state in ("self._read_offset = ", "_n_acked: int", "self.suspend_flow = "):
+        assert state in consumer_class, f"faust's Consumer no longer sets up {state!r}"
+
+    class Bare:
+        pass
+
+    with pytest.raises(adapter.LibraryShapeError, match="callback"):
+        adapter.check_drain_shape(Bare())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from moderator.cli import build_parser
+from moderator.cli import build_parser, main
+from moderator.exits import ExitCode
 from moderator.stream.replay import ReplayFilter, target_topic
 from topics import DeadLetter, SourcePosition, TopicNames
 
@@ -40,10 +41,9 @@ def test_dead_letter_round_trips_through_its_wire_form() -> None:
 def test_replay_refuses_an_unknown_reason_and_a_bad_time(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     for argv in (["replay", "--reason", "nope"], ["replay", "--since", "yesterday-ish"]):
-        with pytest.raises(SystemExit) as exc:
-            parser.parse_args(argv)
-        assert exc.value.code == 2
+        assert main(argv) == ExitCode.USAGE  # one line, no traceback (moderator.exits)
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err and "neither epoch seconds nor an ISO date/time" in err
+    assert all(line.startswith("moderator replay: ") for line in err.splitlines())
     args = parser.parse_args(["replay", "--since", "2026-11-29T21:00", "--until", "1790000000"])
     assert args.since == 1795986000.0 and args.until == 1790000000.0

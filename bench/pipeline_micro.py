@@ -1,0 +1,170 @@
+"""The pipeline alone, in one process on one core: decode → validate → normalise → cache key → verdict.
+
+No broker, no Redis, no-op models: what is timed is the per-record Python the worker runs around the
+models (``Pipeline.process`` with an in-process id registry, then ``VerdictSink.records`` serialising
+every verdict as it goes on the wire). Goal: ≥100k records/s on one core, so the stream path has
+headroom for a GPU that scores several hundred thousand texts a second. Baseline in the same run:
+``orjson.loads`` + ``orjson.dumps`` of every record and nothing else, the floor any Python pipeline
+pays per record.
+
+    python -m bench.pipeline_micro --records 50000 --batch 256 --rounds 3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bench.common import (
+    Section,
+    Stat,
+    base_parser,
+    command_line,
+    comment_values,
+    cycle,
+    finish,
+    guard_training,
+    load_data,
+    reply_values,
+    table,
+)
+from moderator.core.pipeline import InputMessage, Pipeline
+from moderator.core.policy import load_policy
+from moderator.local.noop_models import NoopClassifier, NoopJudge
+from moderator.metrics import Metrics
+from moderator.settings import Settings
+from moderator.stream.sinks import VerdictSink
+from topics import SourcePosition
+
+GOAL = 100_000.0
+
+
+def _pin_one_core() -> str:
+    """Pin this process to one CPU so the figure is per core (the model thread is idle anyway)."""
+    if hasattr(os, "sched_setaffinity"):
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to CPU {cpu}"
+    return "not pinned (no sched_setaffinity)"
+
+
+async def _pipeline_pass(
+    pipeline: Pipeline, sink: VerdictSink, batches: list[list[InputMessage]]
+) -> tuple[float, float, int]:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    out = 0
+    for batch in batches:
+        result = await pipeline.process(batch)
+        out += len(sink.records(result))
+    return time.perf_counter() - wall0, time.process_time() - cpu0, out
+
+
+def _floor_pass(values: list[bytes]) -> tuple[float, float]:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for value in values:
+        orjson.dumps(orjson.loads(value))
+    return time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.split("\n")[0], rounds=3)
+    parser.add_argument("--records", type=int, default=50_000, help="records per round (3/4 comments)")
+    parser.add_argument("--batch", type=int, default=256, help="records per pipeline batch")
+    args = parser.parse_args(argv)
+    guard_training(args)
+    pinned = _pin_one_core()
+    data = load_data()
+    settings = Settings.from_env()
+    n_comments = args.records * 3 // 4
+    values: list[tuple[str, bytes]] = [
+        ("comment", v) for v in comment_values(cycle(data.comments, n_comments), "c")
+    ]
+    values += [("reply", v) for v in reply_values(cycle(data.pairs, args.records - n_comments), "r")]
+    pipeline = Pipeline(
+        NoopClassifier(),
+        NoopJudge(),
+        load_policy(settings.policy_path),
+        limits=settings.limits,
+        metrics=Metrics(),
+    )
+    sink = VerdictSink(settings.topics, _no_send, pipeline.metrics)
+
+    def batches(round_no: int) -> list[list[InputMessage]]:
+        # distinct partitions per round, so the id registry sees first-time ids each round
+        msgs = [
+            InputMessage(kind, value, SourcePosition(f"in-{kind}", round_no, i))  # type: ignore[arg-type]
+            for i, (kind, value) in enumerate(values)
+        ]
+        msgs.sort(key=lambda m: m.kind)
+        return [msgs[i : i + args.batch] for i in range(0, len(msgs), args.batch)]
+
+    rates: list[float] = []
+    cpu_rates: list[float] = []
+    floor: list[float] = []
+    asyncio.run(_pipeline_pass(pipeline, sink, batches(-1)[:4]))  # warm-up: imports, caches
+    for r in range(args.rounds):
+        wall, cpu, out = asyncio.run(_pipeline_pass(pipeline, sink, batches(r)))
+        if out < len(values):
+            raise RuntimeError(f"pipeline emitted {out} records for {len(values)} inputs")
+        rates.append(len(values) / wall)
+        cpu_rates.append(len(values) / cpu)
+        fw, _ = _floor_pass([v for _, v in values])
+        floor.append(len(values) / fw)
+        print(
+            f"round {r + 1}/{args.rounds}: pipeline {rates[-1]:,.0f} rec/s (CPU {cpu_rates[-1]:,.0f}), "
+            f"orjson floor {floor[-1]:,.0f} rec/s",
+            file=sys.stderr,
+        )
+    asyncio.run(pipeline.close())
+    rate, cpu_rate, base = Stat.of(rates), Stat.of(cpu_rates), Stat.of(floor)
+    ratio = Stat.of(p / f for p, f in zip(rates, floor, strict=True))
+    body = table(
+        ["side", "records/s, median (min–max)", "pipeline ÷ this"],
+        [
+            ["`orjson.loads` + `orjson.dumps` per record (floor)", base.fmt(), ratio.fmt(3, "×")],
+            [
+                "**pipeline**: decode, validate, normalise, cache key, ids, policy, verdict encode",
+                rate.fmt(),
+                "1.00×",
+            ],
+        ],
+    )
+    body += (
+        f"\n\n{len(values):,} records per round ({n_comments:,} UnSmile dev comments, "
+        f"{len(values) - n_comments:,} KoSBi dev pairs as replies), batches of {args.batch}, no-op models, "
+        f"in-process id registry, no Redis; {pinned}; {args.rounds} rounds. Per CPU second: "
+        f"{cpu_rate.fmt()} records. Goal ≥{GOAL:,.0f} records/s on one core: "
+        f"**{'met' if rate.median >= GOAL else 'not met'}**."
+    )
+    section = Section(
+        "pipeline_micro",
+        "Pipeline alone: records/s on one core",
+        body,
+        command_line("bench.pipeline_micro", argv if argv is not None else sys.argv[1:]),
+        [],
+    )
+    result: dict[str, Any] = {"pipeline": rates, "pipeline_cpu": cpu_rates, "orjson_floor": floor}
+    finish(args, section, result)
+    print(
+        orjson.dumps(
+            {
+                "pipeline_records_per_s": rate.median,
+                "pipeline_records_per_cpu_s": cpu_rate.median,
+                "orjson_floor_records_per_s": base.median,
+            }
+        ).decode()
+    )
+    return 0
+
+
+async def _no_send(topic: str, key: bytes | None, value: bytes) -> Any:  # pragma: no cover - never sent
+    raise AssertionError("the micro-benchmark never sends")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Two workers join and leave one consumer group under load: no record lost, and the throughput dip.
+
+    python -m bench.rebalance --messages 20000
+
+A backlog of comments waits in a 4-partition topic. Worker A (the real worker, no-op models, real
+Redis: ``bench.noop_worker``) starts draining it; once it has verdicted ``--join-after`` of them,
+worker B joins the group (rebalance 1); once B has verdicted its share for ``--leave-after`` seconds,
+B is stopped with SIGTERM (rebalance 2: it drains, commits and leaves) and A takes the rest. Then:
+
+* **loss**: every input id must have a verdict on the output topic (at-least-once: a record
+  re-delivered across a rebalance may have two, counted as duplicates);
+* **dip**: verdicts per 0.5 s from the output records' broker timestamps; the slowest bucket around each
+  rebalance against the median rate of A alone before the first one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import statistics
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from bench.common import (
+    RESULTS_DIR,
+    Section,
+    Services,
+    base_parser,
+    bench_process,
+    command_line,
+    comment_values,
+    create_topics,
+    cycle,
+    finish,
+    fresh_topics,
+    guard_training,
+    load_data,
+    produce_all,
+    read_topic,
+    table,
+    wait_until,
+    worker_env,
+)
+from moderator.local.embedded import free_port
+
+BUCKET_S = 0.5
+
+
+def _worker(services: Services, names: Any, app_id: str, tag: str) -> Any:
+    port = free_port()
+    env = worker_env(
+        services, app_id=app_id, topics=names, web_port=port, extra={"MODERATOR_TOPIC_PARTITIONS": "4"}
+    )
+    return bench_process(
+        [sys.executable, "-m", "bench.noop_worker"], env, RESULTS_DIR / f"rebalance-{tag}.log", port
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.split("\n")[0], rounds=1)
+    parser.add_argument(
+        "--messages", type=int, default=60000, help="backlog; must outlast B joining and leaving"
+    )
+    parser.add_argument("--join-after", type=float, default=0.2, help="share of the backlog A does alone")
+    parser.add_argument("--leave-after", type=float, default=4.0, help="seconds B stays once it verdicts")
+    args = parser.parse_args(argv)
+    guard_training(args)
+    data = load_data()
+    values = comment_values(cycle(data.comments, args.messages), "rb")
+    events: dict[str, float] = {}
+    with Services() as services:
+        names = fresh_topics("rebalance")
+        asyncio.run(create_topics(services.broker_url, names, 4))
+        asyncio.run(produce_all(services.broker_url, names.comments, values))
+        app_id = f"bench-rebalance-{time.monotonic_ns()}"
+        a, b = _worker(services, names, app_id, "a"), _worker(services, names, app_id, "b")
+        verdicts = f'topic="{names.verdicts}"'
+        try:
+            a.start()
+            a.wait_ready()
+            if not wait_until(
+                lambda: a.metric("moderator_messages_out_total", verdicts) >= args.join_after * len(values),
+                600,
+                0.2,
+            ):
+                raise RuntimeError(f"worker A stalled:\n{a.log_tail()}")
+            events["B starts"] = time.time()
+            b.start()
+            b.wait_ready()
+            if not wait_until(lambda: b.metric("moderator_messages_out_total", verdicts) > 0, 120, 0.2):
+                raise RuntimeError(f"worker B never got a partition:\n{b.log_tail()}")
+            events["B verdicts"] = time.time()
+            time.sleep(args.leave_after)
+            events["B SIGTERM"] = time.time()
+            b.signal(signal.SIGTERM)
+            b_exit = b.wait(60)
+            events["B gone"] = time.time()
+
+            records = asyncio.run(read_topic(services.broker_url, names.verdicts, len(values), 600))
+        finally:
+            b.stop()
+            a.stop()
+    keys = Counter(k for k, _, _ in records)
+    expected = {orjson.loads(v)["id"].encode() for v in values}
+    missing = expected - set(keys)
+    duplicates = sum(n - 1 for n in keys.values() if n > 1)
+    stamps = sorted(ts / 1000.0 for _, _, ts in records)
+    t0 = stamps[0]
+    buckets = Counter(int((t - t0) / BUCKET_S) for t in stamps)
+    series = [(i * BUCKET_S, buckets.get(i, 0) / BUCKET_S) for i in range(max(buckets) + 1)]
+    join_t, leave_t = events["B starts"] - t0, events["B SIGTERM"] - t0
+    done_by_leave = sum(1 for t in stamps if t <= events["B gone"] + 2.0)
+    if done_by_leave >= len(values):
+        raise SystemExit(
+            f"the backlog ran out before B had left ({done_by_leave} of {len(values)} verdicted): "
+            "no dip can be measured; pass more --messages"
+        )
+    # the longest stretch with no verdict at all: the group's stop-the-world pause
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    pause = max(gaps) if gaps else 0.0
+    alone = [r for t, r in series if t + BUCKET_S <= join_t] or [series[0][1]]
+    base = statistics.median(alone)
+
+    def dip(start: float, end: float) -> tuple[float, float]:
+        window = [r for t, r in series if start <= t < end] or [0.0]
+        return min(window), sum(1 for r in window if r < 0.5 * base) * BUCKET_S
+
+    join_min, join_slow = dip(join_t, events["B verdicts"] - t0 + 2.0)
+    leave_min, leave_slow = dip(leave_t, events["B gone"] - t0 + 2.0)
+    rows = [
+        ["A alone (before B joins)", f"{base:,.0f}", "-", "-"],
+        ["B joins (rebalance 1)", f"{join_min:,.0f}", f"{join_min / base:.2f}×", f"{join_slow:.1f} s"],
+        [
+            "B leaves on SIGTERM (rebalance 2)",
+            f"{leave_min:,.0f}",
+            f"{leave_min / base:.2f}×",
+            f"{leave_slow:.1f} s",
+        ],
+    ]
+    body = table(
+        ["phase", f"verdicts/s (slowest {BUCKET_S} s bucket)", "vs A alone", "time under half rate"], rows
+    )
+    body += (
+        f"\n\n{len(values):,} comments in 4 partitions, no-op models, real Redis; worker B exit code {b_exit}. "
+        f"Longest stretch without any verdict: {pause:.1f} s. **Lost: {len(missing)}** of {len(values):,} input ids without a verdict; {duplicates} duplicate "
+        "verdicts (re-delivered across a rebalance; consumers dedupe on the id)."
+    )
+    section = Section(
+        "rebalance",
+        "Rebalances under load: two workers joining and leaving",
+        body,
+        command_line("bench.rebalance", argv if argv is not None else sys.argv[1:]),
+        [],
+    )
+    result = {
+        "series": series,
+        "events": {k: v - t0 for k, v in events.items()},
+        "missing": len(missing),
+        "duplicates": duplicates,
+        "longest_pause_s": pause,
+    }
+    finish(args, section, result)
+    print(
+        orjson.dumps(
+            {
+                "lost": len(missing),
+                "duplicates": duplicates,
+                "base_per_s": base,
+                "join_min_per_s": join_min,
+                "leave_min_per_s": leave_min,
+                "longest_pause_s": pause,
+            }
+        ).decode()
+    )
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

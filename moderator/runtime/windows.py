@@ -1,0 +1,214 @@
+"""Long texts scored whole: overlapping token windows over a text, and pooling their scores back.
+
+A model reads at most ``max_length`` tokens. Cutting a longer text lets anyone hide hate behind a few
+hundred friendly sentences, so a long text is split into overlapping windows (each a substring of the
+text, planned from the tokenizer's own offsets) that travel as ordinary rows through the model's
+token-budget batching; their scores are pooled back per text. For a (prompt, reply) pair the reply is
+windowed and the prompt rides along in every window, cut to at most half of it.
+
+Pooling is ``max`` per label (a hate window flags the text however much friendly text surrounds it)
+and ``min`` for ``clean`` (a text is clean only if every window is). The cost is bounded by
+``max_windows``; a text that needs more is read up to the cap and reported ``truncated``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+#: Tokens left free in every window: re-tokenising a substring can add a piece at its edges.
+EDGE_MARGIN = 4
+#: Share of a window repeated in the next one, so a phrase cut at one edge is whole in a neighbour.
+DEFAULT_OVERLAP = 0.25
+#: 8,000 Korean characters (the default input limit) take ~104 windows of 64 tokens: read whole.
+DEFAULT_MAX_WINDOWS = 128
+#: The classifier was trained on single comments (~25 tokens); a short hateful sentence dominates a
+#: 64-token window but drowns in a 256-token one. Measured in ``bench/long_texts.py``.
+DEFAULT_WINDOW_TOKENS = 64
+
+
+@runtime_checkable
+class WindowTokenizer(Protocol):
+    """What windowing needs from a model's tokenizer (``runtime.tokenize.TextEncoder`` has it)."""
+
+    max_length: int
+
+    def content_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character span of every token of each text, special tokens excluded."""
+        ...
+
+    def special_tokens(self, pair: bool) -> int:
+        """Special tokens the model adds around one text (``pair=False``) or a pair."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    """``max_windows``: cap per text (cost bound); ``overlap``: share of a window its neighbour repeats;
+    ``tokens``: text tokens per window (0: as many as the model takes). A text of at most ``tokens``
+    tokens is one window, itself."""
+
+    max_windows: int = DEFAULT_MAX_WINDOWS
+    overlap: float = DEFAULT_OVERLAP
+    tokens: int = DEFAULT_WINDOW_TOKENS
+
+    def __post_init__(self) -> None:
+        if self.max_windows < 1:
+            raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
+        if self.tokens < 0 or 0 < self.tokens < 8:
+            raise ValueError(
+                f"window tokens must be 0 (the model's maximum) or at least 8, got {self.tokens}"
+            )
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"window overlap must be in [0, 1), got {self.overlap}")
+
+
+def plan_spans(
+    offsets: Sequence[tuple[int, int]], text_length: int, size: int, overlap: float, max_windows: int
+) -> tuple[list[tuple[int, int]], bool]:
+    """Character spans of the windows over one text, and whether its tail was left unread.
+
+    ``offsets``: each content token's character span; ``size``: content tokens per window. Windows
+    start every ``size × (1 - overlap)`` tokens; the first starts at character 0 and the last ends at
+    ``text_length``, so no character between tokens (spaces, marks) falls outside every window.
+    """
+    if size < 1:
+        raise ValueError(f"a window must hold at least one token, got {size}")
+    n = len(offsets)
+    if n <= size:
+        return [(0, text_length)], False
+    stride = max(1, min(size, round(size * (1.0 - overlap))))
+    needed = 1 + math.ceil((n - size) / stride)
+    count = min(needed, max_windows)
+    spans: list[tuple[int, int]] = []
+    for w in range(count):
+        first = w * stride
+        last = min(first + size, n) - 1
+        start = 0 if w == 0 else offsets[first][0]
+        end = text_length if w == needed - 1 else offsets[last][1]
+        spans.append((start, end))
+    return spans, needed > max_windows
+
+
+@dataclass(slots=True)
+class Windows:
+    """Rows to score and where they came from: ``owner[r]`` is the text row ``r`` belongs to."""
+
+    rows: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    owner: list[int] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    #: per text: more windows were needed than the cap allows, so its tail was not read
+    truncated: list[bool] = field(default_factory=list)
+    #: per text: how many windows it became
+    counts: list[int] = field(default_factory=list)
+
+    @property
+    def texts(self) -> int:
+        return len(self.counts)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return list(zip(self.prompts, self.rows, strict=True))
+
+
+class Windower:
+    """Splits texts (or the reply side of pairs) into windows that fit one model's input."""
+
+    def __init__(self, tokenizer: WindowTokenizer, config: WindowConfig | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.config = config or WindowConfig()
+        self.max_length = tokenizer.max_length
+        self._single = tokenizer.special_tokens(False)
+        self._pair = tokenizer.special_tokens(True)
+        # A text of at most this many characters cannot need more than one window (no tokenizer
+        # makes more than 4 tokens of one character: UTF-8 byte fallback), so it skips tokenisation.
+        self._short_chars = max(0, self.window_size() // 4)
+        self._short_pair_chars = max(0, self.window_size(1 << 30) // 4)
+
+    def window_size(self, prompt_tokens: int | None = None) -> int:
+        """Content tokens of text per window; with a prompt, what is left after its share."""
+        if prompt_tokens is None:
+            size = self.max_length - self._single - EDGE_MARGIN
+        else:
+            room = self.max_length - self._pair - EDGE_MARGIN
+            size = room - min(prompt_tokens, room // 2)
+        if self.config.tokens:
+            size = min(size, self.config.tokens)
+        return max(1, size)
+
+    def split(self, texts: Sequence[str], prompts: Sequence[str] | None = None) -> Windows:
+        """Windows for every text, in text order; ``prompts`` (one per text) rides along in each."""
+        if prompts is not None and len(prompts) != len(texts):
+            raise ValueError("one prompt per text")
+        out = Windows()
+        short = self._short_chars if prompts is None else self._short_pair_chars
+        long_rows = [i for i, t in enumerate(texts) if len(t) > short]
+        found = self.tokenizer.content_offsets([texts[i] for i in long_rows])
+        offsets = dict(zip(long_rows, found, strict=True))
+        prompt_tokens: dict[int, int] = {}
+        if prompts is not None and long_rows:
+            counted = self.tokenizer.content_offsets([prompts[i] for i in long_rows])
+            prompt_tokens = {i: len(o) for i, o in zip(long_rows, counted, strict=True)}
+        for i, text in enumerate(texts):
+            prompt = prompts[i] if prompts is not None else ""
+            if i in offsets:
+                size = self.window_size(prompt_tokens.get(i) if prompts is not None else None)
+                spans, cut = plan_spans(
+                    offsets[i], len(text), size, self.config.overlap, self.config.max_windows
+                )
+            else:
+                spans, cut = [(0, len(text))], False
+            for start, end in spans:
+                out.rows.append(text[start:end])
+                out.prompts.append(prompt)
+                out.owner.append(i)
+                out.spans.append((start, end))
+            out.truncated.append(cut)
+            out.counts.append(len(spans))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pooled:
+    """``scores[t, j]``: pooled score of column ``j`` for text ``t``; ``window[t, j]``: the row it came from."""
+
+    scores: npt.NDArray[np.float32]
+    window: npt.NDArray[np.int64]
+
+
+def pool(
+    rows: npt.NDArray[np.float32], owner: Sequence[int], texts: int, min_columns: Sequence[int] = ()
+) -> Pooled:
+    """Max per column over each text's rows (min for ``min_columns``, e.g. ``clean``).
+
+    ``window`` keeps the index of the row that decided each pooled score, so a verdict can say which
+    part of a long text fired.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.ndim == 1:
+        rows = rows[:, None]
+    owner_arr = np.asarray(owner, dtype=np.int64)
+    if len(owner_arr) != rows.shape[0]:
+        raise ValueError(f"{rows.shape[0]} scored rows but {len(owner_arr)} owners")
+    width = rows.shape[1]
+    scores = np.zeros((texts, width), dtype=np.float32)
+    window = np.full((texts, width), -1, dtype=np.int64)
+    signs = np.ones(width, dtype=np.float32)
+    signs[list(min_columns)] = -1.0
+    # rows of one text are contiguous and in order (Windower.split), but do not rely on it
+    order = np.argsort(owner_arr, kind="stable")
+    sorted_owner = owner_arr[order]
+    bounds = np.searchsorted(sorted_owner, np.arange(texts + 1))
+    for t in range(texts):
+        idx = order[bounds[t] : bounds[t + 1]]
+        if len(idx) == 0:
+            raise ValueError(f"text {t} has no scored window")
+        best = np.argmax(rows[idx] * signs, axis=0)
+        window[t] = idx[best]
+        scores[t] = rows[idx[best], np.arange(width)]
+    return Pooled(scores, window)

@@ -1,0 +1,156 @@
+"""The streaming output rail (WebSocket ``/v1/stream``) on a real server with the bundled models."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.api.conftest import ServerProcess
+
+PROMPT = "오늘 기분이 어때?"
+CLEAN_DELTAS = ["안녕하세요! ", "오늘 날씨가 ", "정말 좋네요. ", "산책하기 좋은 날이에요. "]
+UNSAFE_DELTAS = ["씨발 개새끼야 ", "꺼져 진짜 역겹다"]
+
+
+async def _call(ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any] | str) -> dict[str, Any]:
+    await ws.send_str(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+    answer: dict[str, Any] = orjson.loads((await ws.receive(timeout=30)).data)
+    return answer
+
+
+def test_a_reply_that_turns_unsafe_halfway_is_stopped(server: ServerProcess) -> None:
+    async def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
+            assert (await _call(ws, {"type": "start", "id": "turn-1", "prompt": PROMPT}))["type"] == "started"
+            frames = []
+            for delta in [*CLEAN_DELTAS, *UNSAFE_DELTAS]:
+                frames.append(await _call(ws, {"type": "delta", "text": delta}))
+                if frames[-1]["type"] == "stop":
+                    break
+            after = await _call(ws, {"type": "delta", "text": "계속"})
+            return frames, after
+
+    frames, after = asyncio.run(run())
+    assert [f["type"] for f in frames] == ["verdict"] * len(CLEAN_DELTAS) + ["stop"], (
+        "stopped at the unsafe delta"
+    )
+    assert all(f["verdict"]["action"] == "allow" for f in frames[:-1])
+    stop = frames[-1]
+    assert stop["verdict"]["flagged"] and stop["verdict"]["action"] in ("review", "block")
+    assert "profanity" in stop["verdict"]["categories"]
+    assert stop["verdict"]["id"] == f"turn-1#{len(CLEAN_DELTAS) + 1}"
+    final = stop["final"]
+    assert final["id"] == "turn-1" and final["kind"] == "reply" and final["flagged"]
+    assert stop["chars"] == len("".join(CLEAN_DELTAS) + UNSAFE_DELTAS[0])
+    assert after["type"] == "error" and after["code"] == "turn_stopped"
+    assert server.metrics()['moderator_api_stream_turns_total{outcome="stopped"}'] >= 1
+
+
+def test_final_verdict_equals_the_verdict_on_the_whole_reply(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """No cache, so both sides run the models: the rail's final record is the replies endpoint's."""
+    server = start_server(redis_url="")
+    reply = "".join(CLEAN_DELTAS) * 3
+
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
+            await _call(ws, {"type": "start", "id": "turn-2", "prompt": PROMPT})
+            for delta in CLEAN_DELTAS * 3:
+                frame = await _call(ws, {"type": "delta", "text": delta})
+                assert frame["type"] == "verdict" and frame["verdict"]["action"] == "allow"
+            return await _call(ws, {"type": "end"})
+
+    final = asyncio.run(run())
+    assert final["type"] == "final" and final["chars"] == len(reply)
+    status, whole = server.post("/v1/replies", {"id": "turn-2", "prompt": PROMPT, "reply": reply})
+    assert status == 200 and whole["cached"] is False and final["verdict"]["cached"] is False
+    for key in (
+        "id",
+        "kind",
+        "flagged",
+        "action",
+        "categories",
+        "scores",
+        "unsafe",
+        "model",
+        "policy",
+        "truncated",
+    ):
+        assert final["verdict"][key] == whole[key], key
+
+
+def test_each_increment_costs_a_bounded_window(server: ServerProcess) -> None:
+    delta = "오늘도 좋은 하루 보내세요. "
+    n = 100
+
+    async def run() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
+            await _call(ws, {"type": "start", "id": "long-turn", "prompt": PROMPT, "stop_on": "block"})
+            return [await _call(ws, {"type": "delta", "text": f"{i} {delta}"}) for i in range(n)]
+
+    frames = asyncio.run(run())
+    assert frames[-1]["chars"] > 1800
+    widths = [f["window_chars"] for f in frames]
+    assert max(widths) <= 200 + len(delta) + 4, "context (200 chars) + the new text"
+    whole_each_time = sum(f["chars"] for f in frames)
+    assert sum(widths) < whole_each_time / 2, "rescoring the whole reply per increment would be quadratic"
+
+
+def test_protocol_errors_keep_the_connection(server: ServerProcess) -> None:
+    async def run() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
+            answers = [
+                await _call(ws, {"type": "delta", "text": "x"}),
+                await _call(ws, "{broken"),
+                await _call(ws, {"type": "dance"}),
+                await _call(ws, {"type": "start", "prompt": PROMPT}),
+                await _call(ws, {"type": "start", "id": "t", "prompt": 5}),
+                await _call(ws, {"type": "start", "id": "t", "stop_on": "never"}),
+                await _call(ws, {"type": "start", "id": "t", "extra": 1}),
+                await _call(ws, {"type": "start", "id": "t", "prompt": PROMPT}),
+                await _call(ws, {"type": "delta", "text": 3}),
+                await _call(ws, {"type": "delta", "text": "가" * 9000}),
+                await _call(ws, {"type": "end"}),
+            ]
+            await ws.send_bytes(b"\x00\x01")
+            answers.append(orjson.loads((await ws.receive(timeout=30)).data))
+            answers.append(await _call(ws, {"type": "delta", "text": "안녕하세요"}))
+            return answers
+
+    codes = [a.get("code", a["type"]) for a in asyncio.run(run())]
+    assert codes == [
+        "no_turn",
+        "invalid_json",
+        "wrong_type",
+        "missing_field",
+        "wrong_type",
+        "wrong_type",
+        "unknown_field",
+        "started",
+        "wrong_type",
+        "too_long",
+        "empty_text",
+        "wrong_type",
+        "verdict",
+    ]
+
+
+def test_the_rail_needs_a_key_when_keys_are_set(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(api_keys="rail-key-123456")
+
+    async def run() -> str:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(server.url + "/v1/stream")
+            assert refused.value.status == 401
+            headers = {"Authorization": "Bearer rail-key-123456"}
+            async with http.ws_connect(server.url + "/v1/stream", headers=headers) as ws:
+                return str((await _call(ws, {"type": "start", "id": "t", "prompt": PROMPT}))["type"])
+
+    assert asyncio.run(run()) == "started"
