@@ -14,7 +14,7 @@ from moderator.runtime.tokenize import TextEncoder, load_tokenizer
 from moderator.runtime.windows import WindowConfig, Windower, plan_spans, pool
 
 ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = ROOT / "models" / "unsmile-e5-small"
+SHIPPED = ROOT / "models" / "moderator-multitask-e5-small"
 FRIENDLY = "오늘 날씨가 정말 좋아서 친구들이랑 공원에 산책을 다녀왔어요. "
 
 
