@@ -14,17 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from topics import HATE_LABEL_KEYS
+from topics.labels import SAFETY_KEYS
 
 #: Labels the safety heads add (multitask model); absent from a model that does not output them.
-SAFETY_LABEL_KEYS: tuple[str, ...] = (
-    "violence",
-    "sexual",
-    "sexual_minors",
-    "crime",
-    "weapons",
-    "drugs",
-    "self_harm",
-)
+SAFETY_LABEL_KEYS: tuple[str, ...] = SAFETY_KEYS
 
 _HATE_GROUP: tuple[str, ...] = tuple(k for k in HATE_LABEL_KEYS if k != "profanity")
 

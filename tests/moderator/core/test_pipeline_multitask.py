@@ -14,6 +14,7 @@ from moderator.core.pipeline import InputMessage, Pipeline
 from moderator.core.policy import parse_policy
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.windows import WindowConfig
 from onnx_export.encoder import export_encoder
 from tests.fixtures.models import build_encoder_checkpoint
 from topics import SourcePosition
@@ -98,6 +99,12 @@ def test_safety_block_band_blocks(multitask_dir: Path) -> None:
     result = asyncio.run(pipe.process(messages()))
     asyncio.run(pipe.close())
     assert {v.action for v in result.verdicts} == {"block"}
+    for v in result.verdicts:
+        # each safety category that fired says why, at its block level, like a hate label does
+        fired = {w.label: w for w in v.why if w.rule == "label" and w.label in SAFETY_KEYS}
+        assert set(fired) == set(SAFETY_KEYS)
+        assert all(w.band == "block" and w.threshold == 0.0 for w in fired.values())
+        assert all(w.score == pytest.approx(v.scores[w.label], abs=1e-6) for w in fired.values())
     quiet = Pipeline(
         load_classifier(multitask_dir, options), load_judge(multitask_dir, options), policy(1.0, None)
     )
@@ -105,3 +112,51 @@ def test_safety_block_band_blocks(multitask_dir: Path) -> None:
     asyncio.run(quiet.close())
     assert {v.action for v in result.verdicts} == {"allow"}
     assert all(not set(v.categories) & set(SAFETY_KEYS) for v in result.verdicts)
+
+
+def test_long_texts_are_read_whole_in_windows_in_the_one_pass_path(multitask_dir: Path) -> None:
+    """A comment and a reply far over the model's 48 tokens: every window goes through the same one
+    pass (more rows than records), nothing is left unread, and the deciding windows' spans, and the
+    text's language, reach the verdict."""
+    options = RuntimeOptions(device="cpu", intra_op_threads=1)
+    classifier, judge = load_classifier(multitask_dir, options), load_judge(multitask_dir, options)
+    model = classifier.multitask  # type: ignore[attr-defined]
+    rows: list[tuple[str, int]] = []
+    for name in ("score_comments", "score_replies"):
+        original = getattr(model, name)
+
+        def counted(items: Any, _orig: Any = original, _name: str = name) -> Any:
+            rows.append((_name, len(items)))
+            return _orig(items)
+
+        setattr(model, name, counted)
+    long_text = " ".join(["오늘 날씨가 정말 좋아서 친구들이랑 공원에 산책을 다녀왔어요."] * 20)
+    batch = [
+        InputMessage(
+            "comment", orjson.dumps({"id": "c", "text": long_text}), SourcePosition("comments", 0, 0)
+        ),
+        InputMessage(
+            "reply",
+            orjson.dumps({"id": "r", "prompt": "오늘 어땠어?", "reply": long_text}),
+            SourcePosition("llm-replies", 0, 0),
+        ),
+    ]
+    pipe = Pipeline(classifier, judge, policy(0.0, None), windows=WindowConfig(max_windows=100, tokens=16))
+    result = asyncio.run(pipe.process(batch))
+    asyncio.run(pipe.close())
+    assert not result.dead_letters
+    assert [name for name, _ in sorted(rows)] == ["score_comments", "score_replies"]  # still one pass each
+    assert all(n > 1 for _, n in rows), rows  # ... over several windows of one text
+    by_id = {v.id: v for v in result.verdicts}
+    for v in by_id.values():
+        assert not v.truncated
+        assert v.language == "ko"
+        assert list(v.scores) == [*LABEL_KEYS, *SAFETY_KEYS]
+        fired = [w for w in v.why if w.rule == "label" and w.label in SAFETY_KEYS]
+        assert len(fired) == len(SAFETY_KEYS)
+        # the window that decided each score, inside the (normalised) text
+        assert all(w.span is not None and 0 <= w.span[0] < w.span[1] <= len(long_text) for w in fired)
+    reply = by_id["r"]
+    assert reply.unsafe is not None and by_id["c"].unsafe is None
+    direct = model.score_comments([long_text])
+    assert bool(direct.truncated[0])  # one pass alone would have cut it
