@@ -1,4 +1,4 @@
-"""The pipeline with the bundled models: long texts read whole, a language per verdict, the reason why.
+"""The pipeline with the bundled (multitask) model: long texts read whole, a language per verdict, the reason why.
 
 Padding is everyday Korean; the hate sentences are short and unambiguous. These pin what a platform
 checks first: padding is no bypass, long harmless text is no alarm, English is tagged and not blocked
@@ -22,7 +22,6 @@ from moderator.core.pipeline import InputMessage, Pipeline
 from moderator.core.policy import Policy, load_policy, parse_policy
 from moderator.core.redis_store import RedisStore
 from moderator.metrics import Metrics
-from moderator.runtime.base import ClassifierOutput, TextClassifier
 from moderator.runtime.loader import load_classifier, load_judge
 from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.windows import WindowConfig
@@ -58,26 +57,29 @@ def friendly(chars: int, seed: int) -> str:
     return " ".join(parts)
 
 
-class CountingClassifier:
-    """The real bundled classifier, counting its ``predict`` calls and rows (a long text = many rows)."""
+class RowCounter:
+    """Counts the bundled multitask model's comment passes and their rows (a long text = many rows),
+    on the model object itself, so the pipeline still sees one model serving both roles."""
 
-    def __init__(self, inner: TextClassifier) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.provider = inner.provider
-        self.encoder = inner.encoder  # type: ignore[attr-defined]
+    def __init__(self, model: Any) -> None:
         self.calls: list[int] = []
+        original = model.score_comments
 
-    def predict(self, texts: Sequence[str]) -> ClassifierOutput:
-        self.calls.append(len(texts))
-        return self.inner.predict(texts)
+        def score_comments(texts: Sequence[str]) -> Any:
+            self.calls.append(len(texts))
+            return original(texts)
+
+        model.score_comments = score_comments
 
 
 @pytest.fixture(scope="module")
-def models() -> tuple[CountingClassifier, Any]:
-    return CountingClassifier(load_classifier(DEFAULT_CLASSIFIER, OPTIONS)), load_judge(
-        DEFAULT_JUDGE, OPTIONS
-    )
+def models() -> tuple[Any, Any]:
+    return load_classifier(DEFAULT_CLASSIFIER, OPTIONS), load_judge(DEFAULT_JUDGE, OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def comment_passes(models: tuple[Any, Any]) -> RowCounter:
+    return RowCounter(models[0].multitask)
 
 
 def run(pipe: Pipeline, messages: list[InputMessage]) -> list[Verdict]:
@@ -119,8 +121,10 @@ def test_hate_after_4000_friendly_characters_is_flagged_and_the_window_named(mod
             assert start > 3000 and w.score >= w.threshold
 
 
-def test_long_friendly_text_is_allowed_and_windows_share_one_batch(models: Any) -> None:
-    classifier = models[0]
+def test_long_friendly_text_is_allowed_and_windows_share_one_batch(
+    models: Any, comment_passes: RowCounter
+) -> None:
+    classifier = comment_passes
     metrics = Metrics()
     long_texts = [friendly(7000, seed) for seed in (11, 12)]
     shorts = ["좋은 글 감사합니다", "오늘도 화이팅"]
