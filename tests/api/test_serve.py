@@ -19,7 +19,7 @@ from openai.types import ModerationImageURLInputParam, ModerationTextInputParam
 from moderator.api.openai_compat import OPENAI_CATEGORIES
 from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
 from tests.api.conftest import ServerProcess
-from topics.labels import LABEL_KEYS
+from topics.labels import LABEL_KEYS, SAFETY_KEYS
 
 CLEAN = "안녕하세요! 오늘 날씨가 정말 좋네요. 산책하기 좋은 날이에요."
 ABUSIVE = "씨발 개새끼야 꺼져 진짜 역겹다"
@@ -66,10 +66,10 @@ def test_openai_sdk_string_list_and_parts(server: ServerProcess) -> None:
     assert result.model_extra is not None and result.model_extra["moderator"] == own
     assert own["verdict"]["kind"] == "comment" and "profanity" in own["verdict"]["categories"]
     assert own["verdict"]["flagged"] is result.flagged
-    # the bundled classifier has no safety heads: those categories score 0 and say so
-    assert "sexual/minors" in own["not_covered"] and "harassment" not in own["not_covered"]
-    assert result.category_scores.sexual_minors == 0.0
-    assert dumped["category_applied_input_types"]["sexual/minors"] == []
+    # the bundled multitask model has safety heads: their categories are covered, scored from the verdict
+    assert "sexual/minors" not in own["not_covered"] and "harassment" not in own["not_covered"]
+    assert result.category_scores.sexual_minors == pytest.approx(own["verdict"]["scores"]["sexual_minors"])
+    assert dumped["category_applied_input_types"]["sexual/minors"] == ["text"]
 
     many = client.moderations.create(input=[CLEAN, ABUSIVE, CLEAN])
     assert [r.flagged for r in many.results] == [False, True, False]
@@ -108,7 +108,7 @@ def test_native_endpoints_match_moderator_score(server: ServerProcess, tmp_path:
     ]
     status, one = server.post("/v1/comments", comments[0])
     assert status == 200 and set(one) >= VERDICT_KEYS and one["id"] == "c-0"
-    assert one["cached"] is False and set(one["scores"]) == set(LABEL_KEYS)
+    assert one["cached"] is False and set(one["scores"]) == {*LABEL_KEYS, *SAFETY_KEYS}
     status, many = server.post("/v1/comments", comments)
     assert status == 200 and [v["id"] for v in many] == ["c-0", "c-1", "c-2"]
     assert many[0]["cached"] is True, "the same text again is a cache hit"

@@ -86,18 +86,27 @@ def test_final_verdict_equals_the_verdict_on_the_whole_reply(
 
 
 def test_each_increment_costs_a_bounded_window(server: ServerProcess) -> None:
-    delta = "오늘도 좋은 하루 보내세요. "
+    # everyday sentences the bundled model does not block as a reply (a numbered, repeated greeting
+    # does: the stream would stop, which is not what this test measures)
+    deltas = [
+        "오늘 날씨가 정말 좋아서 친구들이랑 공원에 산책을 다녀왔어요. ",
+        "주말에 가족들과 맛있는 저녁을 먹으면서 즐거운 시간을 보냈습니다. ",
+        "새로 시작한 드라마가 너무 재미있어서 다음 화가 기다려져요. ",
+        "도서관에서 빌린 책을 다 읽었는데 마지막 장면이 감동적이었어요. ",
+        "이번 여름휴가는 제주도로 가려고 숙소를 알아보는 중이에요. ",
+    ]
     n = 100
 
     async def run() -> list[dict[str, Any]]:
         async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
             await _call(ws, {"type": "start", "id": "long-turn", "prompt": PROMPT, "stop_on": "block"})
-            return [await _call(ws, {"type": "delta", "text": f"{i} {delta}"}) for i in range(n)]
+            return [await _call(ws, {"type": "delta", "text": deltas[i % len(deltas)]}) for i in range(n)]
 
     frames = asyncio.run(run())
+    assert all(f["type"] == "verdict" for f in frames), [f for f in frames if f["type"] != "verdict"][:1]
     assert frames[-1]["chars"] > 1800
     widths = [f["window_chars"] for f in frames]
-    assert max(widths) <= 200 + len(delta) + 4, "context (200 chars) + the new text"
+    assert max(widths) <= 200 + max(map(len, deltas)) + 4, "context (200 chars) + the new text"
     whole_each_time = sum(f["chars"] for f in frames)
     assert sum(widths) < whole_each_time / 2, "rescoring the whole reply per increment would be quadratic"
 
