@@ -72,10 +72,12 @@ def shape_twin(model: Path, out: Path) -> Path:
 
     meta = read_metadata(model)
     if (
-        meta.kind != "encoder-classifier"
+        meta.kind not in ("encoder-classifier", "encoder-multitask")
         or json.loads((model / "metadata.json").read_text()).get("architecture") != "bert"
     ):
-        raise SystemExit(f"{model}: no checkpoint and not a BERT encoder classifier; pass --checkpoint DIR")
+        raise SystemExit(
+            f"{model}: no checkpoint and not a BERT encoder classifier or multitask model; pass --checkpoint DIR"
+        )
     graph = onnx.load(str(model / "model.onnx"), load_external_data=False).graph
     dims = {i.name: list(i.dims) for i in graph.initializer}
     vocab, hidden = dims["bert.embeddings.word_embeddings.weight"]
