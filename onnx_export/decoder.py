@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from moderator.runtime.metadata import (
     read_metadata,
     write_metadata,
 )
+from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.prompt import PromptEncoder, split_template
 from onnx_export.checkpoint import load_config_and_tokenizer
 from onnx_export.errors import ExportError
@@ -462,3 +464,61 @@ def export_and_validate(
         ),
     )
     return dtype
+
+
+#: ``validate(meta, files, reference, suffixes)``: ``Validate`` given the PyTorch reference logits and
+#: the samples' encoded suffixes (what ``export_prompted`` computed before the export).
+ValidateAgainst = Callable[
+    [ModelMetadata, list[str], npt.NDArray[np.float32], list[list[int]]],
+    tuple[float, npt.NDArray[Any], npt.NDArray[Any]],
+]
+
+
+def export_prompted(
+    export: DecoderExport,
+    meta: ModelMetadata,
+    values: Sequence[dict[str, str]],
+    validate: ValidateAgainst,
+    *,
+    blame: Path,
+    columns: list[int] | None = None,
+    prune: bool = False,
+    atol: float | None,
+    what: str,
+    compared: str,
+    fp16_checks_logits: bool = False,
+) -> str:
+    """Encode the samples with the worker's prompt encoder, take PyTorch's reference logits (only
+    ``columns``, if given; ``prune`` then cuts the LM head to them), and ``export_and_validate``."""
+    encoder = open_prompt_encoder(export.out_dir, export.prefix, export.suffix, export.max_length, blame)
+    suffixes, _ = encoder.encode_values(list(values))
+    reference = torch_last_logits(export.model, [[*encoder.prefix_ids, *s] for s in suffixes], columns)
+    if prune:
+        assert columns is not None
+        prune_lm_head(export.model, columns)
+    return export_and_validate(
+        export,
+        meta,
+        lambda m, files: validate(m, files, reference, suffixes),
+        atol=atol,
+        what=what,
+        samples=len(values),
+        compared=compared,
+        fp16_checks_logits=fp16_checks_logits,
+    )
+
+
+@contextmanager
+def staged_metadata(
+    out_dir: Path, meta: ModelMetadata, files: list[str], device: str, rows: int
+) -> Iterator[tuple[ModelMetadata, RuntimeOptions]]:
+    """``meta`` written to ``out_dir`` for the graph being validated (removed again on exit): the
+    metadata as the worker reads it back, and runtime options for one batch of ``rows`` samples."""
+    write_metadata(out_dir, replace(meta, files=file_sizes(out_dir, [*files, TOKENIZER_FILE])))
+    options = RuntimeOptions(
+        device="cuda" if device == "cuda" else "cpu", max_batch_tokens=1 << 20, max_batch_rows=rows
+    )
+    try:
+        yield read_metadata(out_dir), options
+    finally:
+        (out_dir / "metadata.json").unlink(missing_ok=True)

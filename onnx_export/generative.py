@@ -10,30 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from moderator.runtime.generative_classifier import UNSMILE_GEMMA_LINES, GenerativeClassifier
-from moderator.runtime.metadata import (
-    TOKENIZER_FILE,
-    ModelMetadata,
-    file_sizes,
-    read_metadata,
-    write_metadata,
-)
-from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.metadata import ModelMetadata
 from moderator.runtime.prompt import FIELD
 from onnx_export.decoder import (
     ChatFormat,
     decoder_metadata,
-    export_and_validate,
+    export_prompted,
     generative_spec,
-    open_prompt_encoder,
     prepare_decoder,
     single_token,
-    torch_last_logits,
+    staged_metadata,
 )
 from onnx_export.errors import ExportError
 from onnx_export.validate import (
@@ -106,19 +97,17 @@ def export_generative_classifier(
         label_keys=tuple(dict.fromkeys(UNSMILE_GEMMA_LINES.values())),
         problem_type="multi_label",
     )
-    encoder = open_prompt_encoder(
-        export.out_dir, export.prefix, export.suffix, max_length, template or export.checkpoint
-    )
     texts = list(samples or KOREAN_SAMPLES)
-    suffixes, _ = encoder.encode_values([{"text": t} for t in texts])
-    reference = torch_last_logits(export.model, [[*encoder.prefix_ids, *s] for s in suffixes])
-    dtype = export_and_validate(
+    dtype = export_prompted(
         export,
         meta,
-        lambda m, files: _validate(export.out_dir, m, files, reference, suffixes, device),
+        [{"text": t} for t in texts],
+        lambda m, files, reference, suffixes: _validate(
+            export.out_dir, m, files, reference, suffixes, device
+        ),
+        blame=template or export.checkpoint,
         atol=atol,
         what="logits",
-        samples=len(texts),
         compared="last-position logits, prefix-cached batch (drift: the ten scores)",
     )
     log.info("exported generative classifier %s → %s (%s)", export.checkpoint, export.out_dir, dtype)
@@ -135,16 +124,10 @@ def _validate(
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Max |Δ| of last-position logits (cached prefix, one mixed-length batch) and the decoded scores
     (twice: the baseline a converted graph's scores drift from is this graph's own)."""
-    write_metadata(out_dir, replace(meta, files=file_sizes(out_dir, [*files, TOKENIZER_FILE])))
-    options = RuntimeOptions(
-        device="cuda" if device == "cuda" else "cpu", max_batch_tokens=1 << 20, max_batch_rows=len(suffixes)
-    )
-    try:
-        model = GenerativeClassifier(out_dir, read_metadata(out_dir), options)
+    with staged_metadata(out_dir, meta, files, device, len(suffixes)) as (staged, options):
+        model = GenerativeClassifier(out_dir, staged, options)
         prefix = model.graph.select(model._prefix, [0] * len(suffixes))
         logits, _ = model.graph.forward(prefix, suffixes)
         last = logits[np.arange(len(suffixes)), [len(s) - 1 for s in suffixes]]
         scores = np.stack([g.scores for g in model.generate_batch(suffixes)])
-    finally:
-        (out_dir / "metadata.json").unlink(missing_ok=True)
     return max_abs_diff(reference, last), scores, scores

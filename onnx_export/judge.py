@@ -11,30 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from moderator.runtime.generative_judge import GenerativeJudge
-from moderator.runtime.metadata import (
-    TOKENIZER_FILE,
-    ModelMetadata,
-    file_sizes,
-    read_metadata,
-    write_metadata,
-)
-from moderator.runtime.options import RuntimeOptions
+from moderator.runtime.metadata import ModelMetadata
 from moderator.runtime.prompt import FIELD
 from onnx_export.decoder import (
     ChatFormat,
     decoder_metadata,
-    export_and_validate,
+    export_prompted,
     generative_spec,
-    open_prompt_encoder,
     prepare_decoder,
-    prune_lm_head,
-    torch_last_logits,
+    staged_metadata,
 )
 from onnx_export.errors import ExportError
 from onnx_export.validate import (
@@ -133,21 +123,17 @@ def export_judge(
         label_keys=("unsafe",),
         problem_type="single_label",
     )
-    encoder = open_prompt_encoder(
-        export.out_dir, export.prefix, export.suffix, max_length, template or export.checkpoint
-    )
     pairs = list(samples or PAIR_SAMPLES)
-    suffixes, _ = encoder.encode_values([{"instruction": p, "response": r} for p, r in pairs])
-    reference = torch_last_logits(export.model, [[*encoder.prefix_ids, *s] for s in suffixes], rows)
-    if prune_head:
-        prune_lm_head(export.model, rows)
-    dtype = export_and_validate(
+    dtype = export_prompted(
         export,
         meta,
-        lambda m, files: _validate(export.out_dir, m, files, reference, pairs, device),
+        [{"instruction": p, "response": r} for p, r in pairs],
+        lambda m, files, reference, _: _validate(export.out_dir, m, files, reference, pairs, device),
+        blame=template or export.checkpoint,
+        columns=rows,
+        prune=prune_head,
         atol=atol,
         what="verdict logits",
-        samples=len(pairs),
         compared="safe/unsafe first-token logits, prefix-cached and full prompt (drift: P(unsafe))",
         fp16_checks_logits=True,
     )
@@ -164,23 +150,16 @@ def _validate(
     device: str,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Max |Δ| of verdict logits for the cached and full paths, plus reference/ORT P(unsafe)."""
-    staged = replace(meta, files=file_sizes(out_dir, [*files, TOKENIZER_FILE]))
-    write_metadata(out_dir, staged)
-    options = RuntimeOptions(
-        device="cuda" if device == "cuda" else "cpu", max_batch_tokens=1 << 20, max_batch_rows=len(pairs)
-    )
-    try:
+    with staged_metadata(out_dir, meta, files, device, len(pairs)) as (staged, options):
         diffs = []
         p_got: np.ndarray = np.zeros(0)
         p_ref: np.ndarray = np.zeros(0)
         for cached in (True, False):
-            judge = GenerativeJudge(out_dir, read_metadata(out_dir), options, prefix_cache=cached)
+            judge = GenerativeJudge(out_dir, staged, options, prefix_cache=cached)
             suffixes, _ = judge.encode_pre(pairs)
             got = judge.encode_core(suffixes)  # one batch, mixed lengths
             diffs.append(max_abs_diff(reference, got))
             if cached:
                 p_got = judge.encode_post(got)
                 p_ref = judge.encode_post(reference.astype(np.float32))
-    finally:
-        (out_dir / "metadata.json").unlink(missing_ok=True)
     return max(diffs), p_ref, p_got
