@@ -65,8 +65,15 @@ def _reply(record_id: str, prompt: str, reply: str) -> dict[str, Any]:
     return {"id": record_id, "prompt": prompt, "reply": reply}
 
 
-class ModeratorClient:
-    """Blocking client. ``base_url`` like ``http://127.0.0.1:8080``."""
+def _moderation(input: str | Sequence[str], model: str | None) -> dict[str, Any]:  # noqa: A002
+    payload: dict[str, Any] = {"input": input if isinstance(input, str) else list(input)}
+    if model:
+        payload["model"] = model
+    return payload
+
+
+class _RetryingClient:
+    """What both clients share: their settings and the retry decision (the transport is theirs)."""
 
     def __init__(
         self,
@@ -83,6 +90,22 @@ class ModeratorClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
 
+    def _refused_wait(self, attempt: int, status: int, body: bytes, retry_after: str | None) -> float:
+        """The pause before retrying a refusal; raises ``ModeratorAPIError`` when the refusal is final."""
+        if status not in RETRY_STATUSES or attempt >= self.max_retries:
+            raise _error(status, body) from None
+        return _delay(attempt, retry_after, self.backoff_s)
+
+    def _unreachable_wait(self, attempt: int, exc: BaseException) -> float:
+        """The pause before retrying a failed connection; raises ``unreachable`` once out of tries."""
+        if attempt >= self.max_retries:
+            raise ModeratorAPIError(0, "unreachable", f"{self.base_url}: {exc}") from None
+        return _delay(attempt, None, self.backoff_s)
+
+
+class ModeratorClient(_RetryingClient):
+    """Blocking client. ``base_url`` like ``http://127.0.0.1:8080``."""
+
     def _post(self, path: str, payload: Any) -> Any:
         body = orjson.dumps(payload)
         attempt = 0
@@ -94,23 +117,15 @@ class ModeratorClient:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     return orjson.loads(response.read())
             except urllib.error.HTTPError as exc:
-                data = exc.read()
-                if exc.code not in RETRY_STATUSES or attempt >= self.max_retries:
-                    raise _error(exc.code, data) from None
-                wait = _delay(attempt, exc.headers.get("Retry-After"), self.backoff_s)
+                wait = self._refused_wait(attempt, exc.code, exc.read(), exc.headers.get("Retry-After"))
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                if attempt >= self.max_retries:
-                    raise ModeratorAPIError(0, "unreachable", f"{self.base_url}: {exc}") from None
-                wait = _delay(attempt, None, self.backoff_s)
+                wait = self._unreachable_wait(attempt, exc)
             attempt += 1
             time.sleep(wait)
 
     def moderate(self, input: str | Sequence[str], model: str | None = None) -> dict[str, Any]:  # noqa: A002
         """OpenAI's ``/v1/moderations`` response for one text or several."""
-        payload: dict[str, Any] = {"input": input if isinstance(input, str) else list(input)}
-        if model:
-            payload["model"] = model
-        result: dict[str, Any] = self._post("/v1/moderations", payload)
+        result: dict[str, Any] = self._post("/v1/moderations", _moderation(input, model))
         return result
 
     def comment(self, record_id: str, text: str) -> dict[str, Any]:
@@ -132,7 +147,7 @@ class ModeratorClient:
         return result
 
 
-class AsyncModeratorClient:
+class AsyncModeratorClient(_RetryingClient):
     """asyncio client (aiohttp); use ``async with`` or call ``close()``. Also opens stream turns."""
 
     def __init__(
@@ -146,10 +161,7 @@ class AsyncModeratorClient:
     ) -> None:
         import aiohttp
 
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
+        super().__init__(base_url, api_key, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s)
         self._session = aiohttp.ClientSession(
             headers=_headers(api_key), timeout=aiohttp.ClientTimeout(total=timeout_s)
         )
@@ -176,21 +188,16 @@ class AsyncModeratorClient:
                     data = await response.read()
                     if response.status < 400:
                         return orjson.loads(data)
-                    if response.status not in RETRY_STATUSES or attempt >= self.max_retries:
-                        raise _error(response.status, data)
-                    wait = _delay(attempt, response.headers.get("Retry-After"), self.backoff_s)
+                    wait = self._refused_wait(
+                        attempt, response.status, data, response.headers.get("Retry-After")
+                    )
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                if attempt >= self.max_retries:
-                    raise ModeratorAPIError(0, "unreachable", f"{self.base_url}: {exc}") from None
-                wait = _delay(attempt, None, self.backoff_s)
+                wait = self._unreachable_wait(attempt, exc)
             attempt += 1
             await asyncio.sleep(wait)
 
     async def moderate(self, input: str | Sequence[str], model: str | None = None) -> dict[str, Any]:  # noqa: A002
-        payload: dict[str, Any] = {"input": input if isinstance(input, str) else list(input)}
-        if model:
-            payload["model"] = model
-        result: dict[str, Any] = await self._post("/v1/moderations", payload)
+        result: dict[str, Any] = await self._post("/v1/moderations", _moderation(input, model))
         return result
 
     async def comment(self, record_id: str, text: str) -> dict[str, Any]:
