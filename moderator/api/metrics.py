@@ -6,9 +6,7 @@ they are; these add what only an HTTP front door has: requests, refusals, queue 
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
-
-from moderator.metrics import Metrics
+from moderator.metrics import Metrics, Series
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -17,41 +15,31 @@ ENDPOINTS = ("moderations", "comments", "replies", "stream")
 
 class ApiMetrics:
     def __init__(self, metrics: Metrics) -> None:
-        r = metrics.registry
-        self.requests = Counter(
-            "moderator_api_requests_total",
-            "HTTP requests by endpoint and status",
-            ["endpoint", "status"],
-            registry=r,
+        s = Series(metrics.registry)
+        self.requests = s.counter(
+            "moderator_api_requests_total", "HTTP requests by endpoint and status", ["endpoint", "status"]
         )
-        self.latency = Histogram(
+        self.latency = s.histogram(
             "moderator_api_request_latency_seconds",
             "Wall time of an answered request, by endpoint",
             ["endpoint"],
             buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.inputs = Counter(
-            "moderator_api_inputs_total", "Texts or records scored, by endpoint", ["endpoint"], registry=r
+        self.inputs = s.counter(
+            "moderator_api_inputs_total", "Texts or records scored, by endpoint", ["endpoint"]
         )
-        self.queue_depth = Gauge("moderator_api_queue_depth", "Texts waiting for a micro-batch", registry=r)
-        self.batch_inputs = Histogram(
-            "moderator_api_batch_inputs",
-            "Texts per micro-batch (across requests)",
-            buckets=_BATCH_BUCKETS,
-            registry=r,
+        self.queue_depth = s.gauge("moderator_api_queue_depth", "Texts waiting for a micro-batch")
+        self.batch_inputs = s.histogram(
+            "moderator_api_batch_inputs", "Texts per micro-batch (across requests)", buckets=_BATCH_BUCKETS
         )
-        self.rate_limited = Counter(
-            "moderator_api_rate_limited_total", "Requests refused with 429, by key name", ["key"], registry=r
+        self.rate_limited = s.counter(
+            "moderator_api_rate_limited_total", "Requests refused with 429, by key name", ["key"]
         )
-        self.auth_failures = Counter(
-            "moderator_api_auth_failures_total", "Requests refused with 401", registry=r
-        )
-        self.stream_turns = Counter(
+        self.auth_failures = s.counter("moderator_api_auth_failures_total", "Requests refused with 401")
+        self.stream_turns = s.counter(
             "moderator_api_stream_turns_total",
             "Streaming-rail turns by outcome (completed, stopped, abandoned)",
             ["outcome"],
-            registry=r,
         )
         for endpoint in ENDPOINTS:
             self.latency.labels(endpoint=endpoint)
