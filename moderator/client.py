@@ -89,6 +89,10 @@ class _RetryingClient:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self._connect()
+
+    def _connect(self) -> None:
+        """Open what the transport keeps between calls (the async client's session); nothing by default."""
 
     def _refused_wait(self, attempt: int, status: int, body: bytes, retry_after: str | None) -> float:
         """The pause before retrying a refusal; raises ``ModeratorAPIError`` when the refusal is final."""
@@ -150,20 +154,11 @@ class ModeratorClient(_RetryingClient):
 class AsyncModeratorClient(_RetryingClient):
     """asyncio client (aiohttp); use ``async with`` or call ``close()``. Also opens stream turns."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        timeout_s: float = 10.0,
-        max_retries: int = 3,
-        backoff_s: float = 0.2,
-    ) -> None:
+    def _connect(self) -> None:
         import aiohttp
 
-        super().__init__(base_url, api_key, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s)
         self._session = aiohttp.ClientSession(
-            headers=_headers(api_key), timeout=aiohttp.ClientTimeout(total=timeout_s)
+            headers=_headers(self.api_key), timeout=aiohttp.ClientTimeout(total=self.timeout_s)
         )
 
     async def __aenter__(self) -> AsyncModeratorClient:
