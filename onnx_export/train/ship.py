@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ from onnx_export.data import (
 )
 from onnx_export.train.lexical import LEX_WEIGHTS, add_lexical_branch, train_lexical
 from topics.labels import LABEL_KEYS
+
+if TYPE_CHECKING:
+    from onnx_export.encoder import EncoderKind
 
 CLASSIFIER_DIR = Path("models/unsmile-e5-small")
 JUDGE_DIR = Path("models/kosbi-judge-e5-small")
@@ -67,6 +70,10 @@ def _runtime_ids(out_dir: Path, items: Sequence[Any]) -> list[list[int]]:
     return TextEncoder(load_tokenizer(out_dir, meta), meta.max_length).encode(list(items)).ids
 
 
+def _write_json(path: Path, doc: Any) -> None:
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
 def _refresh_metadata(out_dir: Path, note: str) -> None:
     """model.onnx changed after export: new content hash and file sizes, and say why in ``source``."""
     from moderator.runtime.metadata import METADATA_FILE, content_hash, file_sizes, read_metadata
@@ -77,7 +84,7 @@ def _refresh_metadata(out_dir: Path, note: str) -> None:
     raw["model_id"] = content_hash(out_dir / f for f in files)
     raw["files"] = file_sizes(out_dir, files)
     raw["source"] = f"{raw['source']}; {note}"
-    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_json(path, raw)
     read_metadata(out_dir)  # re-validates sizes and fields
 
 
@@ -102,7 +109,7 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
     path = out_dir / METADATA_FILE
     raw = json.loads(path.read_text(encoding="utf-8"))
     raw["dtype"] = "int8"
-    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_json(path, raw)
     _refresh_metadata(out_dir, "int8 dynamic quantisation after fp32 export")
     after = probs_fn()
     diff = np.abs(after - before)
@@ -117,8 +124,82 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
         f"logits vs PyTorch (fp32 graph); drift: max probability change from int8 over {len(before)} dev rows "
         f"(99th percentile {drift['p99']:.4f}, mean {drift['mean']:.4f})"
     )
-    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_json(path, raw)
     return drift
+
+
+def _sigmoid(x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))
+
+
+def _export_int8(
+    run_dir: Path, out_dir: Path, *, kind: EncoderKind, source: str, samples: Sequence[Any], probs_fn: Any
+) -> dict[str, float]:
+    """Export ``run_dir/checkpoint`` in fp32 at the runtime length, then quantise it in place (the drift)."""
+    from onnx_export.encoder import export_encoder
+
+    export_encoder(
+        run_dir / "checkpoint",
+        out_dir,
+        kind=kind,
+        max_length=_runtime_max_length(run_dir / "checkpoint"),
+        int8=False,
+        name=out_dir.name,
+        source=source,
+        sample_texts=list(samples[:32]),
+    )
+    return _quantize_exported(out_dir, probs_fn)
+
+
+def _lexical(out_dir: Path, items: Sequence[Any], labels: npt.NDArray[Any]) -> Any:
+    """The hashed uni/bigram model on the training rows, over the exported model's own token ids."""
+    vocab = int(json.loads((out_dir / "metadata.json").read_text())["vocab_size"])
+    return train_lexical(_runtime_ids(out_dir, items), labels, vocab)
+
+
+def _search_lexical_weight(
+    metrics_at: Any, keys: tuple[str, str], names: tuple[str, str]
+) -> tuple[float, list[tuple[float, float, dict[str, Any]]]]:
+    """Each of ``LEX_WEIGHTS`` scored on dev by the sum of two metrics; the best weight and the search."""
+    a, b = keys
+    choice: list[tuple[float, float, dict[str, Any]]] = []
+    for w in LEX_WEIGHTS:
+        m = metrics_at(w)
+        choice.append((m[a] + m[b], w, {a: m[a], b: m[b]}))
+        print(f"lexical weight {w}: {names[0]} {m[a]:.4f} {names[1]} {m[b]:.4f}", flush=True)
+    _, w_best, _ = max(choice, key=lambda c: c[0])
+    return w_best, choice
+
+
+def _add_branch(out_dir: Path, lex: Any, w_best: float, nn_scale: Any, shift: Any, lex_scale: Any) -> None:
+    add_lexical_branch(out_dir / "model.onnx", lex, nn_scale, shift, lex_scale)
+    _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weight {w_best}) in the graph")
+
+
+def _check_branch(probs: npt.NDArray[Any], expected: npt.NDArray[Any]) -> None:
+    drift = float(np.max(np.abs(probs - expected)))
+    if drift > 1e-3:
+        raise RuntimeError(f"lexical branch in ONNX disagrees with its numpy reference by {drift}")
+
+
+def _ship_report(
+    report: dict[str, Any],
+    data_file: Path,
+    extra: dict[str, Any],
+    qdrift: dict[str, float],
+    w_best: float,
+    choice: list[tuple[float, float, dict[str, Any]]],
+    speed: tuple[str, float],
+    threads: int,
+) -> dict[str, Any]:
+    report["file"] = f"{data_file.name} dev split"
+    report.update(extra)
+    report.update({f"int8_{k}_probability_drift": v for k, v in qdrift.items()})
+    report["lexical_weight"] = w_best
+    report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
+    report[speed[0]] = speed[1]
+    report["threads"] = threads
+    return report
 
 
 def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int = 2) -> dict[str, Any]:
@@ -127,73 +208,56 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
     from moderator.evaluation import classifier_probs, evaluate_classifier
     from moderator.runtime.loader import load_classifier
     from moderator.runtime.options import RuntimeOptions
-    from onnx_export.encoder import export_encoder
 
     data = read_comments(data_file)
-    _, dev_idx = split_or_all(data_file, len(data.texts))
+    train_idx, dev_idx = split_or_all(data_file, len(data.texts))
     dev = data.subset(dev_idx)
-    export_encoder(
-        run_dir / "checkpoint",
+    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
+    qdrift = _export_int8(
+        run_dir,
         out_dir,
         kind="encoder-classifier",
-        max_length=_runtime_max_length(run_dir / "checkpoint"),
-        int8=False,
-        name=out_dir.name,
         source=f"onnx_export.train classifier on {data_file.name} (train split), e5-small backbone",
-        sample_texts=dev.texts[:32],
+        samples=dev.texts,
+        probs_fn=lambda: classifier_probs(load_classifier(out_dir, options), dev.texts),
     )
-    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
-    qdrift = _quantize_exported(
-        out_dir, lambda: classifier_probs(load_classifier(out_dir, options), dev.texts)
-    )
-    train_idx, _ = split_or_all(data_file, len(data.texts))
     train = data.subset(train_idx)
-    vocab = int(json.loads((out_dir / "metadata.json").read_text())["vocab_size"])
-    lex = train_lexical(_runtime_ids(out_dir, train.texts), train.labels, vocab)
+    lex = _lexical(out_dir, train.texts, train.labels)
     lex_dev = lex.logits(_runtime_ids(out_dir, dev.texts)).astype(np.float64)
     nn_dev = _logit(classifier_probs(load_classifier(out_dir, options), dev.texts))
     # The encoder was trained with pos_weight, which inflates rare labels' logits by log(pos_weight);
     # undo it so probabilities are comparable across labels (LRAP ranks them against each other).
     summary = json.loads((run_dir / "train_summary.json").read_text())
     shift = -np.log(np.asarray(summary["pos_weight"], dtype=np.float64))
-    choice: list[tuple[float, float, dict[str, Any]]] = []
-    for w in LEX_WEIGHTS:
-        p = 1.0 / (1.0 + np.exp(-((1 - w) * (nn_dev + shift) + w * lex_dev)))
+
+    def metrics_at(w: float) -> dict[str, Any]:
+        p = _sigmoid((1 - w) * (nn_dev + shift) + w * lex_dev)
         th_w = [best_f1_threshold(dev.labels[:, j], p[:, j]) for j in range(len(LABEL_KEYS))]
-        m = multilabel_metrics(dev.labels, p, th_w)
-        choice.append((m["macro_f1"] + m["lrap"], w, {"macro_f1": m["macro_f1"], "lrap": m["lrap"]}))
-        print(f"lexical weight {w}: macro-F1 {m['macro_f1']:.4f} LRAP {m['lrap']:.4f}", flush=True)
-    _, w_best, _ = max(choice, key=lambda c: c[0])
+        return multilabel_metrics(dev.labels, p, th_w)
+
+    w_best, choice = _search_lexical_weight(metrics_at, ("macro_f1", "lrap"), ("macro-F1", "LRAP"))
     k = len(LABEL_KEYS)
-    add_lexical_branch(
-        out_dir / "model.onnx",
+    _add_branch(
+        out_dir,
         lex,
+        w_best,
         np.full(k, 1 - w_best, np.float32),
         shift.astype(np.float32),
         np.full(k, w_best, np.float32),
     )
-    _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weight {w_best}) in the graph")
     model = load_classifier(out_dir, options)
     probs = classifier_probs(model, dev.texts)
-    expected = 1.0 / (1.0 + np.exp(-((1 - w_best) * (nn_dev + shift) + w_best * lex_dev)))
-    drift = float(np.max(np.abs(probs - expected)))
-    if drift > 1e-3:
-        raise RuntimeError(f"lexical branch in ONNX disagrees with its numpy reference by {drift}")
+    _check_branch(probs, _sigmoid((1 - w_best) * (nn_dev + shift) + w_best * lex_dev))
     th = {k: round(best_f1_threshold(dev.labels[:, j], probs[:, j]), 4) for j, k in enumerate(LABEL_KEYS)}
     thresholds = {
         "labels": th,
         "calibrated_on": f"{data_file.name} fixed dev split ({len(dev.texts)} rows), per-label F1-optimal "
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
+    _write_json(out_dir / "thresholds.json", thresholds)
     report = evaluate_classifier(model, dev, th)
-    report["file"] = f"{data_file.name} dev split"
-    report.update({f"int8_{k}_probability_drift": v for k, v in qdrift.items()})
-    report["lexical_weight"] = w_best
-    report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
-    report["comments_per_second"] = _bench(model.predict, dev.texts)
-    report["threads"] = threads
-    return report
+    speed = ("comments_per_second", _bench(model.predict, dev.texts))
+    return _ship_report(report, data_file, {}, qdrift, w_best, choice, speed, threads)
 
 
 def ship_judge(
@@ -204,69 +268,53 @@ def ship_judge(
     from moderator.evaluation import evaluate_judge, judge_probs
     from moderator.runtime.loader import load_judge
     from moderator.runtime.options import RuntimeOptions
-    from onnx_export.encoder import export_encoder
 
     data = read_pairs(data_file)
-    _, dev_idx = split_or_all(data_file, len(data.prompts))
+    train_idx, dev_idx = split_or_all(data_file, len(data.prompts))
     dev = data.subset(dev_idx)
     pairs = list(zip(dev.prompts, dev.replies, strict=True))
-    export_encoder(
-        run_dir / "checkpoint",
+    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
+    qdrift = _export_int8(
+        run_dir,
         out_dir,
         kind="encoder-pair-judge",
-        max_length=_runtime_max_length(run_dir / "checkpoint"),
-        int8=False,
-        name=out_dir.name,
         source=f"onnx_export.train judge on {data_file.name} (train split), from {backbone}",
-        sample_texts=pairs[:32],
+        samples=pairs,
+        probs_fn=lambda: judge_probs(load_judge(out_dir, options), pairs),
     )
-    options = RuntimeOptions(device="cpu", intra_op_threads=threads)
-    qdrift = _quantize_exported(out_dir, lambda: judge_probs(load_judge(out_dir, options), pairs))
-    train_idx, _ = split_or_all(data_file, len(data.prompts))
     train = data.subset(train_idx)
-    train_pairs = list(zip(train.prompts, train.replies, strict=True))
-    vocab = int(json.loads((out_dir / "metadata.json").read_text())["vocab_size"])
-    lex = train_lexical(_runtime_ids(out_dir, train_pairs), train.unsafe, vocab)
+    lex = _lexical(out_dir, list(zip(train.prompts, train.replies, strict=True)), train.unsafe)
     lex_dev = lex.logits(_runtime_ids(out_dir, pairs))[:, 0].astype(np.float64)
     nn_dev = _logit(judge_probs(load_judge(out_dir, options), pairs))
-    choice: list[tuple[float, float, dict[str, Any]]] = []
-    for w in LEX_WEIGHTS:
-        pw = 1.0 / (1.0 + np.exp(-((1 - w) * nn_dev + w * lex_dev)))
-        m = binary_metrics(dev.unsafe, pw, best_accuracy_threshold(dev.unsafe, pw))
-        choice.append((m["accuracy"] + m["auroc"], w, {"accuracy": m["accuracy"], "auroc": m["auroc"]}))
-        print(f"lexical weight {w}: accuracy {m['accuracy']:.4f} AUROC {m['auroc']:.4f}", flush=True)
-    _, w_best, _ = max(choice, key=lambda c: c[0])
+
+    def metrics_at(w: float) -> dict[str, Any]:
+        pw = _sigmoid((1 - w) * nn_dev + w * lex_dev)
+        return binary_metrics(dev.unsafe, pw, best_accuracy_threshold(dev.unsafe, pw))
+
+    w_best, choice = _search_lexical_weight(metrics_at, ("accuracy", "auroc"), ("accuracy", "AUROC"))
     if w_best > 0:
-        add_lexical_branch(
-            out_dir / "model.onnx",
+        _add_branch(
+            out_dir,
             lex,
+            w_best,
             np.full(2, 1 - w_best, np.float32),
             np.zeros(2, np.float32),
             np.array([0.0, w_best], np.float32),
         )
-        _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weight {w_best}) in the graph")
     model = load_judge(out_dir, options)
     p = judge_probs(model, pairs)
-    expected = 1.0 / (1.0 + np.exp(-((1 - w_best) * nn_dev + w_best * lex_dev)))
-    drift = float(np.max(np.abs(p - expected)))
-    if drift > 1e-3:
-        raise RuntimeError(f"lexical branch in ONNX disagrees with its numpy reference by {drift}")
+    _check_branch(p, _sigmoid((1 - w_best) * nn_dev + w_best * lex_dev))
     threshold = round(best_accuracy_threshold(dev.unsafe, p), 4)
     thresholds = {
         "judge": threshold,
         "calibrated_on": f"{data_file.name} fixed dev split ({len(pairs)} pairs), accuracy-optimal "
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
+    _write_json(out_dir / "thresholds.json", thresholds)
     report = evaluate_judge(model, dev, threshold)
-    report["file"] = f"{data_file.name} dev split"
-    report["accuracy_at_0.5"] = binary_metrics(dev.unsafe, p, 0.5)["accuracy"]
-    report.update({f"int8_{k}_probability_drift": v for k, v in qdrift.items()})
-    report["lexical_weight"] = w_best
-    report["lexical_search"] = [{"weight": w, **m} for _, w, m in choice]
-    report["replies_per_second"] = _bench(model.predict, pairs)
-    report["threads"] = threads
-    return report
+    extra = {"accuracy_at_0.5": binary_metrics(dev.unsafe, p, 0.5)["accuracy"]}
+    speed = ("replies_per_second", _bench(model.predict, pairs))
+    return _ship_report(report, data_file, extra, qdrift, w_best, choice, speed, threads)
 
 
 OUTSIDE_DIR = Path(__file__).resolve().parents[1] / "outside"

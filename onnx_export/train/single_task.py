@@ -24,11 +24,11 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,13 @@ from onnx_export.data import (
 from topics.labels import LABEL_KEYS
 
 JUDGE_LABELS = ("safe", "unsafe")
+
+
+class _Subsettable(Protocol):
+    def subset(self, idx: Sequence[int]) -> Any: ...
+
+
+_Rows = TypeVar("_Rows", bound=_Subsettable)
 
 
 @dataclass(frozen=True)
@@ -372,30 +379,47 @@ def _fit(
     }
 
 
+def _train_and_dev(
+    read: Callable[[Path], _Rows], train_file: Path, dev_file: Path | None, size: Callable[[_Rows], int]
+) -> tuple[_Rows, _Rows]:
+    """The train and dev rows: ``train_file``'s fixed split, or all of it and ``dev_file``."""
+    data = read(train_file)
+    if dev_file is None:
+        train_idx, dev_idx = split_or_all(train_file, size(data))
+        return data.subset(train_idx), data.subset(dev_idx)
+    return data, read(dev_file)
+
+
+def _sequence_classifier(backbone: Path, labels: Sequence[str], problem_type: str) -> tuple[Any, Any]:
+    """The backbone's tokenizer, and the backbone with a fresh head over ``labels``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(backbone)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        backbone,
+        num_labels=len(labels),
+        problem_type=problem_type,
+        id2label=dict(enumerate(labels)),
+        label2id={k: i for i, k in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+    )
+    return tok, model
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+
+
 def train_classifier(
     train_file: Path, backbone: Path, out_dir: Path, cfg: TrainConfig, dev_file: Path | None = None
 ) -> dict[str, Any]:
     """Multi-label classifier over ``LABEL_KEYS``; writes checkpoint/, thresholds and dev metrics."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    data = read_comments(train_file)
-    if dev_file is None:
-        train_idx, dev_idx = split_or_all(train_file, len(data.texts))
-        train_set, dev_set = data.subset(train_idx), data.subset(dev_idx)
-    else:
-        train_set, dev_set = data, read_comments(dev_file)
-    tok = AutoTokenizer.from_pretrained(backbone)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        backbone,
-        num_labels=len(LABEL_KEYS),
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(LABEL_KEYS)),
-        label2id={k: i for i, k in enumerate(LABEL_KEYS)},
-        ignore_mismatched_sizes=True,
-    )
+    train_set, dev_set = _train_and_dev(read_comments, train_file, dev_file, lambda d: len(d.texts))
+    tok, model = _sequence_classifier(backbone, LABEL_KEYS, "multi_label_classification")
     tr = Encoded(tok, train_set.texts, None, cfg.max_length)
     dv = Encoded(tok, dev_set.texts, None, cfg.max_length)
     y = torch.from_numpy(train_set.labels)
@@ -430,8 +454,8 @@ def train_classifier(
         **result,
         "thresholds": thresholds,
     }
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    _write_json(out_dir / "thresholds.json", thresholds)
+    _write_json(out_dir / "train_summary.json", summary)
     return summary
 
 
@@ -477,30 +501,16 @@ def train_judge(
 ) -> dict[str, Any]:
     """(user message, reply) pair classifier, id2label {0: safe, 1: unsafe}; threshold for accuracy."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if cfg.unsmile_replies and data_dir is None:
         raise ValueError("unsmile_replies needs the data directory (UnSmile + SQuARe)")
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    data = read_pairs(train_file)
-    if dev_file is None:
-        train_idx, dev_idx = split_or_all(train_file, len(data.prompts))
-        train_set, dev_set = data.subset(train_idx), data.subset(dev_idx)
-    else:
-        train_set, dev_set = data, read_pairs(dev_file)
+    train_set, dev_set = _train_and_dev(read_pairs, train_file, dev_file, lambda d: len(d.prompts))
     if cfg.unsmile_replies:
         assert data_dir is not None
         train_set = _concat_pairs(train_set, unsmile_reply_pairs(data_dir, cfg.unsmile_replies, cfg.seed))
-    tok = AutoTokenizer.from_pretrained(backbone)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        backbone,
-        num_labels=2,
-        problem_type="single_label_classification",
-        id2label=dict(enumerate(JUDGE_LABELS)),
-        label2id={k: i for i, k in enumerate(JUDGE_LABELS)},
-        ignore_mismatched_sizes=True,
-    )
+    tok, model = _sequence_classifier(backbone, JUDGE_LABELS, "single_label_classification")
     tr = Encoded(tok, train_set.prompts, train_set.replies, cfg.max_length)
     dv = Encoded(tok, dev_set.prompts, dev_set.replies, cfg.max_length)
     y = torch.from_numpy(train_set.unsafe.astype(np.int64))
@@ -532,6 +542,6 @@ def train_judge(
         **result,
         "thresholds": thresholds,
     }
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    _write_json(out_dir / "thresholds.json", thresholds)
+    _write_json(out_dir / "train_summary.json", summary)
     return summary
