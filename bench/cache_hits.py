@@ -21,17 +21,16 @@ from bench.common import (
     Section,
     Stat,
     base_parser,
-    command_line,
     comment_values,
     finish,
     guard_training,
-    img_dir_for,
+    invocation,
     load_data,
     model_dir,
     model_label,
     new_figure,
     reply_values,
-    save_figure,
+    save_plot,
     table,
 )
 
@@ -157,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_ylabel("records/s (log)")
     ax.legend()
     ax.set_title("Verdict cache: throughput, median and min–max")
-    img = save_figure(fig, "bench_cache.png", img_dir_for(args.doc, args.no_doc))
+    img = save_plot(fig, "bench_cache.png", args)
     section = Section(
         "cache",
         "3. Verdict cache: every text a repeat vs none",
         body,
-        command_line("bench.cache_hits", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.cache_hits", argv),
         [img],
     )
     finish(args, section, {"rates": rates, "ratio_median": summary})

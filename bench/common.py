@@ -445,6 +445,16 @@ def command_line(module: str, argv: Sequence[str]) -> str:
     return " ".join(["python", "-m", module, *map(shlex.quote, portable_args(argv))])
 
 
+def invocation(module: str, argv: Sequence[str] | None) -> str:
+    """The command line that reruns ``module`` as it was called: ``argv``, or this process's arguments."""
+    return command_line(module, argv if argv is not None else sys.argv[1:])
+
+
+def save_plot(fig: Any, name: str, args: Any) -> Path:
+    """``save_figure`` into the image folder that ``args.doc``/``args.no_doc`` name (``img_dir_for``)."""
+    return save_figure(fig, name, img_dir_for(args.doc, args.no_doc))
+
+
 def write_section(section: Section, doc: Path = DOC_FILE) -> None:
     """Replace (or add) ``section`` inside the generated block of ``doc``, keeping everything else."""
     text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"

@@ -38,10 +38,10 @@ from bench.common import (
     Services,
     Stat,
     base_parser,
-    command_line,
     comment_values,
     cycle,
     finish,
+    invocation,
     load_data,
     table,
 )
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "gpu",
         "GPU: fp16 models on CUDA, model only and end to end",
         body,
-        command_line("bench.gpu", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.gpu", argv),
         [],
     )
     finish(args, section, result)

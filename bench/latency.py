@@ -30,13 +30,13 @@ from bench.common import (
     Stat,
     base_parser,
     bench_process,
-    command_line,
     create_topics,
     cycle,
     finish,
     fresh_topics,
     guard_training,
     img_dir_for,
+    invocation,
     load_data,
     model_dir,
     model_label,
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency",
         "5. Latency: replies at fixed rates, produce → verdict",
         body,
-        command_line("bench.latency", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.latency", argv),
         [img1, img2],
     )
     raw = {str(w): {str(rate): lats for rate, lats in by_rate.items()} for w, by_rate in results.items()}

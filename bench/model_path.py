@@ -34,15 +34,14 @@ from bench.common import (
     Stat,
     bar_with_range,
     base_parser,
-    command_line,
     finish,
     guard_training,
-    img_dir_for,
+    invocation,
     load_data,
     model_dir,
     model_label,
     new_figure,
-    save_figure,
+    save_plot,
     table,
 )
 
@@ -343,12 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         ylabel="texts/s",
     )
     ax.set_title("Model path: classifier texts/s, median and min–max")
-    img = save_figure(fig, "bench_model_path.png", img_dir_for(args.doc, args.no_doc))
+    img = save_plot(fig, "bench_model_path.png", args)
     section = Section(
         "model_path",
         "1. Model path: shipped classifier on ONNX Runtime vs a Hugging Face pipeline",
         body,
-        command_line("bench.model_path", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.model_path", argv),
         [img],
     )
     finish(

@@ -40,19 +40,18 @@ from bench.common import (
     bar_with_range,
     base_parser,
     bench_process,
-    command_line,
     comment_values,
     create_topics,
     cycle,
     finish,
     fresh_topics,
     guard_training,
-    img_dir_for,
+    invocation,
     load_data,
     new_figure,
     produce_all,
     read_topic,
-    save_figure,
+    save_plot,
     table,
     wait_until,
     worker_env,
@@ -337,12 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         colors=["#999999", "#666666", "#1f77b4"],
     )
     ax.set_title("Pipeline overhead: records/s, median and min–max")
-    img = save_figure(fig, "bench_overhead.png", img_dir_for(args.doc, args.no_doc))
+    img = save_plot(fig, "bench_overhead.png", args)
     section = Section(
         "overhead",
         "2. Pipeline overhead: faust worker (no-op models) vs plain aiokafka loops",
         body,
-        command_line("bench.overhead", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.overhead", argv),
         [img],
     )
     result: dict[str, Any] = {

@@ -24,11 +24,11 @@ from bench.common import (
     Section,
     Stat,
     base_parser,
-    command_line,
     comment_values,
     cycle,
     finish,
     guard_training,
+    invocation,
     load_data,
     reply_values,
     table,
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_micro",
         "Pipeline alone: records/s on one core",
         body,
-        command_line("bench.pipeline_micro", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.pipeline_micro", argv),
         [],
     )
     result: dict[str, Any] = {"pipeline": rates, "pipeline_cpu": cpu_rates, "orjson_floor": floor}

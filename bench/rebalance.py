@@ -31,13 +31,13 @@ from bench.common import (
     Services,
     base_parser,
     bench_process,
-    command_line,
     comment_values,
     create_topics,
     cycle,
     finish,
     fresh_topics,
     guard_training,
+    invocation,
     load_data,
     produce_all,
     read_topic,
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "rebalance",
         "Rebalances under load: two workers joining and leaving",
         body,
-        command_line("bench.rebalance", argv if argv is not None else sys.argv[1:]),
+        invocation("bench.rebalance", argv),
         [],
     )
     result = {

@@ -32,20 +32,19 @@ from bench.common import (
     bar_with_range,
     base_parser,
     bench_process,
-    command_line,
     comment_values,
     create_topics,
     finish,
     fresh_topics,
     guard_training,
-    img_dir_for,
+    invocation,
     load_data,
     model_dir,
     model_label,
     new_figure,
     produce_all,
     read_topic,
-    save_figure,
+    save_plot,
     table,
     wait_until,
     worker_env,
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     splits: dict[str, list[list[float]]] = {label: [] for label, _, _ in CONFIGS}
     reused = ""
     # the command that reproduces the figures: with reused measurements, the run that measured them
-    command = command_line("bench.scale_out", argv if argv is not None else sys.argv[1:])
+    command = invocation("bench.scale_out", argv)
     if args.reuse_measured:
         earlier = json.loads(args.reuse_measured.read_text(encoding="utf-8"))
         command = earlier["command"]
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             ax, [c[0] for c in CONFIGS], [Stat.of(rates[c[0]]) for c in CONFIGS], ylabel="comments/s"
         )
         ax.set_title("Scale-out on 2 cores: comments/s, median and min–max")
-        images.append(save_figure(fig, "bench_scale_out.png", img_dir_for(args.doc, args.no_doc)))
+        images.append(save_plot(fig, "bench_scale_out.png", args))
         _ = base
     prow = [
         [
