@@ -20,6 +20,7 @@ from typing import Any
 from bench.common import (
     Section,
     Stat,
+    add_model_args,
     base_parser,
     comment_values,
     finish,
@@ -104,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n")[0], rounds=3)
     parser.add_argument("--comments", type=int, default=600, help="UnSmile dev comments per pass")
     parser.add_argument("--replies", type=int, default=200, help="KoSBi dev pairs per pass")
-    parser.add_argument("--classifier", help="classifier model dir (default: the shipped one)")
-    parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    add_model_args(parser)
     args = parser.parse_args(argv)
     guard_training(args)
     classifier, judge = model_dir("classifier", args.classifier), model_dir("judge", args.judge)

@@ -499,6 +499,16 @@ def base_parser(description: str, rounds: int) -> argparse.ArgumentParser:
     return parser
 
 
+def add_model_args(parser: argparse.ArgumentParser, *, threads: bool = True) -> None:
+    """``--classifier``/``--judge`` (default: the shipped models) and, with ``threads``, ``--threads``."""
+    parser.add_argument("--classifier", help="classifier model dir (default: the shipped one)")
+    parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
+    if threads:
+        parser.add_argument(
+            "--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)"
+        )
+
+
 def finish(args: argparse.Namespace, section: Section, result: dict[str, Any]) -> None:
     """Print the section, save the raw results, and write the docs section (unless --no-doc)."""
     print(section.markdown())

@@ -28,6 +28,7 @@ from bench.common import (
     Section,
     Services,
     Stat,
+    add_model_args,
     base_parser,
     bench_process,
     create_topics,
@@ -193,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "--windows", type=float, nargs="+", default=[5.0, 20.0, 50.0], help="batch windows (ms)"
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per rate per round")
-    parser.add_argument("--classifier", help="classifier model dir (default: the shipped one)")
-    parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    add_model_args(parser)
     args = parser.parse_args(argv)
     guard_training(args)
     from moderator.settings import Settings

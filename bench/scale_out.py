@@ -29,6 +29,7 @@ from bench.common import (
     Section,
     Services,
     Stat,
+    add_model_args,
     bar_with_range,
     base_parser,
     bench_process,
@@ -183,8 +184,7 @@ def projection(classifier: Path, comments: list[str], pairs: list[tuple[str, str
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n")[0], rounds=3)
     parser.add_argument("--comments", type=int, default=1000, help="UnSmile dev comments per run")
-    parser.add_argument("--classifier", help="classifier model dir (default: the shipped one)")
-    parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
+    add_model_args(parser, threads=False)
     parser.add_argument("--projection-only", action="store_true", help="skip the measured part")
     parser.add_argument(
         "--reuse-measured",
