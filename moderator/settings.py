@@ -38,6 +38,10 @@ DEFAULT_JUDGE = DEFAULT_MODEL
 DEFAULT_POLICY = _PACKAGE_DIR / "policies" / "default.json"
 
 
+#: The defaults of the topic names and input limits are theirs (``topics``); Settings only exposes them.
+_TOPICS, _LIMITS = TopicNames(), InputLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the worker reads at start; frozen so no module changes it behind another's back."""
@@ -45,12 +49,13 @@ class Settings:
     # Kafka
     broker: str = "kafka://127.0.0.1:9092"
     app_id: str = "moderator"
-    topic_comments: str = "comments"
-    topic_replies: str = "llm-replies"
-    topic_verdicts: str = "verdicts"
-    topic_flagged: str = "verdicts.flagged"
-    topic_dead_letter: str = "dead-letter"
-    topic_reviews: str = "reviews"
+    # topic names: ``topic_<name>`` for each of TopicNames' fields, its defaults (``topics`` maps them back)
+    topic_comments: str = _TOPICS.comments
+    topic_replies: str = _TOPICS.replies
+    topic_verdicts: str = _TOPICS.verdicts
+    topic_flagged: str = _TOPICS.flagged
+    topic_dead_letter: str = _TOPICS.dead_letter
+    topic_reviews: str = _TOPICS.reviews
     topic_partitions: int = 4
     topic_replication: int = 1
     broker_session_timeout_s: float = 10.0
@@ -89,9 +94,9 @@ class Settings:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     # Input limits
-    max_record_bytes: int = 64 * 1024
-    max_text_chars: int = 8000
-    strict_fields: bool = True
+    max_record_bytes: int = _LIMITS.max_record_bytes
+    max_text_chars: int = _LIMITS.max_text_chars
+    strict_fields: bool = _LIMITS.strict_fields
     # Web (metrics, health): localhost only unless asked
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
@@ -119,14 +124,7 @@ class Settings:
 
     @property
     def topics(self) -> TopicNames:
-        return TopicNames(
-            comments=self.topic_comments,
-            replies=self.topic_replies,
-            verdicts=self.topic_verdicts,
-            flagged=self.topic_flagged,
-            dead_letter=self.topic_dead_letter,
-            reviews=self.topic_reviews,
-        )
+        return TopicNames(**{f.name: getattr(self, f"topic_{f.name}") for f in fields(TopicNames)})
 
     @property
     def limits(self) -> InputLimits:
