@@ -17,12 +17,15 @@ import pytest
 from openai.types import ModerationImageURLInputParam, ModerationTextInputParam
 
 from moderator.api.openai_compat import OPENAI_CATEGORIES
-from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
+from moderator.core.policy import load_policy
+from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE, DEFAULT_POLICY
 from tests.api.conftest import ServerProcess
 from topics.labels import LABEL_KEYS, SAFETY_KEYS
 
 CLEAN = "안녕하세요! 오늘 날씨가 정말 좋네요. 산책하기 좋은 날이에요."
 ABUSIVE = "씨발 개새끼야 꺼져 진짜 역겹다"
+_POLICY = load_policy(DEFAULT_POLICY)
+THRESHOLDS = {k: b.threshold for k, b in {**_POLICY.labels, **_POLICY.safety}.items()}
 VERDICT_KEYS = {
     "id",
     "kind",
@@ -135,22 +138,19 @@ def test_native_endpoints_match_moderator_score(server: ServerProcess, tmp_path:
         offline = [orjson.loads(line) for line in out.stdout.splitlines()]
         for mine, theirs in zip(got, offline, strict=True):
             assert set(mine) == set(theirs) - {"source"}, "the verdicts topic's record, minus its offset"
-            for key in (
-                "id",
-                "kind",
-                "flagged",
-                "action",
-                "categories",
-                "unsafe",
-                "model",
-                "policy",
-                "truncated",
-            ):
+            for key in ("id", "kind", "flagged", "action", "unsafe", "model", "policy", "truncated"):
                 assert mine[key] == theirs[key], (kind, key)
             # int8 dynamic quantisation scales activations per model call, so a score moves a little
-            # with its batch-mates (the worker's too); the decision does not, on texts this clear
+            # with its batch-mates (the worker's too): scores agree within 0.05, and a category may
+            # differ only where its score sits within that distance of the policy's threshold
             for label, score in theirs["scores"].items():
                 assert mine["scores"][label] == pytest.approx(score, abs=0.05), (kind, label)
+            for label in set(mine["categories"]) ^ set(theirs["categories"]):
+                assert abs(theirs["scores"][label] - THRESHOLDS[label]) < 0.05, (
+                    kind,
+                    label,
+                    theirs["scores"],
+                )
 
 
 @pytest.mark.parametrize(
