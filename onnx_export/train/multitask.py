@@ -31,6 +31,7 @@ from moderator.core.normalize import NORMALIZER_ID, normalize_text
 from moderator.evaluation import auroc, best_f1_threshold, multilabel_metrics
 from onnx_export.train import sources as src
 from onnx_export.train.perturb import perturb
+from onnx_export.train.single_task import adamw
 from onnx_export.train.templates import hate_and_neutral, request_pairs, safety_pairs
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
@@ -55,6 +56,7 @@ class MultitaskConfig:
     evals: int = 1  # dev evaluations per run (the last at the end)
     perturb_frac: float = 0.2  # share of Korean comments that also get a perturbed copy
     comment_replies: int = 4000  # UnSmile/HateScore comments as replies to SQuARe questions
+    window_rows: int = 0  # window-shaped comments: several train comments joined (see ``window_like``)
     template_groups: int = 60  # per UnSmile group: neutral/positive/counter/negation/hate comments each
     template_safety: int = 220  # per safety category: request pairs (compliant + safe)
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
@@ -94,15 +96,7 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     """Training rows of every source plus templates and perturbed copies; dev rows per source."""
     rng = random.Random(cfg.seed)
     train, dev = src.Rows(), {}
-    for name, reader in (
-        ("unsmile", src.read_unsmile),
-        ("hatescore", src.read_hatescore),
-        ("curse", src.read_curse),
-        ("dktc", src.read_dktc),
-        ("openai", src.read_openai),
-        ("kosbi", src.read_kosbi),
-        ("do_not_answer", src.read_do_not_answer),
-    ):
+    for name, reader in src.READERS:
         tr, dv = reader(data)
         train.extend(tr)
         dev[name] = dv
@@ -128,6 +122,7 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     dev["requests"] = request_pairs(req_dv, random.Random(cfg.seed + 2))
     train.extend(hate_and_neutral(rng, cfg.template_groups))
     train.extend(safety_pairs(rng, cfg.template_safety, q_train))
+    train.extend(window_like(korean_comments, cfg.window_rows, rng))
     # perturbed copies of Korean comments (the normaliser runs on them below, as in serving)
     n_pert = int(cfg.perturb_frac * len(korean_comments))
     for i in rng.sample(range(len(korean_comments)), n_pert):
@@ -144,6 +139,41 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     for d in dev.values():
         normalise(d)
     return train, dev
+
+
+def window_like(comments: src.Rows, n: int, rng: random.Random) -> src.Rows:
+    """Rows shaped like the serving windows of a long text: 2-6 train comments joined by spaces.
+
+    Why: serving reads a long text as ~64-token windows of several sentences and max-pools them, so
+    a window of ordinary talk must score as low as the single comments the thresholds were
+    calibrated on. Half the rows join clean comments only (known clean on every output); the other
+    half hide one hateful comment among clean ones and carry that comment's targets (its known
+    UnSmile keys, ``unsafe`` and the safety keys it knows) with ``clean`` 0.
+    """
+    col = src.COL
+    clean = [
+        i for i in range(len(comments)) if comments.mask[i][col["clean"]] and comments.y[i][col["clean"]] == 1
+    ]
+    hateful = [
+        i for i in range(len(comments)) if comments.mask[i][col["clean"]] and comments.y[i][col["clean"]] == 0
+    ]
+    out = src.Rows()
+    if not clean or not hateful:
+        return out
+    for k in range(n):
+        parts = [comments.first[i] for i in rng.sample(clean, rng.randint(2, 5))]
+        if k % 2 == 0:
+            out.add(" ".join(parts), None, src.all_clean(), "window_clean")
+            continue
+        h = rng.choice(hateful)
+        parts.insert(rng.randint(0, len(parts)), comments.first[h])
+        # keep the hateful comment inside the 64 training tokens: at most two clean comments before it
+        at = parts.index(comments.first[h])
+        if at > 2:
+            parts = parts[at - 2 :]
+        known = {j: float(comments.y[h][j]) for j in range(src.K) if comments.mask[h][j]}
+        out.add(" ".join(parts), None, known, "window_hate")
+    return out
 
 
 def normalise(rows: src.Rows) -> None:
@@ -324,23 +354,7 @@ def train_multitask(data: Path, backbone: Path, out_dir: Path, cfg: MultitaskCon
         mm = m[rows]
         return (per * mm).sum() / mm.sum().clamp(min=1.0)
 
-    head, dec, nodec = [], [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if name.startswith(("classifier.", "bert.pooler.")):
-            head.append(p)
-        elif p.ndim < 2 or "LayerNorm" in name:
-            nodec.append(p)
-        else:
-            dec.append(p)
-    opt = torch.optim.AdamW(
-        [
-            {"params": dec, "lr": cfg.encoder_lr, "weight_decay": cfg.weight_decay},
-            {"params": nodec, "lr": cfg.encoder_lr, "weight_decay": 0.0},
-            {"params": head, "lr": cfg.head_lr, "weight_decay": cfg.weight_decay},
-        ]
-    )
+    opt = adamw(model, cfg.encoder_lr, cfg.head_lr, cfg.weight_decay)
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     batches: list[list[int]] = []

@@ -36,15 +36,7 @@ def dev_sets(data: Path, seed: int = 20240601) -> dict[str, src.Rows]:
     """Every source's fixed dev part (raw text), plus the request pairs and comments-as-replies built
     from dev-side rows only."""
     dev: dict[str, src.Rows] = {}
-    for name, reader in (
-        ("unsmile", src.read_unsmile),
-        ("hatescore", src.read_hatescore),
-        ("curse", src.read_curse),
-        ("dktc", src.read_dktc),
-        ("openai", src.read_openai),
-        ("kosbi", src.read_kosbi),
-        ("do_not_answer", src.read_do_not_answer),
-    ):
+    for name, reader in src.READERS:
         dev[name] = reader(data)[1]
     _, q_dev = src.square_questions(data)
     both = src.Rows().extend(dev["unsmile"]).extend(dev["hatescore"])

@@ -261,8 +261,9 @@ def check_cache(model: Any, data: Encoded, cache: CachedHidden, frozen_layers: i
         raise RuntimeError(f"cached forward differs from the full model: {float((full - part).abs().max())}")
 
 
-def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any, Any]:
-    """AdamW with a separate LR for the fresh head, warmup then linear decay to zero."""
+def adamw(model: Any, encoder_lr: float, head_lr: float, weight_decay: float) -> Any:
+    """AdamW over the trainable parameters: the head and pooler at ``head_lr``, the encoder at
+    ``encoder_lr``, no weight decay on biases and LayerNorms (frozen parameters are left out)."""
     import torch
 
     head, enc_decay, enc_no_decay = [], [], []
@@ -275,13 +276,20 @@ def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any,
             enc_no_decay.append(p)
         else:
             enc_decay.append(p)
-    opt = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [
-            {"params": enc_decay, "lr": cfg.encoder_lr, "weight_decay": cfg.weight_decay},
-            {"params": enc_no_decay, "lr": cfg.encoder_lr, "weight_decay": 0.0},
-            {"params": head, "lr": cfg.head_lr, "weight_decay": cfg.weight_decay},
+            {"params": enc_decay, "lr": encoder_lr, "weight_decay": weight_decay},
+            {"params": enc_no_decay, "lr": encoder_lr, "weight_decay": 0.0},
+            {"params": head, "lr": head_lr, "weight_decay": weight_decay},
         ]
     )
+
+
+def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW with a separate LR for the fresh head, warmup then linear decay to zero."""
+    import torch
+
+    opt = adamw(model, cfg.encoder_lr, cfg.head_lr, cfg.weight_decay)
     warm = max(1, int(total_steps * cfg.warmup_frac))
 
     def factor(step: int) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,3 +418,15 @@ def extra_corpus_texts(data: Path) -> Iterable[str]:
         rows.extend(request_pairs(read_requests(data), rng))
     yield from rows.first
     yield from (t for t in rows.second if t is not None)
+
+
+#: The sources with a fixed train/dev split, by name, in the order training and the dev report read them.
+READERS: tuple[tuple[str, Callable[[Path], tuple[Rows, Rows]]], ...] = (
+    ("unsmile", read_unsmile),
+    ("hatescore", read_hatescore),
+    ("curse", read_curse),
+    ("dktc", read_dktc),
+    ("openai", read_openai),
+    ("kosbi", read_kosbi),
+    ("do_not_answer", read_do_not_answer),
+)
