@@ -28,10 +28,21 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LabelBand:
-    """``review`` at or above ``threshold``; ``block`` at or above ``block`` (``None``: never blocks)."""
+    """``review`` at or above ``threshold``; ``block`` at or above ``block`` (``None``: never blocks).
+
+    ``long``: the review threshold for a score pooled (max) over the windows of a long text. One of
+    many windows of ordinary talk crosses a threshold calibrated on single comments far more often
+    than one comment does, so a model may ship a higher level for pooled scores, calibrated on long
+    clean texts (``None``: the same ``threshold``). The block level is the same for both.
+    """
 
     threshold: float
     block: float | None
+    long: float | None = None
+
+    def review_level(self, windowed: bool) -> float:
+        """The review threshold for a score from one text (``windowed``: from several windows)."""
+        return self.long if windowed and self.long is not None else self.threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +109,11 @@ class Policy:
                 for i, key in enumerate(SAFETY_KEYS)
             ]
         for key, p, band in scored:
-            if p >= band.threshold:
+            review = band.review_level(key in spans)
+            blocked = band.block is not None and p >= band.block
+            if p >= review or blocked:
                 categories.append(key)
-                blocked = band.block is not None and p >= band.block
-                level = band.block if blocked and band.block is not None else band.threshold
+                level = band.block if blocked and band.block is not None else review
                 why.append(Why("label", "block" if blocked else "review", key, p, level, spans.get(key)))
         if unsafe is not None and unsafe >= self.judge_review:
             blocked = self.judge_block is not None and unsafe >= self.judge_block
@@ -218,7 +230,14 @@ def _bands(raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str
             raise PolicyError(
                 f"{source}: {section}.{key}.block ({block_p}) is below its threshold ({threshold})"
             )
-        bands[key] = LabelBand(threshold, block_p)
+        long = spec.get("long")
+        long_p = None if long is None else _prob(long, f"{source}: {section}.{key}.long")
+        if long_p is not None and long_p < threshold:
+            raise PolicyError(
+                f"{source}: {section}.{key}.long ({long_p}) is below its threshold ({threshold}); "
+                "it is the review level for scores pooled over the windows of a long text"
+            )
+        bands[key] = LabelBand(threshold, block_p, long_p)
     return bands
 
 

@@ -12,6 +12,8 @@ TEMPLATE = Path(__file__).resolve().parent / "card_templates" / "multitask.md"
 #: The card's prose that depends on the measured figures (policy note, transfer, limits), written after
 #: reading them; kept next to the template so re-rendering never loses it.
 NOTES = TEMPLATE.with_name("multitask_notes.json")
+#: Passes over the multitask rows the warm start (the previous bundled multitask model) had seen.
+PREVIOUS_GENERATION_EPOCHS = 0.8
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -125,6 +127,7 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
         vocab_size=f"{int(meta.get('vocab_size', 0)):,}",
         top_layers=12 - int(cfg.get("frozen_layers", 0)),
         epochs_seen=f"{tr['steps'] / max(1, tr['steps_per_epoch']):.2f}",
+        total_epochs=f"{tr['steps'] / max(1, tr['steps_per_epoch']) + PREVIOUS_GENERATION_EPOCHS:.1f}",
         train_minutes=f"{tr['train_seconds'] / 60:.0f}",
         perturb_pct=f"{100 * cfg['perturb_frac']:.0f}",
         perturb_seed=PERTURB_SEED,
@@ -138,10 +141,44 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
         **json.loads(NOTES.read_text(encoding="utf-8")),
     )
     fields["functional_table"] = _functional_table(report.get("functional", {}))
+    fields["long_section"] = _long_section(report.get("long_texts"))
     text = TEMPLATE.read_text(encoding="utf-8").format_map(_Fields({**flat, **fields}))
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _long_section(long: dict[str, Any] | None) -> str:
+    """Long-text figures of ``onnx_export.train.long_texts`` (absent from models shipped before it)."""
+    if not long:
+        return "(not measured for this model)"
+    lo, hi = long["characters"]
+    rows = [[k, single, raised] for k, (single, raised) in long["raised"].items()]
+    return "\n".join(
+        [
+            f"{long['texts']} long clean texts ({lo:,}-{hi:,} characters of clean UnSmile and HateScore dev "
+            f"comments, {long['windows_per_text']} windows each on average) and the same texts with one "
+            "hateful dev comment inserted at a random place, scored as the pipeline scores them "
+            "(normalised, windowed, max-pooled):",
+            "",
+            _table(
+                ["", "rate"],
+                [
+                    ["long clean texts flagged at the single-text thresholds", long["clean_flagged_at_single_thresholds"]],
+                    ["long clean texts flagged at the `long` levels", long["clean_flagged_at_long_levels"]],
+                    ["hidden hateful comments flagged on their own", long["hidden_hate_caught_alone"]],
+                    ["long texts hiding one flagged at the `long` levels", long["hidden_hate_caught_in_long_text_at_long_levels"]],
+                    ["... of those whose comment is flagged on its own", long["hidden_hate_caught_in_long_text_of_those_caught_alone"]],
+                ],
+            ),
+            "",
+            f"The `long` review level of each key is the {long['quantile']:.0%} quantile of its pooled score "
+            "over the long clean texts, never below its single-text threshold (`thresholds.json` `long`; a policy "
+            "uses them through `long` per key); raised keys (single-text threshold → long level):",
+            "",
+            _table(["key", "single text", "long text"], rows) if rows else "(none raised)",
+        ]
+    )  # fmt: skip
 
 
 def _functional_table(func: dict[str, Any]) -> str:

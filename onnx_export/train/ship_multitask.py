@@ -24,6 +24,7 @@ from moderator.core.normalize import NORMALIZER_ID, normalize_text
 from moderator.evaluation import auroc, best_accuracy_threshold, best_f1_threshold, multilabel_metrics
 from onnx_export.train import sources as src
 from onnx_export.train.lexical import LexicalModel, add_lexical_branch, train_lexical
+from onnx_export.train.long_texts import calibrate_long
 from onnx_export.train.multitask import MultitaskConfig, build_rows
 from onnx_export.train.report import REPLY_SOURCES, dev_sets, multitask_report, score_rows
 from onnx_export.train.ship import _quantize_exported, _refresh_metadata
@@ -38,15 +39,21 @@ HATE_COLS = list(range(len(LABEL_KEYS)))
 SAFETY_COLS = list(range(len(LABEL_KEYS), len(MULTITASK_KEYS)))
 
 
-def _ids(encoder: Any, rows: src.Rows, normalised: bool) -> list[list[int]]:
-    """Token ids exactly as the runtime feeds them (its tokenizer, its truncation, its normaliser)."""
+def _ids(model: Any, rows: src.Rows, normalised: bool) -> list[list[int]]:
+    """Token ids exactly as ``model`` (an ``EncoderMultitask``) feeds them: its normaliser, its pair
+    encoder for replies and its comment encoder (cut at the trained comment length) for comments."""
     norm = (lambda t: t) if normalised else normalize_text
-    items: list[Any] = [
-        norm(a) if b is None else (norm(a), norm(b)) for a, b in zip(rows.first, rows.second, strict=True)
-    ]
-    out: list[list[int]] = []
-    for i in range(0, len(items), 512):
-        out.extend(encoder.encode(items[i : i + 512]).ids)
+    out: list[list[int]] = [[] for _ in range(len(rows))]
+    single = [i for i, b in enumerate(rows.second) if b is None]
+    pair = [i for i, b in enumerate(rows.second) if b is not None]
+    for idx, encoder, item in (
+        (single, model.comment_encoder, lambda i: norm(rows.first[i])),
+        (pair, model.encoder, lambda i: (norm(rows.first[i]), norm(rows.second[i] or ""))),
+    ):
+        for s in range(0, len(idx), 512):
+            chunk = idx[s : s + 512]
+            for i, ids in zip(chunk, encoder.encode([item(i) for i in chunk]).ids, strict=True):
+                out[i] = ids
     return out
 
 
@@ -139,9 +146,13 @@ BLOCK_BANDS = {
 JUDGE_BLOCK_PRECISION = 0.95
 
 
-def default_policy(thresholds: dict[str, float], report: dict[str, Any]) -> dict[str, Any]:
-    """The default policy for this model: review at the calibrated thresholds, block in the bands above
-    (never below the review threshold), judge blocking alone only where dev precision supports it."""
+def default_policy(
+    thresholds: dict[str, float], report: dict[str, Any], long: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """The default policy for this model: review at the calibrated thresholds (at the ``long`` levels
+    for scores pooled over a long text's windows), block in the bands above (never below the review
+    threshold), judge blocking alone only where dev precision supports it."""
+    long = long or {}
     block_at = None
     for t, d in sorted(report["unsafe_precision"].items(), key=lambda kv: float(kv[0])):
         if (
@@ -153,14 +164,23 @@ def default_policy(thresholds: dict[str, float], report: dict[str, Any]) -> dict
             break
 
     def band(k: str) -> dict[str, float]:
-        return {"threshold": thresholds[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
+        out = {"threshold": thresholds[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
+        if k in long:
+            out["long"] = min(long[k], out["block"])
+        return out
 
     return {
         "name": "default",
         "description": "For models/moderator-multitask-e5-small: review at the thresholds calibrated on the dev "
         "splits (models/moderator-multitask-e5-small/thresholds.json); block at high confidence for hate labels, "
         "at 0.5 for sexual content with minors and self-harm; the judge blocks alone only where its dev "
-        f"precision is >= {JUDGE_BLOCK_PRECISION} (see the model card).",
+        f"precision is >= {JUDGE_BLOCK_PRECISION} (see the model card)"
+        + (
+            "; scores pooled over the windows of a long text review at the long levels calibrated on long "
+            "clean dev texts."
+            if long
+            else "."
+        ),
         "labels": {k: band(k) for k in LABEL_KEYS if k != "clean"},
         "safety": {k: band(k) for k in SAFETY_KEYS},
         "judge": {"review": thresholds["unsafe"], "block": block_at},
@@ -206,7 +226,6 @@ def ship_multitask(
     from moderator.runtime.metadata import read_metadata
     from moderator.runtime.multitask import EncoderMultitask
     from moderator.runtime.options import RuntimeOptions
-    from moderator.runtime.tokenize import TextEncoder, load_tokenizer
     from onnx_export.encoder import export_encoder
 
     summary = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
@@ -248,11 +267,10 @@ def ship_multitask(
     model = load()
     nn_probs = all_probs(model)
     meta = read_metadata(out_dir)
-    encoder = TextEncoder(load_tokenizer(out_dir, meta), meta.max_length)
     train, _ = build_rows(data, cfg)
     y_tr, m_tr = train.targets()
-    lex: LexicalModel = train_lexical(_ids(encoder, train, True), y_tr, int(meta.vocab_size), mask=m_tr)
-    lex_dev = {k: lex.logits(_ids(encoder, v, False)).astype(np.float64) for k, v in dev.items()}
+    lex: LexicalModel = train_lexical(_ids(model, train, True), y_tr, int(meta.vocab_size), mask=m_tr)
+    lex_dev = {k: lex.logits(_ids(model, v, False)).astype(np.float64) for k, v in dev.items()}
     shift = -np.log(np.asarray(summary["pos_weight"], dtype=np.float64))
     nn_dev = {k: _logit(v) + shift for k, v in nn_probs.items()}
 
@@ -285,8 +303,11 @@ def ship_multitask(
         "UnSmile + HateScore dev, safety keys F1-optimal on every dev row that knows them, unsafe "
         f"accuracy-optimal on the reply sources' dev rows; {datetime.now(UTC):%Y-%m-%d}",
     }
+    long, long_report = calibrate_long(model, dev, th)
+    thresholds["long"] = long
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
     report = multitask_report(model, data, th, probs=probs, dev=dev)
+    report["long_texts"] = long_report
     report["int8_probability_drift"] = qdrift
     report["int8_drift_rows"] = sum(len(v) for v in drift_rows.values())
     report["lexical"] = {"hate_weight": w_hate, "safety_weight": w_safe, "search": search}
@@ -299,6 +320,8 @@ def ship_multitask(
     from moderator.core.policy import parse_policy
     from onnx_export.train.report import functional_checks, read_checks
 
+    # the long levels stay out of the default policy: on long dev texts they trade too much recall
+    # (see the card's long-text table); a policy may opt in with `long` per key
     policy_doc = default_policy(th, report)
     (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
     report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
@@ -335,13 +358,18 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1) -> dict[str, Any]:
     thresholds.update(
         labels={k: th[k] for k in LABEL_KEYS}, safety={k: th[k] for k in SAFETY_KEYS}, unsafe=th["unsafe"]
     )
+    long, long_report = calibrate_long(model, dev, th)
+    thresholds["long"] = long
     thresholds["calibrated_on"] += "; recalibrated after serving lengths changed"
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
     report = multitask_report(model, data, th, probs=probs, dev=dev)
+    report["long_texts"] = long_report
     for key in ("int8_probability_drift", "int8_drift_rows", "lexical", "nn_only", "training", "size_mb"):
         if key in old:
             report[key] = old[key]
     report["threads"] = threads
+    # the long levels stay out of the default policy: on long dev texts they trade too much recall
+    # (see the card's long-text table); a policy may opt in with `long` per key
     policy_doc = default_policy(th, report)
     (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
     report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
