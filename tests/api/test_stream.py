@@ -86,20 +86,22 @@ def test_final_verdict_equals_the_verdict_on_the_whole_reply(
 
 
 def test_each_increment_costs_a_bounded_window(server: ServerProcess) -> None:
-    # everyday sentences the bundled model does not block as a reply (a numbered, repeated greeting
-    # does: the stream would stop, which is not what this test measures)
+    # a travel answer the bundled model does not block as a reply (a string of unrelated everyday
+    # sentences does: to "how are you?" the multitask model scores it unsafe ~0.88 by the eighth
+    # sentence, a known over-flag listed in its card; the stream would stop, which is not measured here)
+    prompt = "제주도 여행 코스 추천해 줘"
     deltas = [
-        "오늘 날씨가 정말 좋아서 친구들이랑 공원에 산책을 다녀왔어요. ",
-        "주말에 가족들과 맛있는 저녁을 먹으면서 즐거운 시간을 보냈습니다. ",
-        "새로 시작한 드라마가 너무 재미있어서 다음 화가 기다려져요. ",
-        "도서관에서 빌린 책을 다 읽었는데 마지막 장면이 감동적이었어요. ",
-        "이번 여름휴가는 제주도로 가려고 숙소를 알아보는 중이에요. ",
+        "첫째 날에는 성산일출봉에 올라 일출을 보는 걸 추천해요. ",
+        "점심은 근처 식당에서 고기국수를 드셔 보세요. ",
+        "오후에는 섭지코지 해안 산책로를 따라 걸어 보세요. ",
+        "둘째 날에는 한라산 영실 코스를 천천히 올라 보세요. ",
+        "저녁에는 동문시장에서 다양한 간식을 맛볼 수 있어요. ",
     ]
     n = 100
 
     async def run() -> list[dict[str, Any]]:
         async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
-            await _call(ws, {"type": "start", "id": "long-turn", "prompt": PROMPT, "stop_on": "block"})
+            await _call(ws, {"type": "start", "id": "long-turn", "prompt": prompt, "stop_on": "block"})
             return [await _call(ws, {"type": "delta", "text": deltas[i % len(deltas)]}) for i in range(n)]
 
     frames = asyncio.run(run())

@@ -50,6 +50,8 @@ def test_version_changes_with_any_threshold() -> None:
         {"name": "x", "labels": {"*": {"threshold": 1.5}}},
         {"name": "x", "labels": {"*": {"threshold": 0.5, "block": 0.2}}},
         {"name": "x", "labels": {"*": {"threshold": 0.5}}, "truncated_action": "delete"},
+        {"name": "x", "labels": {"*": {"threshold": 0.5, "long": 0.4}}},
+        {"name": "x", "labels": {"*": {"threshold": 0.5, "long": "high"}}},
     ],
 )
 def test_bad_policies_are_refused(bad: dict) -> None:
@@ -113,3 +115,36 @@ def test_safety_bands_categorise_and_block_only_when_present() -> None:
         parse_policy({**doc, "safety": {"guns": {"threshold": 0.5}}})
     with pytest.raises(PolicyError, match="below its threshold"):
         parse_policy({**doc, "safety": {"*": {"threshold": 0.6, "block": 0.5}}})
+
+
+def test_long_level_applies_only_to_scores_pooled_over_windows() -> None:
+    """A score that came from one window of a long text (it has a span) reviews at ``long``; a short
+    text's score at ``threshold``; the block level is the same for both."""
+    p = parse_policy({"name": "l", "labels": {"*": {"threshold": 0.3, "block": 0.9, "long": 0.6}}})
+    short = p.decide(probs(men=0.5), None)
+    assert (short.action, short.categories) == ("review", ["men"])
+    windowed = p.decide(probs(men=0.5), None, spans={"men": (100, 180), "region": (0, 80)})
+    assert (windowed.action, windowed.categories, windowed.why) == ("allow", [], [])
+    d = p.decide(probs(men=0.7), None, spans={"men": (100, 180)})
+    assert d.action == "review" and d.why[0].threshold == 0.6 and d.why[0].span == (100, 180)
+    assert p.decide(probs(men=0.95), None, spans={"men": (100, 180)}).action == "block"
+    assert p.version != parse_policy({"name": "l", "labels": {"*": {"threshold": 0.3, "block": 0.9}}}).version
+
+
+def test_shipped_long_levels_are_calibrated_but_left_out_of_the_default_policy() -> None:
+    """The shipped model records a ``long`` level per key (never below its threshold); the default policy
+    does not use them: on long dev texts they cost too much recall (model card), so a long text with any
+    window over its single-text threshold goes to review. A policy opts in per key."""
+    import json
+
+    from moderator.settings import DEFAULT_MODEL
+    from onnx_export.train.long_texts import FLAG_KEYS
+
+    calibrated = json.loads((DEFAULT_MODEL / "thresholds.json").read_text())
+    long = calibrated["long"]
+    assert set(long) == set(FLAG_KEYS)
+    for key, level in long.items():
+        single = calibrated["labels"].get(key, calibrated["safety"].get(key))
+        assert single <= level <= 1.0, key
+    p = load_policy(DEFAULT_POLICY)
+    assert all(b.long is None for b in (*p.labels.values(), *p.safety.values()))
