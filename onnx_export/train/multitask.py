@@ -31,7 +31,7 @@ from moderator.core.normalize import NORMALIZER_ID, normalize_text
 from moderator.evaluation import auroc, best_f1_threshold, multilabel_metrics
 from onnx_export.train import sources as src
 from onnx_export.train.perturb import perturb
-from onnx_export.train.single_task import adamw
+from onnx_export.train.single_task import adamw, padded_batch
 from onnx_export.train.templates import hate_and_neutral, request_pairs, safety_pairs
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
@@ -208,17 +208,7 @@ class Tokenised:
         return [len(x) for x in self.ids]
 
     def batch(self, rows: list[int]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(self.ids[i]) for i in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            n = len(self.ids[i])
-            ids[r, :n] = torch.tensor(self.ids[i])
-            mask[r, :n] = 1
-        # XLM-R has one token type: pairs are told apart by </s></s>, as the runtime encodes them
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+        return padded_batch(self.ids, rows, self.pad_id)
 
 
 def bucketed(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:

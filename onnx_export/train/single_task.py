@@ -146,18 +146,30 @@ class Encoded:
         return [len(x) for x in self.ids]
 
     def batch(self, rows: Sequence[int]) -> dict[str, Any]:
-        import torch
+        return padded_batch(self.ids, rows, self.pad_id, self.types)
 
-        width = max(len(self.ids[i]) for i in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            n = len(self.ids[i])
-            ids[r, :n] = torch.tensor(self.ids[i])
-            types[r, :n] = torch.tensor(self.types[i])
-            mask[r, :n] = 1
-        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+def padded_batch(
+    ids: Sequence[Sequence[int]],
+    rows: Sequence[int],
+    pad_id: int,
+    types: Sequence[Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """Rows ``rows`` of unpadded token ids as one right-padded batch (dynamic padding to the longest);
+    ``types`` None: one token type (XLM-R tells pairs apart by ``</s></s>``, as the runtime encodes them)."""
+    import torch
+
+    width = max(len(ids[i]) for i in rows)
+    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    token_types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, i in enumerate(rows):
+        n = len(ids[i])
+        out[r, :n] = torch.tensor(ids[i])
+        if types is not None:
+            token_types[r, :n] = torch.tensor(types[i])
+        mask[r, :n] = 1
+    return {"input_ids": out, "token_type_ids": token_types, "attention_mask": mask}
 
 
 class CachedHidden:

@@ -32,6 +32,23 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_backbone(d / "m.bin", d / "tokenizer.json", ["안녕하세요 욕설 hello"], d / "backbone")
 
 
+def test_padded_batch_right_pads_to_the_longest_row() -> None:
+    """One padding routine serves the single-task trainer (token types) and the multitask one (XLM-R:
+    one token type)."""
+    from onnx_export.train.multitask import Tokenised
+    from onnx_export.train.single_task import padded_batch
+
+    ids = [[0, 5, 6, 2], [0, 7, 2]]
+    tok = Tokenised.__new__(Tokenised)
+    tok.ids, tok.pad_id = ids, 1
+    b = tok.batch([1, 0])
+    assert b["input_ids"].tolist() == [[0, 7, 2, 1], [0, 5, 6, 2]]
+    assert b["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert b["token_type_ids"].tolist() == [[0, 0, 0, 0], [0, 0, 0, 0]]
+    typed = padded_batch(ids, [0, 1], 1, [[0, 0, 1, 1], [0, 1, 1]])
+    assert typed["token_type_ids"].tolist() == [[0, 0, 1, 1], [0, 1, 1, 0]]
+
+
 def test_bucketed_batches_cover_every_row_once() -> None:
     lengths = [random.Random(1).randint(3, 60) for _ in range(103)]
     batches = bucketed_batches(lengths, 8, random.Random(0))
