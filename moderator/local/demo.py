@@ -146,6 +146,7 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float =
             ensure_topics(broker.url, [*topics.inputs(), *topics.outputs()], settings.topic_partitions)
         )
         log_path = workdir / "worker.log"
+        web_port = free_port()  # one port: the worker serves /ready on it and the harness polls it
         worker = ServiceProcess(
             worker_argv(),
             worker_env(
@@ -153,12 +154,13 @@ def run_demo(settings: Settings, *, out: TextIO = sys.stdout, timeout_s: float =
                 redis.url,
                 topics,
                 app_id=f"moderator-demo-{os.getpid()}",
-                web_port=free_port(),
+                web_port=web_port,
                 classifier=settings.classifier_path,
                 judge=settings.judge_path,
                 extra=worker_overrides(settings),
             ),
             log_path,
+            web_port=web_port,
         )
         out.write(f"starting the worker (log: {log_path})...\n")
         out.flush()
