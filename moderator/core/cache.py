@@ -68,7 +68,9 @@ class VerdictCache:
 
     @property
     def available(self) -> bool:
-        return self.store.available
+        """Up for health reports: not backing off *and* the last round trip succeeded (once the back-off
+        window passes, a Redis that failed last is still down until a call gets through)."""
+        return self.store.available and not self.store.was_down
 
     async def get_many(self, keys: Sequence[str]) -> list[VerdictCore | None]:
         """One MGET for the whole batch; a miss, a foreign value or an outage all read as ``None``."""
