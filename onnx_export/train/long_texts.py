@@ -16,41 +16,38 @@ import random
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from moderator.core.normalize import normalize_text
 from moderator.runtime.windowed import WindowedMultitask
 from onnx_export.train import sources as src
-from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
+from onnx_export.train.report import FLAG_KEYS, flagged
+from topics.labels import MULTITASK_KEYS
 
-#: Keys that flag a comment (``clean`` and ``unsafe`` do not categorise one).
-FLAG_KEYS = tuple(k for k in (*LABEL_KEYS, *SAFETY_KEYS) if k != "clean")
 #: Share of long clean dev texts a key's ``long`` level may still flag.
 LONG_CLEAN_QUANTILE = 0.99
 #: Character lengths of the long texts (drawn uniformly): a few windows up to ~100.
 LENGTHS = (600, 4000)
 COL = src.COL
-F32 = npt.NDArray[np.float32]
 
 
-def _comments(dev: dict[str, src.Rows], clean: bool) -> list[tuple[str, npt.NDArray[np.float32]]]:
-    """Dev comments of UnSmile and HateScore that are (not) clean, with their targets."""
+def _comments(dev: dict[str, src.Rows], clean: bool) -> list[str]:
+    """Dev comments of UnSmile and HateScore that are (not) clean."""
     out = []
+    j = COL["clean"]
     for name in ("unsmile", "hatescore"):
         rows = dev[name]
         y, m = rows.targets()
-        j = COL["clean"]
         for i, text in enumerate(rows.first):
             if rows.second[i] is None and m[i, j] > 0 and (y[i, j] == 1) == clean:
-                out.append((text, y[i]))
+                out.append(text)
     return out
 
 
 def long_texts(dev: dict[str, src.Rows], n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
     """``n`` long clean texts, ``n`` long texts hiding one hateful comment, and those comments."""
     rng = random.Random(seed)
-    clean = [t for t, _ in _comments(dev, clean=True)]
-    hateful = [t for t, _ in _comments(dev, clean=False)]
+    clean = _comments(dev, clean=True)
+    hateful = _comments(dev, clean=False)
     out_clean, out_hate, hidden = [], [], []
     for _ in range(n):
         target = rng.randint(*LENGTHS)
@@ -63,11 +60,6 @@ def long_texts(dev: dict[str, src.Rows], n: int, seed: int) -> tuple[list[str], 
         out_hate.append(normalize_text(" ".join(parts)))
         hidden.append(normalize_text(h))
     return out_clean, out_hate, hidden
-
-
-def _flagged(scores: F32, levels: dict[str, float]) -> npt.NDArray[np.bool_]:
-    cols = [COL[k] for k in FLAG_KEYS]
-    return np.asarray((scores[:, cols] >= np.asarray([levels[k] for k in FLAG_KEYS])).any(axis=1))
 
 
 def calibrate_long(model: Any, dev: dict[str, src.Rows], thresholds: dict[str, float], n: int = 200,
@@ -84,19 +76,18 @@ def calibrate_long(model: Any, dev: dict[str, src.Rows], thresholds: dict[str, f
         # just above the quantile, so the texts at it are not flagged; never below the single level
         long[k] = round(max(thresholds[k], min(q + 1e-4, 1.0)), 4)
     single = {k: thresholds[k] for k in FLAG_KEYS}
-    hidden_caught = _flagged(alone, single)
+    hidden_caught = flagged(alone, single)
+    hate_caught = flagged(pooled_hate.scores, long)
     report = {
         "texts": n,
         "characters": list(LENGTHS),
         "windows_per_text": round(pooled_clean.windows / n, 1),
         "quantile": LONG_CLEAN_QUANTILE,
-        "clean_flagged_at_single_thresholds": float(_flagged(pooled_clean.scores, single).mean()),
-        "clean_flagged_at_long_levels": float(_flagged(pooled_clean.scores, long).mean()),
+        "clean_flagged_at_single_thresholds": float(flagged(pooled_clean.scores, single).mean()),
+        "clean_flagged_at_long_levels": float(flagged(pooled_clean.scores, long).mean()),
         "hidden_hate_caught_alone": float(hidden_caught.mean()),
-        "hidden_hate_caught_in_long_text_at_long_levels": float(_flagged(pooled_hate.scores, long).mean()),
-        "hidden_hate_caught_in_long_text_of_those_caught_alone": float(
-            _flagged(pooled_hate.scores, long)[hidden_caught].mean()
-        ),
+        "hidden_hate_caught_in_long_text_at_long_levels": float(hate_caught.mean()),
+        "hidden_hate_caught_in_long_text_of_those_caught_alone": float(hate_caught[hidden_caught].mean()),
         "raised": {k: [single[k], long[k]] for k in FLAG_KEYS if long[k] > single[k]},
     }
     return long, report

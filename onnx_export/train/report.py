@@ -65,7 +65,8 @@ def _known(rows: src.Rows, probs: F32, key: str) -> tuple[F32, F32]:
     return y[keep, j], probs[keep, j]
 
 
-def _flags(probs: F32, thresholds: dict[str, float]) -> npt.NDArray[np.bool_]:
+def flagged(probs: F32, thresholds: dict[str, float]) -> npt.NDArray[np.bool_]:
+    """Rows with any ``FLAG_KEYS`` score at or over its level in ``thresholds``."""
     cols = [COL[k] for k in FLAG_KEYS]
     th = np.asarray([thresholds[k] for k in FLAG_KEYS], np.float32)
     return np.asarray((probs[:, cols] >= th).any(axis=1))
@@ -130,7 +131,7 @@ def multitask_report(
     }
     # HateScore: false flags on Clean rows (neutral sentences naming groups), recall on hate rows
     y_h, _ = dev["hatescore"].targets()
-    flags = _flags(probs["hatescore"], thresholds)
+    flags = flagged(probs["hatescore"], thresholds)
     clean = y_h[:, COL["clean"]] == 1
     rep["hatescore"] = {
         "clean_rows": int(clean.sum()),
@@ -149,7 +150,7 @@ def multitask_report(
         "n": len(yd),
         "violence_recall": float((pd[:, COL["violence"]] >= thresholds["violence"]).mean()),
         "crime_recall_on_extortion": float((pd[crime_rows, COL["crime"]] >= thresholds["crime"]).mean()),
-        "flag_recall": float(_flags(pd, thresholds).mean()),
+        "flag_recall": float(flagged(pd, thresholds).mean()),
     }
     # OpenAI moderation half: AUROC per category (and how many dev positives it rests on)
     rep["openai"] = {}
@@ -171,7 +172,7 @@ def multitask_report(
             "unsafe_flag_rate": float((pn[refusal, COL["unsafe"]] >= thresholds["unsafe"]).mean()),
             "any_flag_rate": float(
                 (
-                    (pn[refusal, COL["unsafe"]] >= thresholds["unsafe"]) | _flags(pn[refusal], thresholds)
+                    (pn[refusal, COL["unsafe"]] >= thresholds["unsafe"]) | flagged(pn[refusal], thresholds)
                 ).mean()
             ),
         }
