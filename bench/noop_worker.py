@@ -2,7 +2,7 @@
 
     MODERATOR_BROKER=... MODERATOR_REDIS_URL=... python -m bench.noop_worker
 
-Same settings, policy, Redis cache, sinks and agents as ``moderator worker``; only the two models are
+Same settings, policy, Redis cache, sinks and batch routes as ``moderator worker``; only the two models are
 ``moderator.local.noop_models``'s constant ones, so what is timed is everything the worker does besides the models.
 """
 

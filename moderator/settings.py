@@ -78,9 +78,14 @@ class Settings:
     cache_timeout_ms: int = 100
     cache_retry_s: float = 2.0
     dedupe_ttl_s: int = 24 * 3600
-    # Batching
+    # Batching: ``batch_size`` is the model's rows per call (and the API's texts per batch); the stream
+    # worker takes what one fetch returns, up to ``stream_batch_size`` records, as one pipeline batch
+    # (one Redis round trip each way, one send wave), which the models split into their own batches.
+    # ``batch_window_ms`` no longer delays the stream worker (kept so existing configurations load): a
+    # fetch already waits at the broker for records (``moderator.stream.app.FETCH_MAX_WAIT_MS``).
     batch_size: int = 64
     batch_window_ms: float = 20.0
+    stream_batch_size: int = 1000
     max_batch_tokens: int = 0
     # Long texts: overlapping windows per text (cost cap; beyond it the policy's truncated_action)
     max_windows: int = 128
@@ -161,6 +166,7 @@ class Settings:
         """Refuse values that would only fail later, deep inside a batch or a thread pool."""
         at_least = {
             "batch_size": 1,
+            "stream_batch_size": 1,
             "topic_partitions": 1,
             "topic_replication": 1,
             "batch_window_ms": 0,

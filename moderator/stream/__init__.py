@@ -1,1 +1,1 @@
-"""The Kafka side: the only package that imports faust or aiokafka (agents, sinks, commit, liveness)."""
+"""The Kafka side: the only package that imports faust or aiokafka (batch routes, sinks, commit, liveness)."""

@@ -10,7 +10,7 @@ libraries, so an upgrade that changes their shape fails the suite, not productio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -61,16 +61,27 @@ def worker_with_first_stop_hook(on_first_stop: Callable[[], None]) -> type[faust
     return HookedWorker
 
 
-async def drain_messages_batched(consumer: Any, fetcher: Any) -> None:
+#: ``route(messages)``: takes over a fetched batch of one routed topic (see ``drain_messages_batched``).
+BatchRoute = Callable[[list[Any]], Awaitable[None]]
+
+
+async def drain_messages_batched(
+    consumer: Any, fetcher: Any, routes: Mapping[str, BatchRoute] | None = None
+) -> None:
     """faust's ``Consumer._drain_messages`` with one flow-control wait per fetched batch, not per record.
 
     faust hands every fetched record to the streams through ``wait_first(callback(message),
     suspend_flow.wait())``: four tasks and an ``asyncio.wait`` per record, the largest per-record cost of
     the worker (``bench.overhead``'s profile). Here one such wait covers all the records of one
-    ``getmany``: each is still delivered in order, through the same callback, with the same gap
-    bookkeeping and read offsets; a rebalance (``suspend_flow``) or a stop abandons the rest of the
-    batch instead of the rest of one record, and those records were never acked, so they are fetched
-    again from the committed offset.
+    ``getmany``: each is still delivered in order, with the same gap bookkeeping and read offsets; a
+    rebalance (``suspend_flow``) or a stop abandons the rest of the batch instead of the rest of one
+    record, and those records were never acked, so they are fetched again from the committed offset.
+
+    ``routes`` (topic name → coroutine function) take the records of their topics as whole batches, in
+    offset order per partition, instead of one ``Event`` per record through a faust stream: each record is
+    tracked on the consumer (``track_message``: ``wait_empty`` and the commit bookkeeping see it) right
+    before its route takes it, and the route acks it (``Message.ack``) once it is done with it. Records
+    of other topics go through faust's callback as before.
     """
     callback = consumer.callback
     getmany = consumer.getmany
@@ -80,8 +91,11 @@ async def drain_messages_batched(consumer: Any, fetcher: Any) -> None:
     set_flag, unset_flag = consumer.diag.set_flag, consumer.diag.unset_flag
     commit_every = consumer._commit_every
     acks_enabled_for = consumer.app.topics.acks_enabled_for
+    track = consumer.track_message
+    routes = routes or {}
 
     async def deliver(batch: list[tuple[Any, Any]]) -> None:
+        routed: dict[str, list[Any]] = {}
         for tp, message in batch:
             offset = message.offset
             r_offset = read_offsets[tp]
@@ -90,11 +104,22 @@ async def drain_messages_batched(consumer: Any, fetcher: Any) -> None:
             gap = offset - (r_offset or 0)
             if gap > 1 and r_offset and acks_enabled_for(message.topic):
                 await consumer._add_gap(tp, r_offset + 1, offset)
-            if commit_every is not None and consumer._n_acked >= commit_every:
-                consumer._n_acked = 0
-                await consumer.commit()
-            await callback(message)
+            if message.topic in routes:
+                routed.setdefault(message.topic, []).append(message)
+            else:
+                if commit_every is not None and consumer._n_acked >= commit_every:
+                    consumer._n_acked = 0
+                    await consumer.commit()
+                await callback(message)
             read_offsets[tp] = offset
+        if routed and commit_every is not None and consumer._n_acked >= commit_every:
+            consumer._n_acked = 0
+            await consumer.commit()
+        for topic, messages in routed.items():
+            for message in messages:
+                track(message)
+            # no await between tracking and the route taking the batch: the route owns it from here
+            await routes[topic](messages)
 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
@@ -129,6 +154,7 @@ _DRAIN_NEEDS = (
     "wait_first",
     "suspend_flow",
     "consumer_stopped_errors",
+    "track_message",
 )
 
 
@@ -138,7 +164,41 @@ def check_drain_shape(consumer: Any) -> None:
         _require(consumer, attribute, "faust's consumer drain loop")
 
 
-def app_with_fetch_wait(wait_ms: int) -> type[faust.App]:
+class BatchApp(faust.App):
+    """A ``faust.App`` whose routed topics are consumed batch by batch (``route_batches``)."""
+
+    #: Awaited when the worker stops, before faust waits for every tracked record to be acked: lets
+    #: the routes' in-flight batches finish; False = some were not (they stay unacked, re-delivered).
+    batch_drain: Callable[[], Awaitable[bool]] | None = None
+
+    @property
+    def batch_routes(self) -> dict[str, BatchRoute]:
+        """Topic name → the route that takes that topic's fetched batches (``drain_messages_batched``)."""
+        routes: dict[str, BatchRoute] = self.__dict__.setdefault("_batch_routes", {})
+        return routes
+
+    def route_batches(self, topic: Any, route: BatchRoute) -> None:
+        """Consume ``topic`` (a faust ``Topic``) batch by batch through ``route``, with no agent."""
+        for name in topic.topics:
+            self.batch_routes[name] = route
+        self.__dict__.setdefault("_batch_topics", []).append(topic)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # Registered before the conductor first subscribes (it waits for the agents to start): a topic
+        # added later costs a resubscription, which faust delays by 45 s.
+        for topic in self.__dict__.get("_batch_topics", ()):
+            self.topics.add(topic)
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if self.batch_drain is not None and not await self.batch_drain():
+            # faust's wait_empty would wait for the undrained records forever: commit what is acked
+            await consumer.commit_and_end_transactions()
+            return
+        await super()._consumer_wait_empty(consumer, logger)
+
+
+def app_with_fetch_wait(wait_ms: int) -> type[BatchApp]:
     """A ``faust.App`` whose Kafka consumer fetches with ``wait_ms`` and drains fetched batches at once
     (``drain_messages_batched``); other transports unchanged."""
 
@@ -154,12 +214,12 @@ def app_with_fetch_wait(wait_ms: int) -> type[faust.App]:
 
         async def _drain_messages(self, fetcher: Any) -> None:
             check_drain_shape(self)
-            await drain_messages_batched(self, fetcher)
+            await drain_messages_batched(self, fetcher, getattr(self.app, "batch_routes", None))
 
     class Transport(faust_aiokafka.Transport):
         Consumer = FetchWaitConsumer
 
-    class App(faust.App):
+    class App(BatchApp):
         def _new_transport(self) -> TransportT:
             url = self.conf.broker_consumer[0]
             if by_url(url) is faust_aiokafka.Transport:
@@ -169,6 +229,62 @@ def app_with_fetch_wait(wait_ms: int) -> type[faust.App]:
     _require(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", "faust's consumer factory")
     _require(faust_aiokafka.Consumer, "_new_consumer_thread", "faust's consumer-thread factory")
     _require(faust.App, "_new_transport", "faust's transport factory")
+    _require(faust.App, "_consumer_wait_empty", "faust's shutdown wait for unacked records")
     _require(faust_consumer.Consumer, "_drain_messages", "faust's consumer drain loop")
     _require(faust_consumer, "CONSUMER_FETCHING", "faust's fetching flag")
     return App
+
+
+#: An output record: (topic, key, value).
+Record = tuple[str, bytes | None, bytes]
+
+
+async def send_batches(producer: Any, records: Sequence[Record]) -> list[Any]:
+    """Enqueue ``records`` on faust's aiokafka producer as whole record batches, one per partition.
+
+    faust's ``Producer.send`` costs a signal, a coroutine and a future per record, and aiokafka's
+    ``send`` an accumulator append each; here each record is appended to an open ``BatchBuilder`` of its
+    partition (chosen by the producer's own partitioner, so a key lands where ``send`` would put it) and
+    each full or last builder is handed over with ``send_batch``. Returns, in ``records`` order, what
+    each record waits on: its batch's future (resolves on the broker's ack, raises on failure) or the
+    exception that kept it from being enqueued.
+    """
+    _require(producer, "_ensure_producer", "faust's aiokafka producer")
+    kafka = producer._ensure_producer()
+    for attribute in ("create_batch", "send_batch", "_partition", "client"):
+        _require(kafka, attribute, "aiokafka's batch API")
+    out: list[Any] = [None] * len(records)
+    open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+    ready: set[str] = set()
+
+    async def submit(topic: str, partition: int) -> None:
+        builder, indices = open_batches.pop((topic, partition))
+        outcome: Any
+        try:
+            outcome = await kafka.send_batch(builder, topic, partition=partition)
+        except Exception as exc:  # not enqueued: every record of the batch is retried by the caller
+            outcome = exc
+        for i in indices:
+            out[i] = outcome
+
+    for i, (topic, key, value) in enumerate(records):
+        try:
+            if topic not in ready:
+                await kafka.client._wait_on_metadata(topic)
+                ready.add(topic)
+            partition = kafka._partition(topic, None, key, value, key, value)
+        except Exception as exc:
+            out[i] = exc
+            continue
+        slot = open_batches.get((topic, partition))
+        if slot is None:
+            slot = open_batches[(topic, partition)] = (kafka.create_batch(), [])
+        if slot[0].append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+            await submit(topic, partition)
+            # an empty builder always takes its first record, whatever its size
+            slot = open_batches[(topic, partition)] = (kafka.create_batch(), [])
+            slot[0].append(key=key, value=value, timestamp=None)
+        slot[1].append(i)
+    for topic, partition in list(open_batches):
+        await submit(topic, partition)
+    return out

@@ -1,4 +1,5 @@
-"""The faust worker: one agent per input topic, thin — take a batch, call the pipeline, hand to sinks.
+"""The faust worker: a batch route per input topic, thin — take a fetched batch, call the pipeline, hand
+to sinks.
 
 Topics are read as raw bytes: decoding is the pipeline's job, so a malformed record becomes a
 dead letter instead of a crashed deserializer. The commit protocol (pin → emit → await acks → ack)
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import faust
 from moderator.core.pipeline import Pipeline
 from moderator.metrics import Metrics
 from moderator.settings import Settings
-from moderator.stream.adapter import app_with_fetch_wait
+from moderator.stream.adapter import app_with_fetch_wait, send_batches
 from moderator.stream.checkpoint import BatchHandler
 from moderator.stream.liveness import Liveness
 from moderator.stream.sinks import VerdictSink
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Bytes a single fetch may bring per partition (the broker still returns one record larger than this).
 _MAX_FETCH_BYTES = 1024 * 1024
+
+#: Bytes of one produce batch (one partition's share of a produce request; the request cap is 1 MB).
+_PRODUCER_BATCH_BYTES = 256 * 1024
 
 
 #: Longest a fetch waits at the broker for records to arrive. faust's aiokafka driver asks for 1500 ms.
@@ -79,15 +82,17 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
         datadir=str(faust_dir / "{conf.id}-data"),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # a verdict wave goes out as whole record batches (adapter.send_batches): 256 KiB per partition
+        # and request, not 16 KiB, so a 1,000-record batch is a few produce requests, not dozens
+        producer_max_batch_size=_PRODUCER_BATCH_BYTES,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         broker_commit_interval=settings.broker_commit_interval_s,
         stream_ack_exceptions=False,
-        # Backpressure, not growth: each input stream buffers at most this many records (faust pauses
-        # fetching a partition once its buffer is under pressure), a poll returns at most this many,
-        # and a fetch brings at most this many bytes per partition. A burst waits in the broker.
-        stream_buffer_maxsize=max(4 * settings.batch_size, 1024),
-        broker_max_poll_records=max(2 * settings.batch_size, 500),
+        # Backpressure, not growth: a poll returns at most ``stream_batch_size`` records, a fetch brings
+        # at most this many bytes per partition, and the consumer stops fetching while
+        # ``MAX_INFLIGHT_BATCHES`` batches per input topic are unfinished. A burst waits in the broker.
+        broker_max_poll_records=settings.stream_batch_size,
         consumer_max_fetch_size=_MAX_FETCH_BYTES,
         stream_ack_cancelled_tasks=False,
         topic_partitions=settings.topic_partitions,
@@ -109,10 +114,16 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await app.producer.send(topic, key, value, None, None, None)
 
-    sink = VerdictSink(topics, send, metrics)
-    handler = BatchHandler(pipeline, sink, metrics, liveness)
-    window = settings.batch_window_ms / 1000.0
-    inputs = {
+    async def send_many(records: list[tuple[str, bytes | None, bytes]]) -> list[Any]:
+        return await send_batches(app.producer, records)
+
+    sink = VerdictSink(topics, send, metrics, send_many=send_many)
+
+    def ack(message: Any) -> object:
+        return message.ack(app.consumer)
+
+    handler = BatchHandler(pipeline, sink, metrics, liveness, ack)
+    inputs: dict[Kind, Any] = {
         "comment": app.topic(
             topics.comments, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
         ),
@@ -122,21 +133,22 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
     }
     outputs = [app.topic(name, partitions=settings.topic_partitions) for name in topics.outputs()]
 
-    def make_agent(kind: Kind) -> Any:
-        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            try:
-                async for events in stream.take_events(settings.batch_size, within=window):  # type: ignore[attr-defined]
-                    await handler.handle(kind, events)
-                    yield None
-            finally:
-                await handler.drain(kind)
+    # The input topics are consumed batch by batch, not event by event: the consumer hands each fetched
+    # batch of a topic (at most ``stream_batch_size`` records) to its route, which starts it through the
+    # pipeline (``BatchHandler.handle``). faust still owns the group, the assignment, the offsets and
+    # their commits; the input topics are registered with its conductor, which subscribes to them.
+    def route(kind: Kind) -> Any:
+        limit = settings.stream_batch_size
 
-        agent.__name__ = f"moderate_{kind}s"
-        agent.__qualname__ = agent.__name__
-        return app.agent(inputs[kind], name=f"moderator.{kind}s", concurrency=1, sink=None)(agent)
+        async def take(messages: list[Any]) -> None:
+            for start in range(0, len(messages), limit):
+                await handler.handle(kind, messages[start : start + limit])
 
-    make_agent("comment")
-    make_agent("reply")
+        return take
+
+    for kind, topic in inputs.items():
+        app.route_batches(topic, route(kind))
+    app.batch_drain = handler.drain_all
 
     # Ready = models loaded (they load before this app exists), output topics declared, and the consumer
     # holds an assignment, i.e. the worker consumes. Until both, /ready answers 503.

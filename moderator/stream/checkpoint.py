@@ -1,8 +1,8 @@
 """The commit protocol, in one place: pin → process → emit → await broker acks → ack → (faust) commit.
 
-Each batch's events are pinned (``incref``) before the pipeline sees them and acked only after the
-broker acknowledged every output record of the batch; faust commits an offset only once every event
-up to it is acked. So the committed offset never passes an unsent verdict, whether the batch fails,
+Each batch's records (faust ``Message``s, tracked on the consumer) are pinned (``incref``) before the
+pipeline sees them and acked only after the broker acknowledged every output record of the batch; faust
+commits an offset only once every record up to it is acked. So the committed offset never passes an unsent verdict, whether the batch fails,
 the worker is SIGTERMed or SIGKILLed mid-batch. Errors: ``SinkError`` (outputs not acknowledged) from
 the sink; a batch not drained within ``DRAIN_TIMEOUT_S`` at shutdown is left pinned (re-delivered).
 """
@@ -13,10 +13,9 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-from faust.types import EventT
+from typing import Any
 
 from moderator.core.pipeline import InputMessage, Pipeline
 from moderator.metrics import Metrics
@@ -41,78 +40,86 @@ class BatchHandler:
     """Between the stream and the pipeline: pin events, process, emit, then ack.
 
     Batches of one topic go through the pipeline one at a time, in order. A batch whose outputs are on
-    their way to the broker no longer holds up its agent, which takes the next batch meanwhile (up to
-    ``max_inflight`` batches per topic). Its events stay pinned until the broker acked its outputs, so
-    the committed offset still never passes an unsent verdict; ``drain`` waits for all of them.
+    their way to the broker no longer holds up the consumer, which hands over the next batch meanwhile
+    (up to ``max_inflight`` batches per topic). Its records stay pinned until the broker acked its
+    outputs, so the committed offset still never passes an unsent verdict; ``drain`` waits for all of
+    them. ``ack(message)`` releases a record on the consumer (``Message.ack(consumer)``).
     """
 
     pipeline: Pipeline
     sink: VerdictSink
     metrics: Metrics
     liveness: Liveness
+    ack: Callable[[Any], object]
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
     max_inflight: int = MAX_INFLIGHT_BATCHES
-    _pending: dict[str, deque[asyncio.Task[None]]] = field(default_factory=dict)
-    _order: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _pending: dict[Kind, deque[asyncio.Task[None]]] = field(default_factory=dict)
+    _order: dict[Kind, asyncio.Lock] = field(default_factory=dict)
 
-    async def handle(self, kind: Kind, events: Sequence[EventT]) -> None:
+    async def handle(self, kind: Kind, messages: Sequence[Any]) -> None:
         """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
 
-        Raises what a finished batch raised (the agent then crashes, as with an inline batch).
+        Raises what a finished batch raised (the consumer's fetch loop then crashes the worker). The
+        batch is pinned and started before the first ``await``: a caller cancelled while it waits for
+        room (a rebalance, a stop) leaves the batch running; ``drain`` waits for it.
         """
-        for event in events:
-            event.message.incref()
+        for message in messages:
+            message.incref()
         pending = self._pending.setdefault(kind, deque())
         order = self._order.setdefault(kind, asyncio.Lock())
-        task = asyncio.ensure_future(self._run(kind, events, order))
+        task = asyncio.ensure_future(self._run(kind, messages, order))
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
         pending.append(task)
-        try:
-            while pending and (pending[0].done() or len(pending) >= max(1, self.max_inflight)):
-                await asyncio.shield(pending[0])
-                pending.popleft()
-        except asyncio.CancelledError:
-            await self.drain(kind)
-            raise
+        while pending and (pending[0].done() or len(pending) >= max(1, self.max_inflight)):
+            await asyncio.shield(pending[0])
+            pending.popleft()
 
-    async def drain(self, kind: Kind) -> None:
+    async def drain_all(self) -> bool:
+        """Shutdown: every kind's in-flight batches reach the broker; False if some did not in time."""
+        results = [await self.drain(kind) for kind in list(self._pending)]
+        return all(results)
+
+    async def drain(self, kind: Kind) -> bool:
         """Shutdown: let in-flight batches reach the broker so their offsets can be committed."""
         pending = self._pending.get(kind)
         if not pending:
-            return
+            return True
+        drained = True
         try:
             await asyncio.wait_for(
                 asyncio.shield(asyncio.gather(*pending, return_exceptions=True)), DRAIN_TIMEOUT_S
             )
         except (TimeoutError, asyncio.CancelledError):
+            drained = False
             log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
         pending.clear()
+        return drained
 
-    async def _run(self, kind: Kind, events: Sequence[EventT], order: asyncio.Lock) -> None:
+    async def _run(self, kind: Kind, messages: Sequence[Any], order: asyncio.Lock) -> None:
         started = time.perf_counter()
         async with order:
-            result = await self.pipeline.process(self._messages(kind, events, started))
+            result = await self.pipeline.process(self._messages(kind, messages, started))
         await self.sink.emit(result)
-        for event in events:
-            event.ack()  # drop our pin; the stream's own ack then marks the offset safe to commit
+        ack = self.ack
+        for message in messages:
+            ack(message)  # drop our pin: the offset is safe to commit
         self.metrics.batch_latency.observe(time.perf_counter() - started)
         self.liveness.progress()
 
-    def _messages(self, kind: Kind, events: Sequence[EventT], started: float) -> list[InputMessage]:
-        messages = []
+    def _messages(self, kind: Kind, messages: Sequence[Any], started: float) -> list[InputMessage]:
+        inputs = []
         per_topic: Counter[str] = Counter()
-        for event in events:
-            msg = event.message
+        for msg in messages:
             per_topic[msg.topic] += 1
             value = (
                 msg.value
                 if isinstance(msg.value, bytes)
                 else (b"" if msg.value is None else bytes(msg.value))
             )
-            messages.append(
+            inputs.append(
                 InputMessage(kind, value, SourcePosition(msg.topic, msg.partition, msg.offset), started)
             )
         for topic, n in per_topic.items():
             self.metrics.messages_in.labels(topic=topic).inc(n)
-        return messages
+        return inputs

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from moderator.core.pipeline import BatchResult
 from moderator.metrics import Metrics
@@ -21,16 +22,26 @@ log = logging.getLogger(__name__)
 
 #: ``send(topic, key, value)`` enqueues a record and returns an awaitable that resolves on broker ack.
 SendFn = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[object]]]
+#: ``send_many(records)`` enqueues them all; per record, in order: an awaitable that resolves on broker
+#: ack, or the exception that kept it from being enqueued (``moderator.stream.adapter.send_batches``).
+SendManyFn = Callable[[list[tuple[str, bytes | None, bytes]]], Awaitable[list[Any]]]
 
 _MAX_BACKOFF_S = 5.0
 
 
 class VerdictSink:
     def __init__(
-        self, topics: TopicNames, send: SendFn, metrics: Metrics, *, max_attempts: int | None = None
+        self,
+        topics: TopicNames,
+        send: SendFn,
+        metrics: Metrics,
+        *,
+        max_attempts: int | None = None,
+        send_many: SendManyFn | None = None,
     ) -> None:
         self.topics = topics
         self._send = send
+        self._send_many = send_many
         self._metrics = metrics
         self._max_attempts = max_attempts
 
@@ -55,12 +66,12 @@ class VerdictSink:
             attempt += 1
             failed: list[tuple[str, bytes | None, bytes]] = []
             acks: list[tuple[tuple[str, bytes | None, bytes], Awaitable[object]]] = []
-            for record in pending:
-                try:
-                    acks.append((record, await self._send(*record)))
-                except Exception as exc:  # the producer refused to even enqueue
-                    log.warning("send to %s failed: %s", record[0], exc)
+            for record, ack in zip(pending, await self._enqueue(pending), strict=True):
+                if isinstance(ack, BaseException):  # the producer refused to even enqueue
+                    log.warning("send to %s failed: %s", record[0], ack)
                     failed.append(record)
+                else:
+                    acks.append((record, ack))
             results = await asyncio.gather(*(ack for _, ack in acks), return_exceptions=True)
             acked: Counter[str] = Counter()
             for (record, _), outcome in zip(acks, results, strict=True):
@@ -85,6 +96,25 @@ class VerdictSink:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    async def _enqueue(self, records: list[tuple[str, bytes | None, bytes]]) -> list[Any]:
+        """Hand every record to the producer: per record, its ack awaitable or the enqueue error."""
+        if self._send_many is not None:
+            try:
+                return await self._send_many(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return [exc] * len(records)
+        out: list[Any] = []
+        for record in records:
+            try:
+                out.append(await self._send(*record))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                out.append(exc)
+        return out
 
 
 class SinkError(RuntimeError):

@@ -55,7 +55,9 @@ def test_sigkill_in_the_middle_of_10000_messages_loses_nothing(
     started = time.monotonic()
     send(broker.url, topics.comments, records)
     # small batches for the first worker, so the kill lands mid-stream even on a fast machine
-    first = worker_factory(broker.url, topics, app_id, batch_size="32", batch_window_ms="20")
+    first = worker_factory(
+        broker.url, topics, app_id, batch_size="32", stream_batch_size="32", batch_window_ms="20"
+    )
     # kill mid-way: once the broker holds a committed offset, with most inputs still to do
     at_kill = wait_for(
         lambda: (
@@ -111,7 +113,8 @@ def test_sigterm_drains_the_inflight_batch_commits_and_exits_in_bounded_time(
     topics, app_id = new_topics(fresh_topics, broker.url, partitions=PARTITIONS)
     records = comments(4000)
     send(broker.url, topics.comments, records)
-    first = worker_factory(broker.url, topics, app_id, **FAST)
+    # small stream batches for the first worker, so the SIGTERM lands mid-stream with batches in flight
+    first = worker_factory(broker.url, topics, app_id, **{**FAST, "stream_batch_size": "32"})
     wait_for(lambda: verdicts_out(first) >= 1000, 120, "1000 verdicts before SIGTERM")
     first.signal(signal.SIGTERM)
     t0 = time.monotonic()

@@ -86,3 +86,134 @@ def test_faust_drain_loop_still_has_the_shape_the_batched_drain_mirrors() -> Non
 
     with pytest.raises(adapter.LibraryShapeError, match="callback"):
         adapter.check_drain_shape(Bare())
+
+
+class _Flag:
+    def __init__(self) -> None:
+        self.value = False
+
+    def is_set(self) -> bool:
+        return self.value
+
+
+class _Message:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.tp = (topic, partition)
+
+
+def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() -> None:
+    """A fetched batch: the routed topic's records go to its route at once, each tracked first; the
+    others still go through faust's per-record callback; read offsets move for both."""
+    fetched = [
+        (("in", 0), _Message("in", 0, 5)),
+        (("other", 0), _Message("other", 0, 1)),
+        (("in", 1), _Message("in", 1, 0)),
+        (("in", 0), _Message("in", 0, 6)),
+    ]
+    seen: list[tuple[str, Any]] = []
+    stopped, fetcher = _Flag(), type("Fetcher", (), {})()
+    fetcher._stopped = _Flag()
+
+    class Consumer:
+        _stopped = stopped
+        _read_offset: dict[Any, int | None] = {("in", 0): 4, ("in", 1): None, ("other", 0): 0}
+        _commit_every = None
+        _n_acked = 0
+        should_stop = False
+        consumer_stopped_errors = (RuntimeError,)
+        diag = type("Diag", (), {"set_flag": lambda self, f: None, "unset_flag": lambda self, f: None})()
+        app = type("App", (), {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})()})()
+        suspend_flow = asyncio.Event
+
+        async def callback(self, message: Any) -> None:
+            seen.append(("callback", message.offset))
+
+        def track_message(self, message: Any) -> None:
+            seen.append(("track", message.offset))
+
+        async def getmany(self, timeout: float) -> Any:
+            stopped.value = True  # one fetch, then stop
+            for pair in fetched:
+                yield pair
+
+        async def _add_gap(self, tp: Any, start: int, end: int) -> None:
+            raise AssertionError("no gap in this batch")
+
+        async def wait_first(self, *coros: Any) -> None:
+            await coros[0]
+            for extra in coros[1:]:
+                extra.close()
+
+    async def route(messages: list[Any]) -> None:
+        seen.append(("route", [(m.partition, m.offset) for m in messages]))
+
+    consumer: Any = Consumer()
+    consumer.suspend_flow = asyncio.Event()
+
+    async def run() -> None:
+        consumer.suspend_flow = asyncio.Event()
+        await adapter.drain_messages_batched(consumer, fetcher, {"in": route})
+
+    asyncio.run(run())
+    assert seen == [
+        ("callback", 1),
+        ("track", 5),
+        ("track", 0),
+        ("track", 6),
+        ("route", [(0, 5), (1, 0), (0, 6)]),
+    ]
+    assert consumer._read_offset == {("in", 0): 6, ("in", 1): 0, ("other", 0): 1}
+
+
+def test_aiokafka_producer_still_has_the_batch_api_send_batches_uses() -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.client import AIOKafkaClient
+
+    for name in ("create_batch", "send_batch", "_partition"):
+        assert callable(getattr(AIOKafkaProducer, name)), name
+    assert callable(AIOKafkaClient._wait_on_metadata)
+    assert callable(faust_aiokafka.Producer._ensure_producer)
+    # the partition a key gets from send_batches is the one send() would give it
+    assert "self._partition(" in inspect.getsource(AIOKafkaProducer.send)
+
+
+def test_send_batches_fills_one_batch_per_partition_and_maps_each_record_to_its_batch() -> None:
+    class Builder:
+        def __init__(self) -> None:
+            self.records: list[Any] = []
+
+        def append(self, *, key: Any, value: Any, timestamp: Any) -> Any:
+            if len(self.records) >= 2:
+                return None
+            self.records.append((key, value))
+            return object()
+
+    sent: list[tuple[str, int, list[Any]]] = []
+
+    class Kafka:
+        client = type("Client", (), {"_wait_on_metadata": lambda self, topic: asyncio.sleep(0)})()
+
+        def create_batch(self) -> Builder:
+            return Builder()
+
+        def _partition(self, topic: str, partition: Any, key: Any, value: Any, sk: Any, sv: Any) -> int:
+            if key == b"bad":
+                raise ValueError("no partition")
+            return int(key[-1:]) % 2
+
+        async def send_batch(self, builder: Builder, topic: str, *, partition: int) -> Any:
+            sent.append((topic, partition, [k for k, _ in builder.records]))
+            return f"fut-{len(sent)}"
+
+    producer = type("Producer", (), {"_ensure_producer": lambda self: Kafka()})()
+    records = [("v", f"k{i}".encode(), b"x") for i in range(5)] + [("v", b"bad", b"x"), ("f", b"k0", b"x")]
+    out = asyncio.run(adapter.send_batches(producer, records))
+    assert sent == [
+        ("v", 0, [b"k0", b"k2"]),  # full when k4 came
+        ("v", 1, [b"k1", b"k3"]),
+        ("v", 0, [b"k4"]),
+        ("f", 0, [b"k0"]),
+    ]
+    assert out[:5] == ["fut-1", "fut-2", "fut-1", "fut-2", "fut-3"]
+    assert isinstance(out[5], ValueError) and out[6] == "fut-4"
