@@ -1,6 +1,6 @@
 """Batch in, verdicts and dead letters out: validate → normalise → cache → models → policy → cache.
 
-No Kafka here, so the faust agents, ``moderator score`` and the tests share one code path and give the
+No Kafka here, so the faust worker, ``moderator score`` and the tests share one code path and give the
 same verdict for the same input. Models run in one worker thread so the event loop (and with it the
 Kafka heartbeats) never blocks on ONNX Runtime.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with, human_key
 from moderator.core.language import LanguageDetector
-from moderator.core.policy import Policy
+from moderator.core.policy import Decision, Policy
 from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry, Revision, id_key
 from moderator.core.verdict_core import VerdictCore
@@ -356,6 +356,8 @@ class Pipeline:
             latest.setdefault(item.id_key, before)
         before_batch = dict(latest)
         clock = (time.time(), time.perf_counter())
+        # one policy decision per distinct cache key: the same key has the same verdict core
+        decisions: dict[str, Decision] = {}
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -379,7 +381,10 @@ class Pipeline:
                 was_cached = item.key in first_use
                 first_use.add(item.key)
             supersedes = self._supersedes(item, latest)
-            verdicts.append((item.index, self._verdict(item, core, was_cached, supersedes, clock)))
+            decision = decisions.get(item.key)
+            if decision is None:
+                decision = decisions[item.key] = self._decide(core)
+            verdicts.append((item.index, self._verdict(item, core, decision, was_cached, supersedes, clock)))
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
         await self._write_back(
             list(fresh.items()),
@@ -454,22 +459,26 @@ class Pipeline:
         latest[item.id_key] = Revision(item.revision, partition, offset)
         return before.revision if before is not None and before.revision != item.revision else None
 
-    def _verdict(
-        self,
-        item: _Item,
-        core: VerdictCore,
-        was_cached: bool,
-        supersedes: str | None,
-        clock: tuple[float, float],
-    ) -> Verdict:
-        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together."""
-        decision = self.policy.decide(
-            np.asarray(core.scores, dtype=np.float32),
+    def _decide(self, core: VerdictCore) -> Decision:
+        return self.policy.decide(
+            # the scores as float32 values, as the models gave them, in one conversion
+            np.asarray(core.scores, dtype=np.float32).tolist(),
             core.unsafe,
             core.truncated,
             language=core.language,
             spans={label: (start, end) for label, start, end in core.spans},
         )
+
+    def _verdict(
+        self,
+        item: _Item,
+        core: VerdictCore,
+        decision: Decision,
+        was_cached: bool,
+        supersedes: str | None,
+        clock: tuple[float, float],
+    ) -> Verdict:
+        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together."""
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ class Policy:
 
     def decide(
         self,
-        probs: npt.NDArray[np.float32],
+        probs: npt.NDArray[np.float32] | Sequence[float],
         unsafe: float | None,
         truncated: bool = False,
         *,
@@ -102,14 +102,15 @@ class Policy:
         spans = spans or {}
         categories: list[str] = []
         why: list[Why] = []
-        scored = [(key, float(probs[j]), self.labels[key]) for j, key in enumerate(HATE_LABEL_KEYS)]
-        if self.safety and len(probs) >= len(LABEL_KEYS) + len(SAFETY_KEYS):
-            scored += [
-                (key, float(probs[len(LABEL_KEYS) + i]), self.safety[key])
-                for i, key in enumerate(SAFETY_KEYS)
-            ]
+        # one conversion to Python floats (the same values float(probs[j]) gives), not one per label
+        values: Sequence[float] = probs.tolist() if isinstance(probs, np.ndarray) else probs
+        labels = self.labels
+        scored = [(key, values[j], labels[key]) for j, key in enumerate(HATE_LABEL_KEYS)]
+        if self.safety and len(values) >= len(LABEL_KEYS) + len(SAFETY_KEYS):
+            safety, offset = self.safety, len(LABEL_KEYS)
+            scored += [(key, values[offset + i], safety[key]) for i, key in enumerate(SAFETY_KEYS)]
         for key, p, band in scored:
-            review = band.review_level(key in spans)
+            review = band.long if band.long is not None and key in spans else band.threshold
             blocked = band.block is not None and p >= band.block
             if p >= review or blocked:
                 categories.append(key)
