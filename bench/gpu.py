@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import onnx
 import orjson
-from onnx import helper, numpy_helper
 
 from bench.common import (
     REPO,
@@ -45,6 +44,7 @@ from bench.common import (
     load_data,
     table,
 )
+from onnx_export.quantize import dequantize_int8
 
 #: EX_UNAVAILABLE: no CUDA here, nothing measured.
 EXIT_NO_CUDA = 69
@@ -72,76 +72,6 @@ def model_dirs(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     for meta_path in sorted(root.glob("*/metadata.json")):
         out.append((meta_path.parent, orjson.loads(meta_path.read_bytes())))
     return out
-
-
-def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Undo ONNX Runtime's dynamic int8 quantisation: each ``MatMulInteger`` becomes an fp32 ``MatMul``.
-
-    The quantiser writes ``DynamicQuantizeLinear(x) → MatMulInteger(xq, Wq, xzp, wzp) → Cast → Mul(·,
-    x_scale·w_scale)``. The rewrite feeds ``x`` itself to a ``MatMul`` with ``W = (Wq − wzp)·w_scale``
-    and multiplies by 1 instead of the scales; the activation quantisers then feed nothing and are
-    dropped. Raises ``ValueError`` on any other layout, rather than exporting a wrong graph.
-    """
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    one = "dequantized_one"
-    graph.initializer.append(numpy_helper.from_array(np.array(1.0, dtype=np.float32), one))
-    replaced = 0
-    for index, node in enumerate(list(graph.node)):
-        if node.op_type != "MatMulInteger":
-            continue
-        xq, wq_name, _xzp, wzp_name = (list(node.input) + [""] * 4)[:4]
-        quantizer = producer.get(xq)
-        cast = consumers.get(node.output[0], [])
-        if quantizer is None or quantizer.op_type != "DynamicQuantizeLinear" or wq_name not in inits:
-            raise ValueError(f"{node.name}: not a dynamic-quantised MatMul this exporter knows")
-        if len(cast) != 1 or cast[0].op_type != "Cast" or len(consumers.get(cast[0].output[0], [])) != 1:
-            raise ValueError(f"{node.name}: MatMulInteger not followed by a single Cast → Mul")
-        mul = consumers[cast[0].output[0]][0]
-        scales = producer.get(mul.input[1])
-        if mul.op_type != "Mul" or scales is None or scales.op_type != "Mul":
-            raise ValueError(f"{node.name}: no scale multiplication after the Cast")
-        w_scale_name = next((s for s in scales.input if s in inits), None)
-        if w_scale_name is None:
-            raise ValueError(f"{node.name}: weight scale is not a constant")
-        wq = numpy_helper.to_array(inits[wq_name]).astype(np.float32)
-        wzp = numpy_helper.to_array(inits[wzp_name]).astype(np.float32) if wzp_name in inits else 0.0
-        w_scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
-        weight = (wq - wzp) * w_scale  # per-column zero point and scale broadcast over rows
-        w_name = f"{wq_name}_dequantized"
-        graph.initializer.append(numpy_helper.from_array(weight.astype(np.float32), w_name))
-        matmul = helper.make_node(
-            "MatMul", [quantizer.input[0], w_name], [node.output[0]], name=f"{node.name}_fp"
-        )
-        graph.node.remove(node)
-        graph.node.insert(index, matmul)
-        mul.input[1] = one
-        replaced += 1
-    if not replaced:
-        raise ValueError("no MatMulInteger in the graph: nothing to dequantise")
-    _drop_dead_nodes(model)
-    return model
-
-
-def _drop_dead_nodes(model: onnx.ModelProto) -> None:
-    graph = model.graph
-    wanted = {o.name for o in graph.output}
-    while True:
-        used = wanted | {name for node in graph.node for name in node.input}
-        dead = [node for node in graph.node if not any(out in used for out in node.output)]
-        if not dead:
-            break
-        for node in dead:
-            graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input}
-    keep = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
 
 
 def export_fp16(src: Path, meta: dict[str, Any], out_root: Path) -> Path:

@@ -137,6 +137,18 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
         drift_mean=_f(drift.get("mean", float("nan"))),
         drift_p99=_f(drift.get("p99", float("nan")), 3),
         drift_max=_f(drift.get("max", float("nan")), 3),
+        int8_scheme=(
+            "Weights are int8 per output channel; activations are int8 with one scale per row (token, 7 bits),"
+            " so a text scores the same alone or in any batch."
+            if report.get("int8_activations") == "per row, 7-bit"
+            else "Dynamic int8 scales each matmul's input by one range over the whole batch, so a score moves"
+            " with its batch-mates."
+        ),
+        drift_reference=(
+            "against the same int8 weights in fp32: the activation rounding alone"
+            if drift.get("reference")
+            else "against the fp32 graph"
+        ),
         functional_misses=_misses(report.get("functional", {}).get("misses", [])),
         **json.loads(NOTES.read_text(encoding="utf-8")),
     )
