@@ -1,4 +1,6 @@
 import json
+import re
+import unicodedata
 
 import orjson
 import pytest
@@ -6,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from topics import InputLimits, InvalidRecord, Reason, decode_comment, decode_reply, normalize_text
+from topics.text import _CONTROL
 
 
 def raw(obj: object) -> bytes:
@@ -91,6 +94,18 @@ def test_normalize_text_nfc_controls_and_spaces() -> None:
     assert normalize_text(decomposed) == "가"
     assert normalize_text(" 안녕 \t\n 하세요\x07 ") == "안녕 하세요"
     assert normalize_text("\ufeffㅅㅂ") == "ㅅㅂ"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from([*(chr(c) for c in range(0x3001) if chr(c).isspace()), "a", "가", "\x07"])
+    )
+)
+def test_normalize_text_collapses_white_space_exactly_as_the_regex_did(text: str) -> None:
+    # normalize_text joins str.split(); it was re.sub(r"\s+", " ", ...).strip(): same characters, same result
+    expected = re.sub(r"\s+", " ", _CONTROL.sub("", unicodedata.normalize("NFC", text))).strip()
+    assert normalize_text(text) == expected
 
 
 @settings(max_examples=300, deadline=None)
