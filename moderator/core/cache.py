@@ -33,6 +33,10 @@ def cache_key(model_ids: str, policy_version: str, kind: str, text: str, prompt:
     return cache_key_with(cache_key_prefix(model_ids, policy_version, kind), text, prompt)
 
 
+#: Stored verdict cores kept decoded (``VerdictCache.decode_many``): ~1 KiB each.
+DECODED_MEMO = 8192
+
+
 def cache_key_prefix(model_ids: str, policy_version: str, kind: str) -> Any:
     """The hash state after (models, policy, kind): a batch copies it per record instead of re-hashing."""
     h = hashlib.blake2b(digest_size=20)
@@ -47,6 +51,13 @@ def cache_key_with(prefix: Any, text: str, prompt: str | None = None) -> str:
     h = prefix.copy()
     _feed(h, text)
     _feed(h, prompt if prompt is not None else "\x00none")
+    return KEY_PREFIX + h.hexdigest()
+
+
+def cache_key_of_parts(prefix: Any, parts: bytes) -> str:
+    """``cache_key_with`` from ``topics.text.content_parts`` (the texts encoded once per record)."""
+    h = prefix.copy()
+    h.update(parts)
     return KEY_PREFIX + h.hexdigest()
 
 
@@ -65,6 +76,7 @@ class VerdictCache:
         self.store = store
         self._ttl = ttl_s
         self._metrics = metrics or Metrics()
+        self._decoded: dict[bytes | str, VerdictCore] = {}
 
     @property
     def available(self) -> bool:
@@ -77,14 +89,27 @@ class VerdictCache:
         return self.decode_many(await self.store.get_many("get", keys))
 
     def decode_many(self, values: Sequence[bytes | str | None]) -> list[VerdictCore | None]:
-        """Stored values → cores; a foreign value is counted and read as a miss."""
+        """Stored values → cores; a foreign value is counted and read as a miss.
+
+        A hit is a repeat, so the same stored bytes come back again and again: the last
+        ``DECODED_MEMO`` decoded values are kept (cores are immutable), not parsed and checked each time.
+        """
         out: list[VerdictCore | None] = []
+        memo = self._decoded
         for value in values:
             if value is None:
                 out.append(None)
                 continue
+            core = memo.get(value)
+            if core is not None:
+                out.append(core)
+                continue
             try:
-                out.append(VerdictCore.from_bytes(value))
+                core = VerdictCore.from_bytes(value)
+                if len(memo) >= DECODED_MEMO:
+                    del memo[next(iter(memo))]  # the oldest entry
+                memo[value] = core
+                out.append(core)
             except CoreSchemaError as exc:
                 self._metrics.cache_errors.labels(op="decode").inc()
                 log.warning("cached verdict core refused (%s); scoring again", exc)

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from moderator.core.cache import VerdictCache, cache_key_prefix, cache_key_with, human_key
+from moderator.core.cache import VerdictCache, cache_key_of_parts, cache_key_prefix, human_key
 from moderator.core.language import LanguageDetector
 from moderator.core.policy import Decision, Policy
 from moderator.core.redis_store import RedisStore
@@ -45,7 +45,7 @@ from topics import (
 from topics.labels import MULTITASK_KEYS, SAFETY_KEYS
 from topics.records import ORIGINAL_TRUNCATED, Kind
 from topics.reviews import HumanVerdict
-from topics.text import content_hash_of_normalized, revision_of_normalized
+from topics.text import content_parts, revision_and_hash_of_parts
 
 #: Score keys of a multitask verdict: the ten UnSmile keys, then the safety categories.
 SCORE_KEYS = (*LABEL_KEYS, *SAFETY_KEYS)
@@ -81,6 +81,16 @@ class _Item:
     revision: str
     id_key: str
     human: str  # where a reviewer's decision on this text would be (moderator.core.cache.human_key)
+
+
+#: Policy decisions kept per verdict core (``Pipeline._decide``).
+DECISION_MEMO = 8192
+
+
+class _DecisionMemo(dict[VerdictCore, Decision]):
+    """Verdict core → the decision of ``policy`` on it (a core and a policy decide it entirely)."""
+
+    policy: Policy | None = None
 
 
 def _position(message: InputMessage, index: int) -> str:
@@ -121,6 +131,7 @@ class Pipeline:
         self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
         self._model_key = f"{classifier.model_id}|{judge.model_id}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
+        self._decisions = _DecisionMemo()
         self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
         self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
 
@@ -153,11 +164,13 @@ class Pipeline:
             except InvalidRecord as exc:
                 dead.append((index, self._dead_letter(message, exc.reason, exc.detail, exc.record_id)))
                 continue
-            key = cache_key_with(prefixes[kind], text, prompt)
-            # text and prompt are normalised already: content_revision would normalise them again
-            revision = revision_of_normalized(kind, text, prompt)
+            # text and prompt are normalised already (content_revision would normalise them again) and
+            # encoded once for the cache key, the revision and the content hash
+            parts = content_parts(text, prompt)
+            key = cache_key_of_parts(prefixes[kind], parts)
+            revision, content_hash = revision_and_hash_of_parts(kind, parts)
             ids = id_key(_topic(message), record.id)
-            human = human_key(content_hash_of_normalized(kind, text, prompt))
+            human = human_key(content_hash)
             items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
         return items, dead
 
@@ -356,8 +369,6 @@ class Pipeline:
             latest.setdefault(item.id_key, before)
         before_batch = dict(latest)
         clock = (time.time(), time.perf_counter())
-        # one policy decision per distinct cache key: the same key has the same verdict core
-        decisions: dict[str, Decision] = {}
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -381,10 +392,9 @@ class Pipeline:
                 was_cached = item.key in first_use
                 first_use.add(item.key)
             supersedes = self._supersedes(item, latest)
-            decision = decisions.get(item.key)
-            if decision is None:
-                decision = decisions[item.key] = self._decide(core)
-            verdicts.append((item.index, self._verdict(item, core, decision, was_cached, supersedes, clock)))
+            verdicts.append(
+                (item.index, self._verdict(item, core, self._decide(core), was_cached, supersedes, clock))
+            )
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
         await self._write_back(
             list(fresh.items()),
@@ -460,6 +470,19 @@ class Pipeline:
         return before.revision if before is not None and before.revision != item.revision else None
 
     def _decide(self, core: VerdictCore) -> Decision:
+        """The policy's decision on a core; the same core (a repeat) reuses it while the policy stays."""
+        memo = self._decisions
+        if memo.policy is not self.policy:  # swapped live: nothing decided under the old one is reused
+            memo.policy = self.policy
+            memo.clear()
+        decision = memo.get(core)
+        if decision is None:
+            if len(memo) >= DECISION_MEMO:
+                del memo[next(iter(memo))]  # the oldest entry
+            decision = memo[core] = self._decide_now(core)
+        return decision
+
+    def _decide_now(self, core: VerdictCore) -> Decision:
         return self.policy.decide(
             # the scores as float32 values, as the models gave them, in one conversion
             np.asarray(core.scores, dtype=np.float32).tolist(),
