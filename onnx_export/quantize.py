@@ -105,45 +105,63 @@ def quantize_activations_per_row(model: onnx.ModelProto) -> onnx.ModelProto:
     int8 avoids that but runs 4-5× slower there. On the shipped e5-small, 7-bit rows move dev
     probabilities by p99 0.06 from fp32 (per-tensor 8-bit: 0.16).
 
-    The scale product after it, ``Cast(MatMulInteger) · (x_scale · w_scale)``, keeps
-    only ``w_scale`` and a separate ``Mul`` applies the row scale: ORT fuses the first form into
-    ``MatMulIntegerToFloat``, which assumes a scalar ``x_scale`` and gives wrong results for a per-row
-    one (measured: logits off by 6). Idempotent: a graph without ``DynamicQuantizeLinear`` is unchanged.
+    Each ``MatMulInteger → Cast → Mul(·, x_scale·w_scale)`` becomes ORT's fused
+    ``MatMulIntegerToFloat`` with only ``w_scale`` (its ``a_scale`` may be per tensor or per column of
+    ``A``, never per row; fed a per-row scale it gives wrong results, measured: logits off by 6)
+    followed by one ``Mul`` by the row scale. Idempotent: a graph without ``DynamicQuantizeLinear`` is
+    unchanged.
     """
     graph = model.graph
     quantizers = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
     if not quantizers:
         return model
-    have = {i.name for i in graph.initializer}
+    inits = {i.name for i in graph.initializer}
     graph.initializer.extend(
-        numpy_helper.from_array(v, k) for k, v in _ROW_CONSTANTS.items() if k not in have
+        numpy_helper.from_array(v, k) for k, v in _ROW_CONSTANTS.items() if k not in inits
     )
     row_scales = {n.output[1] for n in quantizers}
     producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     nodes: list[onnx.NodeProto] = []
+    dropped: set[int] = set()
     for node in graph.node:
         if node.op_type == "DynamicQuantizeLinear":
             nodes.extend(_row_quantizer(node))
             continue
-        nodes.append(node)
-        if node.op_type != "Mul" or len(node.input) != 2:
+        if node.op_type != "MatMulInteger":
+            nodes.append(node)
             continue
-        scales = producer.get(node.input[1])
-        row = (
-            [i for i in scales.input if i in row_scales]
-            if scales is not None and scales.op_type == "Mul"
-            else []
+        cast = consumers.get(node.output[0], [])
+        mul = consumers.get(cast[0].output[0], []) if len(cast) == 1 and cast[0].op_type == "Cast" else []
+        scales = producer.get(mul[0].input[1]) if len(mul) == 1 and mul[0].op_type == "Mul" else None
+        if scales is None or scales.op_type != "Mul":
+            raise ValueError(f"{node.name}: MatMulInteger not followed by Cast → Mul(x_scale·w_scale)")
+        row = next((i for i in scales.input if i in row_scales), None)
+        w_scale = next((i for i in scales.input if i in inits), None)
+        if row is None or w_scale is None:
+            raise ValueError(f"{node.name}: the scale product is not x_scale · constant w_scale")
+        xq, wq, xzp, wzp = (list(node.input) + [""] * 4)[:4]
+        out = mul[0].output[0]
+        unscaled = f"{out}{ROW_QUANT}_unscaled"
+        nodes.append(
+            helper.make_node(
+                "MatMulIntegerToFloat",
+                [xq, wq, "row_quant_unit", w_scale, xzp, wzp],
+                [unscaled],
+                name=f"{out}{ROW_QUANT}_matmul",
+                domain="com.microsoft",
+            )
         )
-        if not row:
-            continue
-        # Cast(MatMulInteger) · (x_scale · w_scale) → (Cast(MatMulInteger) · (1 · w_scale)) · row scale
-        assert scales is not None
-        scales.input[list(scales.input).index(row[0])] = "row_quant_unit"
-        out = node.output[0]
-        node.output[0] = f"{out}{ROW_QUANT}_unscaled"
-        nodes.append(helper.make_node("Mul", [node.output[0], row[0]], [out], name=f"{out}{ROW_QUANT}"))
+        nodes.append(helper.make_node("Mul", [unscaled, row], [out], name=f"{out}{ROW_QUANT}"))
+        dropped.update((id(cast[0]), id(mul[0])))
     del graph.node[:]
-    graph.node.extend(nodes)
+    graph.node.extend(n for n in nodes if id(n) not in dropped)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    _drop_dead_nodes(model)
     return model
 
 
@@ -188,9 +206,10 @@ def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """Undo ONNX Runtime's dynamic int8 quantisation: each ``MatMulInteger`` becomes an fp32 ``MatMul``.
 
     The quantiser writes ``DynamicQuantizeLinear(x) → MatMulInteger(xq, Wq, xzp, wzp) → Cast → Mul(·,
-    x_scale·w_scale)``, or with per-row scales (:func:`quantize_activations_per_row`) the row quantiser
-    in place of the first node and one more ``Mul`` by the row scale after. The rewrite feeds ``x``
-    itself to a ``MatMul`` with ``W = (Wq − wzp)·w_scale`` and multiplies by 1 instead of the scales;
+    x_scale·w_scale)``, or with per-row scales (:func:`quantize_activations_per_row`) the row quantiser,
+    ``MatMulIntegerToFloat(xq, Wq, 1, w_scale, xzp, wzp)`` and a ``Mul`` by the row scale. The rewrite
+    feeds ``x`` itself to a ``MatMul`` with ``W = (Wq − wzp)·w_scale`` and multiplies by 1 instead of the
+    scales;
     the activation quantisers then feed nothing and are dropped. Raises ``ValueError`` on any other
     layout, rather than exporting a wrong graph.
     """
@@ -205,22 +224,28 @@ def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     graph.initializer.append(numpy_helper.from_array(np.array(1.0, dtype=np.float32), one))
     replaced = 0
     for index, node in enumerate(list(graph.node)):
-        if node.op_type != "MatMulInteger":
+        if node.op_type == "MatMulInteger":
+            xq, wq_name, _xzp, wzp_name = (list(node.input) + [""] * 4)[:4]
+            cast = consumers.get(node.output[0], [])
+            if len(cast) != 1 or cast[0].op_type != "Cast" or len(consumers.get(cast[0].output[0], [])) != 1:
+                raise ValueError(f"{node.name}: MatMulInteger not followed by a single Cast → Mul")
+            mul = consumers[cast[0].output[0]][0]
+            scales = producer.get(mul.input[1])
+            if mul.op_type != "Mul" or scales is None or scales.op_type != "Mul":
+                raise ValueError(f"{node.name}: no scale multiplication after the Cast")
+            w_scale_name = next((s for s in scales.input if s in inits), None)
+            mul.input[1] = one
+        elif node.op_type == "MatMulIntegerToFloat" and node.name.endswith(f"{ROW_QUANT}_matmul"):
+            xq, wq_name, _unit, w_scale_name, _xzp, wzp_name = (list(node.input) + [""] * 6)[:6]
+            for after in consumers.get(node.output[0], []):
+                if after.name.endswith(ROW_QUANT):  # the per-row scale
+                    after.input[1] = one
+        else:
             continue
-        xq, wq_name, _xzp, wzp_name = (list(node.input) + [""] * 4)[:4]
-        quantizer = producer.get(xq)
-        cast = consumers.get(node.output[0], [])
-        x = _quantizer_input(quantizer, producer)
+        x = _quantizer_input(producer.get(xq), producer)
         if x is None or wq_name not in inits:
             raise ValueError(f"{node.name}: not a dynamic-quantised MatMul this exporter knows")
-        if len(cast) != 1 or cast[0].op_type != "Cast" or len(consumers.get(cast[0].output[0], [])) != 1:
-            raise ValueError(f"{node.name}: MatMulInteger not followed by a single Cast → Mul")
-        mul = consumers[cast[0].output[0]][0]
-        scales = producer.get(mul.input[1])
-        if mul.op_type != "Mul" or scales is None or scales.op_type != "Mul":
-            raise ValueError(f"{node.name}: no scale multiplication after the Cast")
-        w_scale_name = next((s for s in scales.input if s in inits and s != "row_quant_unit"), None)
-        if w_scale_name is None:
+        if w_scale_name is None or w_scale_name not in inits:
             raise ValueError(f"{node.name}: weight scale is not a constant")
         wq = numpy_helper.to_array(inits[wq_name]).astype(np.float32)
         wzp = numpy_helper.to_array(inits[wzp_name]).astype(np.float32) if wzp_name in inits else 0.0
@@ -231,10 +256,6 @@ def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
         matmul = helper.make_node("MatMul", [x, w_name], [node.output[0]], name=f"{node.output[0]}_fp")
         graph.node.remove(node)
         graph.node.insert(index, matmul)
-        mul.input[1] = one
-        for after in consumers.get(mul.output[0], []):
-            if after.name.endswith(ROW_QUANT):  # the per-row scale
-                after.input[1] = one
         replaced += 1
     if not replaced:
         raise ValueError("no MatMulInteger in the graph: nothing to dequantise")

@@ -17,15 +17,12 @@ import pytest
 from openai.types import ModerationImageURLInputParam, ModerationTextInputParam
 
 from moderator.api.openai_compat import OPENAI_CATEGORIES
-from moderator.core.policy import load_policy
-from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE, DEFAULT_POLICY
+from moderator.settings import DEFAULT_CLASSIFIER, DEFAULT_JUDGE
 from tests.api.conftest import ServerProcess
 from topics.labels import LABEL_KEYS, SAFETY_KEYS
 
 CLEAN = "안녕하세요! 오늘 날씨가 정말 좋네요. 산책하기 좋은 날이에요."
 ABUSIVE = "씨발 개새끼야 꺼져 진짜 역겹다"
-_POLICY = load_policy(DEFAULT_POLICY)
-THRESHOLDS = {k: b.threshold for k, b in {**_POLICY.labels, **_POLICY.safety}.items()}
 VERDICT_KEYS = {
     "id",
     "kind",
@@ -121,12 +118,10 @@ def test_native_endpoints_match_moderator_score(server: ServerProcess, tmp_path:
     status, single_reply = server.post("/v1/replies", replies[0])
     assert status == 200 and single_reply["id"] == "r-0"
 
-    # dynamic int8 scales activations over the whole batch, so a score depends on its batch-mates
-    # (model card: up to ~0.4): compare each group of records with an offline run of the same group,
-    # as the server batched them (c-0 alone, then c-1 and c-2 after c-0 came from the cache)
+    # int8 scales activations per row, so a text scores the same in any batch: the server scored c-0
+    # alone and c-1, c-2 after c-0 came from the cache; the offline run scores all three together
     groups = (
-        ("comment", comments[:1], [one]),
-        ("comment", comments[1:], many[1:]),
+        ("comment", comments, [one, *many[1:]]),
         ("reply", replies, reply_verdicts),
     )
     for kind, records, got in groups:
@@ -148,17 +143,10 @@ def test_native_endpoints_match_moderator_score(server: ServerProcess, tmp_path:
             assert set(mine) == set(theirs) - {"source"}, "the verdicts topic's record, minus its offset"
             for key in ("id", "kind", "flagged", "action", "unsafe", "model", "policy", "truncated"):
                 assert mine[key] == theirs[key], (kind, key)
-            # int8 dynamic quantisation scales activations per model call, so a score moves a little
-            # with its batch-mates (the worker's too): scores agree within 0.05, and a category may
-            # differ only where its score sits within that distance of the policy's threshold
+            # equal up to float summation order (a batch's padded length changes the matmul blocking)
             for label, score in theirs["scores"].items():
-                assert mine["scores"][label] == pytest.approx(score, abs=0.05), (kind, label)
-            for label in set(mine["categories"]) ^ set(theirs["categories"]):
-                assert abs(theirs["scores"][label] - THRESHOLDS[label]) < 0.05, (
-                    kind,
-                    label,
-                    theirs["scores"],
-                )
+                assert mine["scores"][label] == pytest.approx(score, abs=1e-5), (kind, label)
+            assert mine["categories"] == theirs["categories"], kind
 
 
 @pytest.mark.parametrize(
