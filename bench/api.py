@@ -6,7 +6,9 @@ Three measurements on one ``moderator serve`` process (shipped models, a local R
    models run), at 20 and 50 requests/s, Redis flushed first so every request is a miss. ``wrk`` is
    closed-loop, so each connection pauses between requests (its Lua ``delay``); the pause is
    calibrated in a short first run so the achieved rate meets the target, and the achieved rate is
-   reported as measured.
+   reported as measured. Each pause is drawn uniformly from 0.5-1.5× the mean, so the connections
+   drift apart: with a fixed pause they stayed in lock-step and every request arrived in a burst of
+   four, which measured the time of a four-reply batch rather than one reply's latency.
 2. **Saturation**: one UnSmile dev comment per ``POST /v1/moderations`` (the OpenAI endpoint), 32
    connections, no pauses, every text distinct and a miss. Each round is followed at once by the
    baseline: the same texts through the same pipeline as ``moderator score`` runs it (``score_lines``,
@@ -54,12 +56,14 @@ local bodies, idx, path, pause = {}, 0, "/", 0
 function init(args)
   path, pause = args[1], tonumber(args[3])
   for line in io.lines(args[2]) do bodies[#bodies + 1] = line end
+  math.randomseed(os.time())
 end
 function request()
   idx = idx % #bodies + 1
   return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[idx])
 end
-function delay() return pause end
+-- uniform on [0.5, 1.5) x pause: the connections drift apart instead of arriving in lock-step bursts
+function delay() return math.floor(pause * (0.5 + math.random())) end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n\n".join(
         [
             "Single-reply latency, `POST /v1/replies` (classifier + judge), every request a cache miss "
-            f"(`wrk -t1`, {args.duration:g} s per rate, pauses calibrated to the target rate). "
+            f"(`wrk -t1`, {args.duration:g} s per rate, pauses calibrated to the target rate and jittered 0.5-1.5× so connections do not arrive in bursts). "
             "*model ms/reply*: the server's own `moderator_model_latency_seconds` per reply, i.e. what the "
             "models took of each request:",
             table(

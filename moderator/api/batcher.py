@@ -1,11 +1,11 @@
 """Micro-batching across requests (what text-embeddings-inference does for HTTP callers).
 
-Every text of every request becomes a job on one queue. A collector takes the first job, waits at
-most ``max_wait_s`` for more, and closes the batch at ``max_rows`` texts or ``max_chars``
-characters (a token budget's free proxy: the models split a batch by padded tokens themselves).
-While a batch is in the models, new jobs pile up and the next batch leaves with all of them, so
-under load the batches grow towards what offline ``moderator score`` runs, and at low load a single
-request waits ``max_wait_s`` at most.
+Every text of every request becomes a job on one queue. A collector takes the first job and, if a
+batch is already in the pipeline, waits at most ``max_wait_s`` for more; it closes the batch at
+``max_rows`` texts or ``max_chars`` characters (a token budget's free proxy: the models split a batch
+by padded tokens themselves). While a batch is in the models, new jobs pile up and the next batch
+leaves with all of them, so under load the batches grow towards what offline ``moderator score``
+runs, and at low load a request starts at once with whatever else is already queued.
 """
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ class MicroBatcher:
         while True:
             first = await self._queue.get()
             batch, chars = [first], first.chars
-            deadline = loop.time() + self.max_wait_s
+            # Waiting for batch-mates only pays while a batch is in the pipeline: an idle one starts at
+            # once (a lone chatbot reply does not sit out the window), and under load the jobs that
+            # arrive during a model call join the next batch anyway.
+            deadline = loop.time() + (self.max_wait_s if self._tasks else 0.0)
             while len(batch) < self.max_rows and chars < self.max_chars:
                 remaining = deadline - loop.time()
                 try:

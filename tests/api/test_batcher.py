@@ -74,3 +74,19 @@ def test_rows_and_chars_close_a_batch(pipeline: Pipeline) -> None:
     asyncio.run(run())
     counts = [b.get() for b in metrics.batch_inputs._buckets]
     assert metrics.batch_inputs._sum.get() == 10 and sum(counts) == 3, "4 + 4 + 2"
+
+
+def test_an_idle_batcher_does_not_wait_out_the_window(pipeline: Pipeline) -> None:
+    """With nothing in the pipeline a request starts at once; the window only applies under load."""
+    metrics = ApiMetrics(pipeline.metrics)
+
+    async def run() -> None:
+        batcher = MicroBatcher(pipeline, metrics, max_rows=64, max_chars=100_000, max_wait_s=60.0)
+        batcher.start()
+        try:
+            (verdict,) = await asyncio.wait_for(batcher.submit([_comment("a", "안녕하세요")]), 20)
+            assert isinstance(verdict, Verdict)
+        finally:
+            await batcher.close()
+
+    asyncio.run(run())

@@ -15,6 +15,17 @@ from tests.api.conftest import ServerProcess
 PROMPT = "오늘 기분이 어때?"
 CLEAN_DELTAS = ["안녕하세요! ", "오늘 날씨가 ", "정말 좋네요. ", "산책하기 좋은 날이에요. "]
 UNSAFE_DELTAS = ["씨발 개새끼야 ", "꺼져 진짜 역겹다"]
+# a travel answer the bundled model allows as a reply at every increment (a string of unrelated
+# everyday sentences is not: to "how are you?" the multitask model scores it unsafe ~0.5-0.9 by its
+# eighth to twelfth sentence, a known over-flag listed in its card, and the rail would stop it)
+TRAVEL_PROMPT = "제주도 여행 코스 추천해 줘"
+TRAVEL_DELTAS = [
+    "첫째 날에는 성산일출봉에 올라 일출을 보는 걸 추천해요. ",
+    "점심은 근처 식당에서 고기국수를 드셔 보세요. ",
+    "오후에는 섭지코지 해안 산책로를 따라 걸어 보세요. ",
+    "둘째 날에는 한라산 영실 코스를 천천히 올라 보세요. ",
+    "저녁에는 동문시장에서 다양한 간식을 맛볼 수 있어요. ",
+]
 
 
 async def _call(ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any] | str) -> dict[str, Any]:
@@ -56,19 +67,19 @@ def test_final_verdict_equals_the_verdict_on_the_whole_reply(
 ) -> None:
     """No cache, so both sides run the models: the rail's final record is the replies endpoint's."""
     server = start_server(redis_url="")
-    reply = "".join(CLEAN_DELTAS) * 3
+    reply = "".join(TRAVEL_DELTAS)
 
     async def run() -> dict[str, Any]:
         async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
-            await _call(ws, {"type": "start", "id": "turn-2", "prompt": PROMPT})
-            for delta in CLEAN_DELTAS * 3:
+            await _call(ws, {"type": "start", "id": "turn-2", "prompt": TRAVEL_PROMPT})
+            for delta in TRAVEL_DELTAS:
                 frame = await _call(ws, {"type": "delta", "text": delta})
                 assert frame["type"] == "verdict" and frame["verdict"]["action"] == "allow"
             return await _call(ws, {"type": "end"})
 
     final = asyncio.run(run())
     assert final["type"] == "final" and final["chars"] == len(reply)
-    status, whole = server.post("/v1/replies", {"id": "turn-2", "prompt": PROMPT, "reply": reply})
+    status, whole = server.post("/v1/replies", {"id": "turn-2", "prompt": TRAVEL_PROMPT, "reply": reply})
     assert status == 200 and whole["cached"] is False and final["verdict"]["cached"] is False
     for key in (
         "id",
@@ -86,17 +97,7 @@ def test_final_verdict_equals_the_verdict_on_the_whole_reply(
 
 
 def test_each_increment_costs_a_bounded_window(server: ServerProcess) -> None:
-    # a travel answer the bundled model does not block as a reply (a string of unrelated everyday
-    # sentences does: to "how are you?" the multitask model scores it unsafe ~0.88 by the eighth
-    # sentence, a known over-flag listed in its card; the stream would stop, which is not measured here)
-    prompt = "제주도 여행 코스 추천해 줘"
-    deltas = [
-        "첫째 날에는 성산일출봉에 올라 일출을 보는 걸 추천해요. ",
-        "점심은 근처 식당에서 고기국수를 드셔 보세요. ",
-        "오후에는 섭지코지 해안 산책로를 따라 걸어 보세요. ",
-        "둘째 날에는 한라산 영실 코스를 천천히 올라 보세요. ",
-        "저녁에는 동문시장에서 다양한 간식을 맛볼 수 있어요. ",
-    ]
+    prompt, deltas = TRAVEL_PROMPT, TRAVEL_DELTAS  # allowed at every increment (see TRAVEL_DELTAS)
     n = 100
 
     async def run() -> list[dict[str, Any]]:
