@@ -64,12 +64,9 @@ def content_parts(text: str, prompt: str | None = None) -> bytes:
     instead of encoding the normalised texts again each (blake2b over a concatenation is blake2b fed
     part by part, so the digests are the same as ``_digest_normalized``'s).
     """
-    out = bytearray()
-    for part in (text, "\x00none" if prompt is None else prompt):
-        encoded = part.encode("utf-8")
-        out += len(encoded).to_bytes(4, "little")
-        out += encoded
-    return bytes(out)
+    first = text.encode("utf-8")
+    second = b"\x00none" if prompt is None else prompt.encode("utf-8")
+    return b"".join((len(first).to_bytes(4, "little"), first, len(second).to_bytes(4, "little"), second))
 
 
 def revision_and_hash_of_parts(kind: str, parts: bytes) -> tuple[str, str]:
