@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -68,6 +68,14 @@ class InputMessage:
 class BatchResult:
     verdicts: list[Verdict]
     dead_letters: list[DeadLetter]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch after ``Pipeline.prepare``: its valid records, and dead letters (input index, letter)."""
+
+    items: list[_Item]
+    dead: list[tuple[int, DeadLetter]]
 
 
 @dataclass(slots=True)
@@ -132,6 +140,8 @@ class Pipeline:
         self._model_key = f"{classifier.model_id}|{judge.model_id}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
         self._decisions = _DecisionMemo()
+        #: write-backs not yet done, oldest first: (id key → revision, cache key → core) per batch
+        self._unsettled: list[tuple[dict[str, Revision], dict[str, VerdictCore]]] = []
         self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
         self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
 
@@ -350,10 +360,41 @@ class Pipeline:
 
     async def process(self, messages: Sequence[InputMessage]) -> BatchResult:
         """Verdict or dead-letter every message, in input order; never raises on bad input."""
+        return await self.finish(self.prepare(messages))
+
+    def prepare(self, messages: Sequence[InputMessage]) -> Prepared:
+        """The batch's first step, no I/O: decode, validate, normalise, keys. ``finish`` does the rest.
+
+        Split so that a caller keeping batches in order (the stream worker) can prepare the next batch
+        while the previous one waits for Redis.
+        """
         self.metrics.batch_size.observe(len(messages))
-        items, dead = self._decode(messages)
+        return Prepared(*self._decode(messages))
+
+    async def finish(self, prepared: Prepared) -> BatchResult:
+        """Cache and registry look-up, models on misses, policy, write-back, of a prepared batch."""
+        result, settle = await self.finish_ordered(prepared)
+        await settle
+        return result
+
+    async def finish_ordered(self, prepared: Prepared) -> tuple[BatchResult, Awaitable[None]]:
+        """``finish`` up to the write-back, which is returned (``settle``, to be awaited) instead.
+
+        Until it is written, a later batch's look-up reads this batch's fresh verdict cores and
+        revisions from memory (``_unsettled``), as it would from Redis afterwards: a caller that keeps
+        batches in order (the stream worker) can start the next batch while this one's write is on its
+        way, and still emit this batch's verdicts only once it is written.
+        """
+        items, dead = prepared.items, prepared.dead
         # one MGET for the ids, model verdicts and human decisions; a human decision wins over any model
         previous, cached, decided = await self._look_up(items)
+        for unsettled_ids, unsettled_cores in self._unsettled:  # oldest first: the newest write wins
+            for i, it in enumerate(items):
+                revision = unsettled_ids.get(it.id_key)
+                if revision is not None:
+                    previous[i] = revision
+                if cached[i] is None:
+                    cached[i] = unsettled_cores.get(it.key)
         hits = {it.key: core for it, core in zip(items, cached, strict=True) if core is not None}
         humans = {it.human: human for it, human in zip(items, decided, strict=True) if human is not None}
         misses = [it for it in items if it.key not in hits and it.human not in humans]
@@ -396,10 +437,12 @@ class Pipeline:
                 (item.index, self._verdict(item, core, self._decide(core), was_cached, supersedes, clock))
             )
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
-        await self._write_back(
-            list(fresh.items()),
-            [(key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]],
-        )
+        revisions = [
+            (key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]
+        ]
+        unsettled = (dict(revisions), dict(fresh))
+        self._unsettled.append(unsettled)
+        settle = self._settle(unsettled, list(fresh.items()), revisions)
         verdicts.sort(key=lambda pair: pair[0])
         dead.sort(key=lambda pair: pair[0])
         # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
@@ -412,7 +455,18 @@ class Pipeline:
             self.metrics.categories.labels(category=category).inc(n)
         for reason, n in reasons.items():
             self.metrics.dead_letters.labels(reason=reason).inc(n)
-        return BatchResult([v for _, v in verdicts], [d for _, d in dead])
+        return BatchResult([v for _, v in verdicts], [d for _, d in dead]), settle
+
+    async def _settle(
+        self,
+        unsettled: tuple[dict[str, Revision], dict[str, VerdictCore]],
+        fresh: list[tuple[str, VerdictCore]],
+        revisions: list[tuple[str, Revision]],
+    ) -> None:
+        try:
+            await self._write_back(fresh, revisions)
+        finally:
+            self._unsettled.remove(unsettled)
 
     def _shared_store(self) -> RedisStore | None:
         """The Redis both the verdict cache and the id registry use, if they use the same one."""

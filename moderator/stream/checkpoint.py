@@ -98,8 +98,13 @@ class BatchHandler:
 
     async def _run(self, kind: Kind, messages: Sequence[Any], order: asyncio.Lock) -> None:
         started = time.perf_counter()
+        # decoding needs no order: it runs while the batch before this one still waits for Redis
+        prepared = self.pipeline.prepare(self._messages(kind, messages, started))
         async with order:
-            result = await self.pipeline.process(self._messages(kind, messages, started))
+            result, settle = await self.pipeline.finish_ordered(prepared)
+        # the next batch starts now (it reads this one's write-back from memory until it is written);
+        # verdicts go out only once their cache and registry entries are written, as before
+        await settle
         await self.sink.emit(result)
         ack = self.ack
         for message in messages:
