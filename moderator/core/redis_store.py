@@ -17,6 +17,12 @@ import redis.asyncio as aioredis
 
 from moderator.metrics import Metrics
 
+_PACK: Callable[[Any], bytes] | None
+try:
+    from hiredis import pack_command as _PACK
+except ImportError:  # pragma: no cover - a dependency (redis[hiredis]); pure Python packing without it
+    _PACK = None
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -28,6 +34,31 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 """
+
+
+def packing_in_c(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` packing commands with hiredis (C) instead of redis-py's asyncio Python packer.
+
+    redis-py uses hiredis to parse replies, and to pack commands only on its synchronous connections;
+    a batch's MGET and write script carry several arguments per record, packed one by one in Python
+    otherwise. Arguments are encoded by the connection's own encoder first, so what is sent is the same.
+    """
+    if _PACK is None or not hasattr(connection_class, "pack_command"):
+        return connection_class
+    pack: Callable[[Any], bytes] = _PACK
+
+    class HiredisPacking(connection_class):
+        def pack_command(self, *args: Any) -> list[bytes]:
+            # as redis-py: a command name with spaces ("SCRIPT LOAD") is sent as separate words
+            if isinstance(args[0], str):
+                args = tuple(args[0].encode().split()) + args[1:]
+            elif b" " in args[0]:
+                args = tuple(args[0].split()) + args[1:]
+            encode = self.encoder.encode
+            return [pack(tuple(bytes(a) if isinstance(a, memoryview) else a for a in map(encode, args)))]
+
+    HiredisPacking.__name__ = HiredisPacking.__qualname__ = f"HiredisPacking{connection_class.__name__}"
+    return HiredisPacking
 
 
 class RedisStore:
@@ -49,6 +80,8 @@ class RedisStore:
         if ssl_ca_certs:
             kwargs["ssl_ca_certs"] = ssl_ca_certs
         self._client = aioredis.from_url(url, **kwargs)
+        pool = self._client.connection_pool
+        pool.connection_class = packing_in_c(pool.connection_class)
         self._set_script = self._client.register_script(_SET_LUA)
         self._scripts_ok = True
         self._retry_s = retry_s

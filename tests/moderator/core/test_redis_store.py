@@ -108,3 +108,21 @@ def test_registry_keeps_the_latest_revision_per_id(redis_server, shared: bool) -
                 await store.close()
 
     asyncio.run(run())
+
+
+def test_commands_packed_in_c_are_byte_for_byte_what_redis_py_packs() -> None:
+    from redis.asyncio.connection import Connection
+
+    from moderator.core.redis_store import packing_in_c
+
+    packed_class = packing_in_c(Connection)
+    assert packed_class is not Connection, "hiredis is a dependency: the C packer must be in use"
+    python, c = Connection(), packed_class()
+    for args in (
+        ("MGET", "mod:a", "mod:ü", b"\x00raw"),
+        ("EVALSHA", "f" * 40, 2, "k1", "k2", b"v1", 86400, memoryview(b"v2"), 3600),
+        ("SCRIPT LOAD", "return 1"),
+        (b"CONFIG GET", "maxmemory"),
+        ("SET", "k", 1.5, "EX", 10),
+    ):
+        assert b"".join(c.pack_command(*args)) == b"".join(python.pack_command(*args)), args
