@@ -115,10 +115,18 @@ async def drain_messages_batched(
         if routed and commit_every is not None and consumer._n_acked >= commit_every:
             consumer._n_acked = 0
             await consumer.commit()
+        if routed:
+            # Shielded: a rebalance or stop (suspend_flow) that cancels this delivery must not abandon
+            # records already fetched and read past, half handed over: with no seek back (faust's seek
+            # after an assignment can fail when another rebalance follows), the fetcher would go on
+            # after them and the next records' acks could commit past them. Once tracked, they are
+            # the routes'; faust's wait for unacked records at the rebalance waits for them.
+            await asyncio.shield(hand_over(routed))
+
+    async def hand_over(routed: dict[str, list[Any]]) -> None:
         for topic, messages in routed.items():
             for message in messages:
                 track(message)
-            # no await between tracking and the route taking the batch: the route owns it from here
             await routes[topic](messages)
 
     try:

@@ -55,6 +55,8 @@ class BatchHandler:
     max_inflight: int = MAX_INFLIGHT_BATCHES
     _pending: dict[Kind, deque[asyncio.Task[None]]] = field(default_factory=dict)
     _order: dict[Kind, asyncio.Lock] = field(default_factory=dict)
+    #: per kind, resolved once the last started batch acked its records (True) or failed (False)
+    _acked: dict[Kind, asyncio.Future[bool]] = field(default_factory=dict)
 
     async def handle(self, kind: Kind, messages: Sequence[Any]) -> None:
         """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
@@ -67,13 +69,19 @@ class BatchHandler:
             message.incref()
         pending = self._pending.setdefault(kind, deque())
         order = self._order.setdefault(kind, asyncio.Lock())
-        task = asyncio.ensure_future(self._run(kind, messages, order))
+        # acks in batch order: faust commits the first run of consecutive acked offsets and checks it
+        # against the committed offset only loosely, so a later batch must not ack before an earlier one
+        acked_before = self._acked.get(kind)
+        acked = self._acked[kind] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._run(kind, messages, order, acked_before, acked))
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
         pending.append(task)
         while pending and (pending[0].done() or len(pending) >= max(1, self.max_inflight)):
-            await asyncio.shield(pending[0])
-            pending.popleft()
+            first = pending[0]
+            await asyncio.shield(first)
+            if pending and pending[0] is first:  # ``drain`` may have cleared it meanwhile
+                pending.popleft()
 
     async def drain_all(self) -> bool:
         """Shutdown: every kind's in-flight batches reach the broker; False if some did not in time."""
@@ -96,7 +104,29 @@ class BatchHandler:
         pending.clear()
         return drained
 
-    async def _run(self, kind: Kind, messages: Sequence[Any], order: asyncio.Lock) -> None:
+    async def _run(
+        self,
+        kind: Kind,
+        messages: Sequence[Any],
+        order: asyncio.Lock,
+        acked_before: asyncio.Future[bool] | None,
+        acked: asyncio.Future[bool],
+    ) -> None:
+        ok = False
+        try:
+            await self._process(kind, messages, order, acked_before)
+            ok = True
+        finally:
+            if not acked.done():
+                acked.set_result(ok)
+
+    async def _process(
+        self,
+        kind: Kind,
+        messages: Sequence[Any],
+        order: asyncio.Lock,
+        acked_before: asyncio.Future[bool] | None,
+    ) -> None:
         started = time.perf_counter()
         # decoding needs no order: it runs while the batch before this one still waits for Redis
         prepared = self.pipeline.prepare(self._messages(kind, messages, started))
@@ -106,6 +136,9 @@ class BatchHandler:
         # verdicts go out only once their cache and registry entries are written, as before
         await settle
         await self.sink.emit(result)
+        if acked_before is not None and not await asyncio.shield(acked_before):
+            # acking now would let faust commit past the failed batch's records: these stay unacked too
+            raise RuntimeError(f"an earlier {kind} batch failed; this one is left unacked (re-delivered)")
         ack = self.ack
         for message in messages:
             ack(message)  # drop our pin: the offset is safe to commit

@@ -1,0 +1,79 @@
+"""BatchHandler: batches of one topic ack their records in the order they were started."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from moderator.metrics import Metrics
+from moderator.stream.checkpoint import BatchHandler
+
+
+class _Message:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset, self.value = "in", 0, offset, b"{}"
+        self.refs = 0
+
+    def incref(self) -> None:
+        self.refs += 1
+
+
+class _Pipeline:
+    def prepare(self, messages: list[Any]) -> list[Any]:
+        return messages
+
+    async def finish_ordered(self, prepared: list[Any]) -> tuple[list[Any], Any]:
+        return prepared, asyncio.sleep(0)
+
+
+class _Sink:
+    def __init__(self, delays: dict[int, float], fail: set[int] | None = None) -> None:
+        self.delays, self.fail = delays, fail or set()
+
+    async def emit(self, result: list[Any]) -> None:
+        first = result[0].source.offset
+        await asyncio.sleep(self.delays.get(first, 0.0))
+        if first in self.fail:
+            raise RuntimeError("broker refused")
+
+
+class _Liveness:
+    def progress(self) -> None:
+        pass
+
+
+def _handler(sink: _Sink, acked: list[int]) -> BatchHandler:
+    return BatchHandler(
+        _Pipeline(),  # type: ignore[arg-type]
+        sink,  # type: ignore[arg-type]
+        Metrics(),
+        _Liveness(),  # type: ignore[arg-type]
+        lambda m: acked.append(m.offset),
+    )
+
+
+def test_a_batch_whose_outputs_are_acked_first_still_acks_after_the_batch_before_it() -> None:
+    acked: list[int] = []
+    handler = _handler(_Sink({0: 0.05}), acked)  # the first batch's sends take longest
+
+    async def run() -> None:
+        await handler.handle("comment", [_Message(0), _Message(1)])
+        await handler.handle("comment", [_Message(2), _Message(3)])
+        assert await handler.drain_all()
+
+    asyncio.run(run())
+    assert acked == [0, 1, 2, 3]
+
+
+def test_after_a_failed_batch_later_batches_of_the_topic_stay_unacked() -> None:
+    acked: list[int] = []
+    handler = _handler(_Sink({0: 0.05}, fail={0}), acked)
+
+    async def run() -> None:
+        await handler.handle("comment", [_Message(0)])
+        await handler.handle("comment", [_Message(1)])
+        await handler.handle("reply", [_Message(7)])  # another topic is not held back
+        await handler.drain_all()
+
+    asyncio.run(run())
+    assert acked == [7]
