@@ -13,7 +13,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from moderator.settings import bootstrap_servers
-from tests.fixtures.faults import FaultReport, all_ids_done, counter_total, new_topics, read_outputs, tally
+from tests.fixtures.faults import (
+    FaultReport,
+    Tally,
+    all_ids_done,
+    counter_total,
+    new_topics,
+    read_outputs,
+    tally,
+)
 from tests.fixtures.worker import WorkerProcess
 from tests.reliability.data import comments, send
 from tests.reliability.waiting import wait_for
@@ -44,6 +52,22 @@ async def _committed(broker_url: str, group: str, topic: str) -> dict[int, int]:
 def committed_offsets(broker_url: str, group: str, topic: str) -> dict[int, int]:
     """The group's committed offsets (next offset to read) per partition of ``topic`` (0 when none)."""
     return asyncio.run(_committed(broker_url, group, topic))
+
+
+def assert_recovered(t: Tally, expected_ids: int, worker: WorkerProcess) -> None:
+    """At-least-once after a fault: every id verdicted, none lost or dead-lettered, redeliveries agree."""
+    assert t.lost == 0, f"lost {t.lost}: {t.missing}\n{worker.log_tail()}"
+    assert t.verdicted_ids == expected_ids and t.dead_letters == 0
+    assert t.inconsistent == 0, "a redelivered input must get the same verdict"
+
+
+def wait_all_committed(broker_url: str, group: str, topic: str, total: int, timeout_s: float) -> None:
+    """Wait until ``group`` has committed every one of the ``total`` offsets of ``topic``."""
+    wait_for(
+        lambda: sum(committed_offsets(broker_url, group, topic).values()) == total,
+        timeout_s,
+        "all offsets committed",
+    )
 
 
 @pytest.mark.slow
@@ -94,15 +118,9 @@ def test_sigkill_in_the_middle_of_10000_messages_loses_nothing(
         verdicts_read_after_kill=len(so_far),
         seconds=round(time.monotonic() - started, 1),
     )
-    assert t.lost == 0, f"lost {t.lost}: {t.missing}\n{second.log_tail()}"
-    assert t.verdicted_ids == len(ids) and t.dead_letters == 0
-    assert t.inconsistent == 0, "a redelivered input must get the same verdict"
+    assert_recovered(t, len(ids), second)
     # the restarted worker catches up to the end of every partition
-    wait_for(
-        lambda: sum(committed_offsets(broker.url, app_id, topics.comments).values()) == len(ids),
-        30,
-        "all offsets committed",
-    )
+    wait_all_committed(broker.url, app_id, topics.comments, len(ids), 30)
     assert second.stop() == 0
 
 

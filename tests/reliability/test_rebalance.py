@@ -18,7 +18,7 @@ import pytest
 from tests.fixtures.faults import FaultReport, all_ids_done, new_topics, read_outputs, tally
 from tests.fixtures.worker import WorkerProcess
 from tests.reliability.data import comments, send
-from tests.reliability.test_crash import PARTITIONS, committed_offsets, verdicts_out
+from tests.reliability.test_crash import PARTITIONS, assert_recovered, verdicts_out, wait_all_committed
 from tests.reliability.waiting import wait_for
 
 # small batches, so each worker is still mid-stream when the other one joins or leaves
@@ -53,12 +53,6 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(
         second_worker_verdicts=int(joined),
         seconds=round(time.monotonic() - started, 1),
     )
-    assert t.lost == 0, f"lost {t.lost}: {t.missing}\n{first.log_tail()}"
-    assert t.verdicted_ids == len(ids) and t.dead_letters == 0
-    assert t.inconsistent == 0, "a redelivered input must get the same verdict"
-    wait_for(
-        lambda: sum(committed_offsets(broker.url, app_id, topics.comments).values()) == len(ids),
-        60,
-        "all offsets committed",
-    )
+    assert_recovered(t, len(ids), first)
+    wait_all_committed(broker.url, app_id, topics.comments, len(ids), 60)
     assert first.stop() == 0
