@@ -121,11 +121,7 @@ def quantize_activations_per_row(model: onnx.ModelProto) -> onnx.ModelProto:
         numpy_helper.from_array(v, k) for k, v in _ROW_CONSTANTS.items() if k not in inits
     )
     row_scales = {n.output[1] for n in quantizers}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producer, consumers = _links(graph)
     nodes: list[onnx.NodeProto] = []
     dropped: set[int] = set()
     for node in graph.node:
@@ -216,11 +212,7 @@ def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producer, consumers = _links(graph)
     one = "dequantized_one"
     graph.initializer.append(numpy_helper.from_array(np.array(1.0, dtype=np.float32), one))
     replaced = 0
@@ -274,6 +266,18 @@ def _quantizer_input(quantizer: onnx.NodeProto | None, producer: dict[str, onnx.
         scaled = producer.get(quantizer.input[0])
         return str(scaled.input[0]) if scaled is not None else None
     return None
+
+
+def _links(
+    graph: onnx.GraphProto,
+) -> tuple[dict[str, onnx.NodeProto], dict[str, list[onnx.NodeProto]]]:
+    """Tensor name → the node writing it, and → the nodes reading it."""
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return producer, consumers
 
 
 def _drop_dead_nodes(model: onnx.ModelProto) -> None:

@@ -112,20 +112,34 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
     raw["dtype"] = "int8"
     _write_json(path, raw)
     _refresh_metadata(out_dir, "int8 after fp32 export (weights per channel, activations per row)")
-    after = probs_fn()
+    return record_drift(
+        out_dir,
+        before,
+        probs_fn(),
+        "logits vs PyTorch (fp32 graph); drift: max probability change from int8 over {rows} dev rows "
+        "(99th percentile {p99:.4f}, mean {mean:.4f})",
+    )
+
+
+def record_drift(
+    out_dir: Path, before: npt.NDArray[Any], after: npt.NDArray[Any], compared: str
+) -> dict[str, float]:
+    """Probability drift of a precision change (max, 99th percentile, mean) written to metadata.json's
+    ``validation``; ``compared`` is formatted with ``rows``, ``p99`` and ``mean``."""
+    from moderator.runtime.metadata import METADATA_FILE, read_metadata
+
     diff = np.abs(after - before)
     drift = {
         "max": float(np.max(diff)),
         "p99": float(np.percentile(diff, 99)),
         "mean": float(np.mean(diff)),
     }
+    path = out_dir / METADATA_FILE
     raw = json.loads(path.read_text(encoding="utf-8"))
     raw["validation"]["quantization_drift"] = drift["max"]
-    raw["validation"]["compared"] = (
-        f"logits vs PyTorch (fp32 graph); drift: max probability change from int8 over {len(before)} dev rows "
-        f"(99th percentile {drift['p99']:.4f}, mean {drift['mean']:.4f})"
-    )
+    raw["validation"]["compared"] = compared.format(rows=len(before), p99=drift["p99"], mean=drift["mean"])
     _write_json(path, raw)
+    read_metadata(out_dir)
     return drift
 
 

@@ -27,7 +27,7 @@ from onnx_export.train.lexical import LexicalModel, add_lexical_branch, train_le
 from onnx_export.train.long_texts import calibrate_long
 from onnx_export.train.multitask import MultitaskConfig, build_rows
 from onnx_export.train.report import REPLY_SOURCES, dev_sets, multitask_report, score_rows
-from onnx_export.train.ship import _quantize_exported, _refresh_metadata
+from onnx_export.train.ship import _quantize_exported, _refresh_metadata, record_drift
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
 MULTITASK_DIR = Path("models/moderator-multitask-e5-small")
@@ -373,18 +373,13 @@ def rows_requantize(out_dir: Path, dev: dict[str, src.Rows], threads: int = 1) -
     _refresh_metadata(out_dir, "activations quantised per row (7-bit, no batch dependence)")
     model = EncoderMultitask(out_dir, read_metadata(out_dir), options)
     after = np.concatenate([score_rows(model, v) for v in rows.values()])
-    diff = np.abs(after - before)
-    drift = {"max": float(diff.max()), "p99": float(np.percentile(diff, 99)), "mean": float(diff.mean())}
-    path = out_dir / "metadata.json"
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    raw["validation"]["quantization_drift"] = drift["max"]
-    raw["validation"]["compared"] = (
-        f"int8 with per-row activation scales vs the same int8 weights in fp32 over {len(before)} dev rows "
-        f"(99th percentile {drift['p99']:.4f}, mean {drift['mean']:.4f}); weight rounding not included"
+    return record_drift(
+        out_dir,
+        before,
+        after,
+        "int8 with per-row activation scales vs the same int8 weights in fp32 over {rows} dev rows "
+        "(99th percentile {p99:.4f}, mean {mean:.4f}); weight rounding not included",
     )
-    path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    read_metadata(out_dir)
-    return drift
 
 
 def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = False) -> dict[str, Any]:
