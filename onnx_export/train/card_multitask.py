@@ -144,6 +144,12 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
             else "Dynamic int8 scales each matmul's input by one range over the whole batch, so a score moves"
             " with its batch-mates."
         ),
+        # --recalibrate keeps the ship step's ablation; after --rows-int8 it predates the per-row graph
+        nn_only_when=(
+            " (measured at the ship step, on the earlier per-tensor int8 graph)"
+            if drift.get("reference")
+            else ""
+        ),
         drift_reference=(
             "against the same int8 weights in fp32: the activation rounding alone"
             if drift.get("reference")
