@@ -61,3 +61,21 @@ def test_check_codes() -> None:
     assert check_codes(["KO", " en", "und", "ja"]) == ("ko", "en", "und", "ja")
     with pytest.raises(ValueError, match="xx"):
         check_codes(["xx"])
+
+
+def _letter_counts_by_character(text: str) -> tuple[int, int]:
+    """The definition ``letter_counts`` implements with regexes: ``str.isalpha``, Hangul blocks."""
+    hangul_blocks = ((0xAC00, 0xD7A3), (0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xD7B0, 0xD7FF))
+    letters = [ch for ch in text if ch.isalpha()]
+    return len(letters), sum(any(a <= ord(ch) <= b for a, b in hangul_blocks) for ch in letters)
+
+
+def test_letter_counts_match_isalpha_over_all_of_unicode() -> None:
+    every = "".join(chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF)
+    assert language.letter_counts(every) == _letter_counts_by_character(every)
+    # and chunk by chunk, so a miscount in one block cannot hide behind another's
+    for start in range(0, len(every), 4096):
+        chunk = every[start : start + 4096]
+        assert language.letter_counts(chunk) == _letter_counts_by_character(chunk), hex(ord(chunk[0]))
+    for text in ("한국 abc 123 !!", "ㅋㅋ² ½ Ⅻ _x_", "ᄒᆞᆫ글 ꥠ ힰ", "", "١٢٣ abc"):
+        assert language.letter_counts(text) == _letter_counts_by_character(text), text
