@@ -202,13 +202,19 @@ def pool(
     signs[list(min_columns)] = -1.0
     # rows of one text are contiguous and in order (Windower.split), but do not rely on it
     order = np.argsort(owner_arr, kind="stable")
-    sorted_owner = owner_arr[order]
-    bounds = np.searchsorted(sorted_owner, np.arange(texts + 1))
-    for t in range(texts):
+    bounds = np.searchsorted(owner_arr[order], np.arange(texts + 1))
+    counts = np.diff(bounds)
+    if texts and not counts.all():
+        raise ValueError(f"text {int(np.argmin(counts))} has no scored window")
+    # the common case, a text read in one window: its row is its score, in one gather for the batch
+    single = np.flatnonzero(counts == 1)
+    first = order[bounds[single]]
+    scores[single] = rows[first]
+    window[single] = first[:, None]
+    columns = np.arange(width)
+    for t in np.flatnonzero(counts > 1).tolist():
         idx = order[bounds[t] : bounds[t + 1]]
-        if len(idx) == 0:
-            raise ValueError(f"text {t} has no scored window")
         best = np.argmax(rows[idx] * signs, axis=0)
         window[t] = idx[best]
-        scores[t] = rows[idx[best], np.arange(width)]
+        scores[t] = rows[idx[best], columns]
     return Pooled(scores, window)

@@ -136,3 +136,18 @@ def test_pool_one_column_and_bad_owners() -> None:
         pool(np.zeros((2, 1), np.float32), owner=[0], texts=1)
     with pytest.raises(ValueError):
         pool(np.zeros((1, 1), np.float32), owner=[0], texts=2)
+
+
+def test_pool_matches_a_per_text_reference_on_shuffled_mixed_batches() -> None:
+    """One-window texts take the batched gather, several-window ones the per-text max: same answer."""
+    rng = np.random.default_rng(7)
+    counts = rng.integers(1, 4, size=40)  # 1-3 windows per text
+    owner = np.repeat(np.arange(40), counts)
+    rng.shuffle(owner)  # pool must not rely on rows arriving grouped
+    rows = rng.random((len(owner), 3)).astype(np.float32)
+    pooled = pool(rows, owner=owner.tolist(), texts=40, min_columns=[2])
+    for t in range(40):
+        idx = np.flatnonzero(owner == t)
+        best = [idx[np.argmax(rows[idx, 0])], idx[np.argmax(rows[idx, 1])], idx[np.argmin(rows[idx, 2])]]
+        assert pooled.window[t].tolist() == best
+        assert pooled.scores[t].tolist() == [rows[best[j], j] for j in range(3)]
