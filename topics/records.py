@@ -79,9 +79,13 @@ class SourcePosition:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommentIn:
-    """A platform comment: ``{"id", "text", ...optional "author", "channel", "ts", "meta"}``."""
+    """A platform comment: ``{"id", "text", ...optional "author", "channel", "ts", "meta"}``.
+
+    Not frozen: one is built per input record, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) costs several times a plain one's. Nothing keeps,
+    hashes or changes it after decoding."""
 
     id: str
     text: str
@@ -93,9 +97,11 @@ class CommentIn:
     kind: Kind = field(default="comment", init=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplyIn:
-    """A chatbot reply with the user message it answered: ``{"id", "prompt", "reply", ...}``."""
+    """A chatbot reply with the user message it answered: ``{"id", "prompt", "reply", ...}``.
+
+    Not frozen, for the reason ``CommentIn`` gives."""
 
     id: str
     prompt: str

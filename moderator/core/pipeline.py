@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -217,15 +217,16 @@ class Pipeline:
             if key in errors:
                 continue
             judged = unsafe.get(key)
-            spans = dict(cls_spans[i])
-            if judged and judged[2] is not None:
-                spans["unsafe"] = judged[2]
+            spans = cls_spans[i]
+            if judged is not None and judged[2] is not None:
+                spans = {**spans, "unsafe": judged[2]}
             cores[key] = VerdictCore(
                 tuple(rows[i]),
                 None if judged is None else round(judged[0], 6),
-                bool(cls_trunc[i] or (judged[1] if judged else False)),
+                bool(cls_trunc[i] or (judged is not None and judged[1])),
                 language=languages[i],
-                spans=tuple((label, int(a), int(b)) for label, (a, b) in sorted(spans.items())),
+                # a one-window text (nearly all) has no spans: no sort, no tuples built
+                spans=_span_tuples(spans) if spans else (),
             )
         return cores, errors
 
@@ -277,15 +278,20 @@ class Pipeline:
                     except Exception as exc:
                         errors[key] = f"{name} failed: {type(exc).__name__}: {exc}"[:500]
             is_reply = name == "judge"
+            # rounded like VerdictCore.of, but in one numpy call per result instead of per score
+            rounded = {id(res): VerdictCore.rounded_rows(res.scores) for _, res, _ in rows}
             for key, res, i in rows:
                 # a comment has no judge score, so no `unsafe` span either
-                spans = {k: v for k, v in res.spans[i].items() if is_reply or k != "unsafe"}
-                cores[key] = VerdictCore.of(
-                    res.scores[i, :width],
-                    float(res.scores[i, width]) if is_reply else None,
+                spans = res.spans[i]
+                if spans and not is_reply:
+                    spans = {k: v for k, v in spans.items() if k != "unsafe"}
+                row = rounded[id(res)][i]
+                cores[key] = VerdictCore(
+                    tuple(row[:width]),
+                    row[width] if is_reply else None,
                     bool(res.truncated[i]),
                     language=languages[key],
-                    spans=spans,
+                    spans=_span_tuples(spans) if spans else (),
                 )
         if reply_keys and getattr(self.judge, "multitask", None) is not windowed.model:
             # another judge (e.g. KoSafeGuard on a GPU) decides `unsafe`; the scores stay the multitask model's
@@ -622,6 +628,11 @@ class Pipeline:
             kind=message.kind,
             ts=time.time(),
         )
+
+
+def _span_tuples(spans: Mapping[str, tuple[int, int]]) -> tuple[tuple[str, int, int], ...]:
+    """``VerdictCore.spans`` from a label → (start, end) map: sorted by label, plain ints."""
+    return tuple((str(label), int(a), int(b)) for label, (a, b) in sorted(spans.items()))
 
 
 def _topic(message: InputMessage) -> str:

@@ -21,13 +21,16 @@ ID_PREFIX = "moderator:id:v2:"
 _LOCAL_MAX = 200_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Revision:
     """The revision verdicted under an id, and where its record sat (``partition`` = ``topic/partition``).
 
     The position tells a redelivery from an edit: Kafka keeps one partition in order, so a record at
     an earlier offset of the partition that holds the id's latest revision is an old record coming
     round again (a crash before commit), not a newer edit.
+
+    Not frozen: one is built per verdicted record, and a frozen dataclass's ``__init__`` costs several
+    times a plain one's; nothing changes one after it is built.
     """
 
     revision: str
