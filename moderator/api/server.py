@@ -26,6 +26,7 @@ from moderator.api.routes import SERVICE, SOCKETS, error_response, json_response
 from moderator.api.service import ApiService, NotReady, warm_up
 from moderator.core.pipeline import Pipeline
 from moderator.exits import UsageError
+from moderator.heap import settle_heap
 from moderator.metrics import Metrics
 from moderator.settings import Settings
 
@@ -229,6 +230,7 @@ async def _load(service: ApiService, build_pipeline: Callable[..., Pipeline]) ->
     pipeline = await asyncio.to_thread(build_pipeline, service.settings, service.metrics, shared_ids=False)
     service.stage = "warming up"
     await warm_up(pipeline)
+    settle_heap()  # models and policy are loaded: out of the collector's walks from here on
     service.attach(pipeline)
     service.stage = "serving"
     service.ready = True

@@ -20,6 +20,7 @@ from moderator.core.pipeline import Pipeline
 from moderator.core.policy import load_policy
 from moderator.core.redis_store import RedisStore
 from moderator.core.registry import IdRegistry
+from moderator.heap import settle_heap
 from moderator.metrics import Metrics
 from moderator.runtime.base import ReplyJudge, TextClassifier
 from moderator.settings import Settings
@@ -227,6 +228,7 @@ def run_worker(settings: Settings) -> int:
         if status is not None:
             status.close()
     app = create_app(settings, pipeline, metrics)
+    settle_heap()  # models, policy and app are loaded: out of the collector's walks from here on
     worker = worker_with_first_stop_hook(_start_shutdown_watchdog)(
         app, loglevel=settings.log_level.upper(), redirect_stdouts=False, quiet=True
     )
