@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -52,6 +53,7 @@ SECTIONS = (
     "latency",
     "scale_out",
 )
+_SECTION_BEGIN = re.compile(r"<!-- bench:([\w-]+):begin -->")
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -463,9 +465,10 @@ def write_section(section: Section, doc: Path = DOC_FILE) -> None:
     head, rest = text.split(BLOCK_BEGIN, 1)
     block, tail = rest.split(BLOCK_END, 1)
     chunks: dict[str, str] = {}
-    for name in SECTIONS:
+    # every section already there, listed in SECTIONS or not (a benchmark outside run_all, e.g. api)
+    for name in _SECTION_BEGIN.findall(block):
         b, e = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
-        if b in block and e in block:
+        if e in block:
             chunks[name] = block.split(b, 1)[1].split(e, 1)[0]
     chunks[section.name] = "\n" + section.markdown()
     ordered = [n for n in SECTIONS if n in chunks] + [n for n in chunks if n not in SECTIONS]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import DOC_FILE, REPO, portable_args
+from bench.common import DOC_FILE, REPO, Section, portable_args, write_section
 
 DOC = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
 COMMANDS = sorted(set(re.findall(r"`(python -m bench[\w.]* [^`]*)`", DOC)))
@@ -93,3 +93,14 @@ def test_the_model_path_benchmark_needs_no_training_checkpoint(tmp_path: Path) -
     keys = read_metadata(DEFAULT_CLASSIFIER).label_keys
     assert set(LABEL_KEYS) <= set(keys)
     assert [sorted(r["label"] for r in row) for row in out] == [sorted(keys)] * 2
+
+
+def test_writing_a_section_keeps_every_other_section_listed_or_not(tmp_path: Path) -> None:
+    """A benchmark outside ``SECTIONS`` (bench.api) keeps its section when another one is rewritten."""
+    doc = tmp_path / "benchmarks.md"
+    write_section(Section("api", "HTTP API", "api figures", "python -m bench.api", []), doc)
+    write_section(Section("overhead", "Overhead", "old figures", "python -m bench.overhead", []), doc)
+    write_section(Section("overhead", "Overhead", "new figures", "python -m bench.overhead", []), doc)
+    text = doc.read_text(encoding="utf-8")
+    assert "api figures" in text and "new figures" in text and "old figures" not in text
+    assert text.count("<!-- bench:api:begin -->") == 1 and text.count("<!-- bench:overhead:begin -->") == 1
