@@ -73,6 +73,7 @@ async def fill(broker: str, n: int) -> None:
     try:
         inputs = []
         for i in range(n):
+            record: dict[str, Any]
             if i % 5 == 4:
                 record = {
                     "id": f"r-{i}",

@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "the real one), fp32; the speed compares like for like, the scores are not compared"
         )
     else:
+        assert ckpt is not None  # a twin is built whenever there is no checkpoint
         where = ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt
         reference = f"the PyTorch checkpoint it was exported from (`{where}`, fp32)"
     body += (
