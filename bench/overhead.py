@@ -4,7 +4,7 @@ Both sides read the same pre-filled ``comments`` topic (UnSmile dev comments, 4 
 local broker, in their own process, and write one verdict-shaped record per input:
 
 * **raw loop**: ``bench.raw_loop``, aiokafka consume → produce → commit, nothing else;
-* **faust worker**: ``bench.noop_worker``, the real worker (``moderator.stream.app.create_app``: validation,
+* **faust worker**: ``bench.noop_worker``, the real worker (``moderator.stream.worker.run_worker``: validation,
   normalisation, Redis dedupe/cache round trips, policy, verdict serialisation, at-least-once sinks)
   with the models replaced by ``moderator.local.noop_models``'s constant ones.
 

@@ -194,8 +194,12 @@ def _start_shutdown_watchdog() -> None:
     watchdog.start()
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(
+    settings: Settings, *, classifier: TextClassifier | None = None, judge: ReplyJudge | None = None
+) -> int:
     """Run the faust worker in this process until SIGTERM/SIGINT; returns the exit code.
+
+    ``classifier``/``judge`` stand in for the configured models (``bench.noop_worker``'s no-op ones).
 
     Refuses to start (exit 2, via the CLI) on a missing or corrupt model, a wrong provider or a bad
     policy; exits 3 when the broker stays unreachable for ``broker_wait_s`` after bounded, logged
@@ -216,7 +220,7 @@ def run_worker(settings: Settings) -> int:
     try:
         if status is not None:
             status.stage = "loading models"
-        pipeline = build_pipeline(settings, metrics)
+        pipeline = build_pipeline(settings, metrics, classifier=classifier, judge=judge)
         if status is not None:
             status.stage = "waiting for broker"
         try:
