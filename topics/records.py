@@ -142,6 +142,9 @@ class Verdict:
     language: str | None = None
     #: why the action is what it is (empty for a plain allow); optional field
     why: list[Why] = field(default_factory=list)
+    #: the policy profile that decided it (``bots``/``channels`` in the policy), absent for the base
+    #: policy; optional field
+    profile: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -168,6 +171,8 @@ class Verdict:
         if self.language is not None:
             out["language"] = self.language
         out["why"] = [w.to_dict() for w in self.why]
+        if self.profile is not None:
+            out["profile"] = self.profile
         return out
 
     @classmethod
@@ -193,6 +198,7 @@ class Verdict:
             human=data.get("human"),
             language=data.get("language"),
             why=[Why.from_dict(w) for w in data.get("why") or ()],
+            profile=data.get("profile"),
         )
 
 

@@ -95,8 +95,9 @@ class _Item:
 DECISION_MEMO = 8192
 
 
-class _DecisionMemo(dict[VerdictCore, Decision]):
-    """Verdict core → the decision of ``policy`` on it (a core and a policy decide it entirely)."""
+class _DecisionMemo(dict[tuple[VerdictCore, str | None], Decision]):
+    """(verdict core, profile) → the decision of ``policy`` (or its profile) on it: a core and a policy
+    decide it entirely."""
 
     policy: Policy | None = None
 
@@ -416,6 +417,8 @@ class Pipeline:
             latest.setdefault(item.id_key, before)
         before_batch = dict(latest)
         clock = (time.time(), time.perf_counter())
+        policy = self.policy  # one policy for the whole batch, even if it is swapped meanwhile
+        routed = bool(policy.bots or policy.channels)
         for item in items:
             if item.key in errors:
                 dead.append(
@@ -439,8 +442,15 @@ class Pipeline:
                 was_cached = item.key in first_use
                 first_use.add(item.key)
             supersedes = self._supersedes(item, latest)
+            # a reply's bot or a comment's channel may route it to one of the policy's profiles
+            decider = (
+                policy.for_record(getattr(item.record, "bot", None), getattr(item.record, "channel", None))
+                if routed
+                else policy
+            )
+            decision = self._decide(core, policy, decider)
             verdicts.append(
-                (item.index, self._verdict(item, core, self._decide(core), was_cached, supersedes, clock))
+                (item.index, self._verdict(item, core, decision, was_cached, supersedes, clock, decider))
             )
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
         revisions = [
@@ -529,21 +539,24 @@ class Pipeline:
         latest[item.id_key] = Revision(item.revision, partition, offset)
         return before.revision if before is not None and before.revision != item.revision else None
 
-    def _decide(self, core: VerdictCore) -> Decision:
-        """The policy's decision on a core; the same core (a repeat) reuses it while the policy stays."""
+    def _decide(self, core: VerdictCore, policy: Policy, decider: Policy) -> Decision:
+        """``decider``'s decision on a core (``policy`` or one of its profiles); the same core (a repeat)
+        under the same profile reuses it while ``policy`` stays."""
         memo = self._decisions
-        if memo.policy is not self.policy:  # swapped live: nothing decided under the old one is reused
-            memo.policy = self.policy
+        if memo.policy is not policy:  # swapped live: nothing decided under the old one is reused
+            memo.policy = policy
             memo.clear()
-        decision = memo.get(core)
+        key = (core, decider.profile)
+        decision = memo.get(key)
         if decision is None:
             if len(memo) >= DECISION_MEMO:
                 del memo[next(iter(memo))]  # the oldest entry
-            decision = memo[core] = self._decide_now(core)
+            decision = memo[key] = self._decide_now(core, decider)
         return decision
 
-    def _decide_now(self, core: VerdictCore) -> Decision:
-        return self.policy.decide(
+    @staticmethod
+    def _decide_now(core: VerdictCore, decider: Policy) -> Decision:
+        return decider.decide(
             # the scores as float32 values, as the models gave them, in one conversion
             np.asarray(core.scores, dtype=np.float32).tolist(),
             core.unsafe,
@@ -560,8 +573,10 @@ class Pipeline:
         was_cached: bool,
         supersedes: str | None,
         clock: tuple[float, float],
+        decider: Policy,
     ) -> Verdict:
-        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together."""
+        """``clock``: (wall, perf counter) read once per batch; its verdicts leave together. ``decider``:
+        the policy (or profile) that decided it."""
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
@@ -576,7 +591,7 @@ class Pipeline:
             unsafe=core.unsafe if item.message.kind == "reply" else None,
             cached=was_cached,
             model=self.model_ids,
-            policy=self.policy.version,
+            policy=decider.version,
             latency_ms=round((clock[1] - item.message.received) * 1000.0, 3),
             ts=clock[0],
             truncated=core.truncated,
@@ -585,6 +600,7 @@ class Pipeline:
             supersedes=supersedes,
             language=core.language,
             why=decision.why,
+            profile=decider.profile,
         )
 
     def _human_verdict(self, item: _Item, decided: HumanVerdict, supersedes: str | None) -> Verdict:

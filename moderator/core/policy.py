@@ -2,10 +2,16 @@
 
 The policy's version id (name + content hash) goes into every verdict and every cache key, so editing
 a threshold can never serve a verdict decided under the old numbers.
+
+A policy may define ``profiles``: named variants with some bands of their own (e.g. ``child_safety``,
+reviewing self-harm and sexual content with minors at lower scores), chosen per record by the reply's
+``bot`` (``bots``) or the comment's ``channel`` (``channels``). One worker then serves a children's
+companion bot and a general feed from the same topics, each under its own levels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -83,6 +89,27 @@ class Policy:
     languages: LanguageRule = field(default_factory=LanguageRule)
     #: per-category bands of the multitask model's safety outputs; empty = safety scores not acted on
     safety: dict[str, LabelBand] = field(default_factory=dict)
+    #: this policy's profile name when it is one of a policy's ``profiles`` (``None``: the base policy)
+    profile: str | None = None
+    #: stricter (or looser) variants of this policy by name, each complete (the base's bands with the
+    #: profile's own on top) and carrying the base's ``version``
+    profiles: dict[str, Policy] = field(default_factory=dict)
+    #: reply ``bot`` → profile name: a child-facing bot's replies decided under its own levels
+    bots: dict[str, str] = field(default_factory=dict)
+    #: comment ``channel`` → profile name
+    channels: dict[str, str] = field(default_factory=dict)
+
+    def for_record(self, bot: str | None, channel: str | None) -> Policy:
+        """The policy a record is decided under: its bot's profile, else its channel's, else this one."""
+        if bot is not None and self.bots:
+            name = self.bots.get(bot)
+            if name is not None:
+                return self.profiles[name]
+        if channel is not None and self.channels:
+            name = self.channels.get(channel)
+            if name is not None:
+                return self.profiles[name]
+        return self
 
     def decide(
         self,
@@ -200,17 +227,70 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
             "a policy never allows a text the models did not read"
         )
     languages = _parse_languages(data.get("languages"), source)
+    # the whole document, profiles and routes included: editing a profile is a new version too
     digest = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+    version = f"{name}@{digest}"
+    profiles = {
+        pname: dataclasses.replace(
+            parse_policy(_profile_document(data, pname, spec, source), f"{source}: profiles.{pname}"),
+            version=version,
+            profile=pname,
+        )
+        for pname, spec in _object(data.get("profiles"), "profiles", source).items()
+    }
     return Policy(
         name=name,
-        version=f"{name}@{digest}",
+        version=version,
         labels=labels,
         judge_review=judge_review,
         judge_block=judge_block,
         truncated_action=truncated_action,
         safety=safety,
         languages=languages,
+        profiles=profiles,
+        bots=_routes(data.get("bots"), "bots", profiles, source),
+        channels=_routes(data.get("channels"), "channels", profiles, source),
     )
+
+
+#: What a profile may set; every band it leaves out is the base policy's.
+_PROFILE_KEYS = frozenset({"description", "labels", "safety", "judge"})
+
+
+def _object(raw: Any, where: str, source: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}: {where!r} must be an object")
+    return raw
+
+
+def _profile_document(data: dict[str, Any], name: str, spec: Any, source: str) -> dict[str, Any]:
+    """The base document with a profile's bands put over it, band by band (a band is replaced whole)."""
+    if not isinstance(spec, dict):
+        raise PolicyError(f"{source}: profiles.{name} must be an object with labels, safety and/or judge")
+    unknown = set(spec) - _PROFILE_KEYS
+    if unknown:
+        raise PolicyError(
+            f"{source}: profiles.{name}: unknown key(s) {sorted(unknown)}; a profile sets "
+            f"{', '.join(sorted(_PROFILE_KEYS))}"
+        )
+    doc = {k: v for k, v in data.items() if k not in ("profiles", "bots", "channels")}
+    for section in ("labels", "safety", "judge"):
+        own = _object(spec.get(section), f"profiles.{name}.{section}", source)
+        if own:
+            doc[section] = {**_object(data.get(section), section, source), **own}
+    return doc
+
+
+def _routes(raw: Any, where: str, profiles: Mapping[str, Policy], source: str) -> dict[str, str]:
+    """``{"name": "profile"}``, every profile one the policy defines."""
+    routes = _object(raw, where, source)
+    for key, value in routes.items():
+        if not isinstance(value, str) or value not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise PolicyError(f"{source}: {where}.{key} names profile {value!r}; profiles: {known}")
+    return dict(routes)
 
 
 def _bands(raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str) -> dict[str, LabelBand]:
