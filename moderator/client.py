@@ -61,8 +61,11 @@ def _comment(record_id: str, text: str) -> dict[str, Any]:
     return {"id": record_id, "text": text}
 
 
-def _reply(record_id: str, prompt: str, reply: str) -> dict[str, Any]:
-    return {"id": record_id, "prompt": prompt, "reply": reply}
+def _reply(record_id: str, prompt: str, reply: str, bot: str | None) -> dict[str, Any]:
+    record = {"id": record_id, "prompt": prompt, "reply": reply}
+    if bot is not None:
+        record["bot"] = bot  # the policy may route this bot's replies to a profile
+    return record
 
 
 def _moderation(input: str | Sequence[str], model: str | None) -> dict[str, Any]:  # noqa: A002
@@ -141,9 +144,9 @@ class ModeratorClient(_RetryingClient):
         result: list[dict[str, Any]] = self._post("/v1/comments", list(records))
         return result
 
-    def reply(self, record_id: str, prompt: str, reply: str) -> dict[str, Any]:
-        """The verdict record for one (user message, chatbot reply) pair."""
-        result: dict[str, Any] = self._post("/v1/replies", _reply(record_id, prompt, reply))
+    def reply(self, record_id: str, prompt: str, reply: str, *, bot: str | None = None) -> dict[str, Any]:
+        """The verdict record for one (user message, chatbot reply) pair; ``bot``: the chatbot's name."""
+        result: dict[str, Any] = self._post("/v1/replies", _reply(record_id, prompt, reply, bot))
         return result
 
     def replies(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,19 +206,26 @@ class AsyncModeratorClient(_RetryingClient):
         result: list[dict[str, Any]] = await self._post("/v1/comments", list(records))
         return result
 
-    async def reply(self, record_id: str, prompt: str, reply: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._post("/v1/replies", _reply(record_id, prompt, reply))
+    async def reply(
+        self, record_id: str, prompt: str, reply: str, *, bot: str | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._post("/v1/replies", _reply(record_id, prompt, reply, bot))
         return result
 
     async def replies(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._post("/v1/replies", list(records))
         return result
 
-    async def stream_turn(self, turn_id: str, prompt: str, *, stop_on: str = "review") -> StreamTurn:
+    async def stream_turn(
+        self, turn_id: str, prompt: str, *, stop_on: str = "review", bot: str | None = None
+    ) -> StreamTurn:
         """Open the output rail for one reply: ``send(delta)`` per increment, then ``end()``."""
         ws = await self._session.ws_connect(self.base_url + "/v1/stream")
         turn = StreamTurn(ws)
-        started = await turn._call({"type": "start", "id": turn_id, "prompt": prompt, "stop_on": stop_on})
+        start: dict[str, Any] = {"type": "start", "id": turn_id, "prompt": prompt, "stop_on": stop_on}
+        if bot is not None:
+            start["bot"] = bot
+        started = await turn._call(start)
         if started.get("type") != "started":
             await ws.close()
             raise ModeratorAPIError(422, str(started.get("code")), str(started.get("message")))

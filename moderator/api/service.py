@@ -118,8 +118,12 @@ def comment_record(record_id: str, text: str) -> bytes:
     return orjson.dumps({"id": record_id, "text": text})
 
 
-def reply_record(record_id: str, prompt: str, reply: str) -> bytes:
-    return orjson.dumps({"id": record_id, "prompt": prompt, "reply": reply})
+def reply_record(record_id: str, prompt: str, reply: str, bot: str | None = None) -> bytes:
+    """A reply input record; ``bot`` (if any) routes it to the policy profile the policy names for it."""
+    record = {"id": record_id, "prompt": prompt, "reply": reply}
+    if bot is not None:
+        record["bot"] = bot
+    return orjson.dumps(record)
 
 
 async def warm_up(pipeline: Pipeline) -> None:

@@ -37,6 +37,8 @@ class Turn:
     id: str
     prompt: str
     stop_on: tuple[str, ...]
+    #: the chatbot's name, as a reply record's ``bot``: the policy may decide its replies under a profile
+    bot: str | None = None
     reply: str = ""
     seq: int = 0
     stopped: bool = False
@@ -81,7 +83,7 @@ class StreamSession:
             raise RequestError(422, "wrong_type", f"'type' must be start, delta or end, got {kind!r}", "type")
 
     async def _start(self, data: dict[str, Any]) -> None:
-        unknown = sorted(set(data) - {"type", "id", "prompt", "stop_on"})
+        unknown = sorted(set(data) - {"type", "id", "prompt", "stop_on", "bot"})
         if unknown:
             raise RequestError(422, "unknown_field", f"unknown field(s) {unknown} in start", unknown[0])
         turn_id, prompt, stop_on = data.get("id"), data.get("prompt", ""), data.get("stop_on", "review")
@@ -91,11 +93,12 @@ class StreamSession:
             raise RequestError(422, "wrong_type", "'prompt' must be a string", "prompt")
         if stop_on not in _STOP_ACTIONS:
             raise RequestError(422, "wrong_type", "'stop_on' must be 'review' or 'block'", "stop_on")
-        # the same checks a full reply record gets, on the id and the prompt
-        self.service.validate("reply", reply_record(turn_id, prompt, "x"), "start")
+        bot = data.get("bot")
+        # the same checks a full reply record gets, on the id, the prompt and the bot
+        self.service.validate("reply", reply_record(turn_id, prompt, "x", bot), "start")
         if self.turn is not None and not self.turn.stopped:
             self.service.api_metrics.stream_turns.labels(outcome="abandoned").inc()
-        self.turn = Turn(turn_id, prompt, _STOP_ACTIONS[stop_on])
+        self.turn = Turn(turn_id, prompt, _STOP_ACTIONS[stop_on], bot)
         await self.send({"type": "started", "id": turn_id})
 
     def _current(self, what: str) -> Turn:
@@ -138,7 +141,9 @@ class StreamSession:
             return
         started = time.perf_counter()
         verdict = (
-            await self.service.score("reply", [reply_record(f"{turn.id}#{turn.seq}", turn.prompt, scored)])
+            await self.service.score(
+                "reply", [reply_record(f"{turn.id}#{turn.seq}", turn.prompt, scored, turn.bot)]
+            )
         )[0]
         self.service.api_metrics.inputs.labels(endpoint="stream").inc()
         frame.update(window_chars=len(scored), verdict=verdict)
@@ -165,7 +170,9 @@ class StreamSession:
         """The whole reply's verdict, exactly as ``POST /v1/replies`` gives it (``None`` if blank)."""
         if not normalize_text(turn.reply):
             return None
-        return (await self.service.score("reply", [reply_record(turn.id, turn.prompt, turn.reply)]))[0]
+        return (
+            await self.service.score("reply", [reply_record(turn.id, turn.prompt, turn.reply, turn.bot)])
+        )[0]
 
 
 async def stream(request: web.Request) -> web.WebSocketResponse:

@@ -126,17 +126,25 @@ async def _fetch_texts(dash: Dashboard, items: list[Item]) -> dict[str, dict[str
     return out
 
 
+def _deciding(verdict: dict[str, Any], policy: Policy) -> Policy:
+    """The loaded policy's profile that decided ``verdict`` (its ``profile``), else the policy itself."""
+    return policy.profiles.get(str(verdict.get("profile")), policy)
+
+
 def _why(item: Item, policy: Policy) -> list[str]:
-    """The reasons this verdict is flagged, in the policy's terms."""
+    """The reasons this verdict is flagged, in the terms of the policy (or profile) that decided it."""
     v = item.verdict
     same = v.get("policy") == policy.version
+    policy = _deciding(v, policy)
     reasons = []
+    if v.get("profile"):
+        reasons.append(f"decided under the policy's {v['profile']!r} profile")
     if v.get("human"):
         h = v["human"]
         reasons.append(f"a reviewer ({h.get('reviewer')}) decided {h.get('decision')} on this text earlier")
     for key in item.categories:
         score = float(v["scores"].get(key, 0.0))
-        band = policy.labels.get(key)
+        band = policy.labels.get(key) or policy.safety.get(key)
         if band is not None and same:
             line = f"{label_name(key)}: {score:.3f} ≥ threshold {band.threshold:.3f}"
             if band.block is not None and score >= band.block:
@@ -166,9 +174,10 @@ async def item_page(request: web.Request) -> web.Response:
     texts = (await _fetch_texts(dash, [item]))[item.id]
     v = item.verdict
     same = v.get("policy") == dash.policy.version
+    policy = _deciding(v, dash.policy)
     rows = []
     for key, score in v["scores"].items():
-        band = dash.policy.labels.get(key)
+        band = policy.labels.get(key) or policy.safety.get(key)
         rows.append(
             {
                 "key": key,
@@ -183,9 +192,9 @@ async def item_page(request: web.Request) -> web.Response:
             {
                 "key": "unsafe",
                 "score": float(v["unsafe"]),
-                "threshold": dash.policy.judge_review if same else None,
-                "block": dash.policy.judge_block if same else None,
-                "hit": same and float(v["unsafe"]) >= dash.policy.judge_review,
+                "threshold": policy.judge_review if same else None,
+                "block": policy.judge_block if same else None,
+                "hit": same and float(v["unsafe"]) >= policy.judge_review,
             }
         )
     return render(

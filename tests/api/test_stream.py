@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
+from moderator.client import ModeratorClient
+from moderator.settings import DEFAULT_POLICY
 from tests.api.conftest import ServerProcess
 
 PROMPT = "오늘 기분이 어때?"
@@ -166,3 +169,39 @@ def test_the_rail_needs_a_key_when_keys_are_set(start_server: Callable[..., Serv
                 return str((await _call(ws, {"type": "start", "id": "t", "prompt": PROMPT}))["type"])
 
     assert asyncio.run(run()) == "started"
+
+
+def test_a_bots_replies_are_decided_under_its_policy_profile(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """A policy routing one bot to a profile: its replies (whole and streamed) carry the profile's
+    action and name, another bot's the base policy's, on the same server."""
+    policy = orjson.loads(DEFAULT_POLICY.read_bytes())
+    policy.setdefault("profiles", {})["hold-all"] = {
+        "judge": {"review": 0.0}
+    }  # every reply of a routed bot to review
+    policy["bots"] = {"kids-bot": "hold-all"}
+    path = tmp_path / "policy.json"
+    path.write_bytes(orjson.dumps(policy))
+    server = start_server(policy_path=str(path), api_rate_limit="0")
+    record = {"id": "r-1", "prompt": TRAVEL_PROMPT, "reply": TRAVEL_DELTAS[0]}
+    status, verdicts = server.post("/v1/replies", [{**record, "bot": "kids-bot"}, {**record, "bot": "other"}])
+    assert status == 200
+    routed, other = verdicts
+    assert (routed["action"], routed["profile"]) == ("review", "hold-all")
+    assert other["action"] == "allow" and "profile" not in other
+    assert routed["unsafe"] == other["unsafe"]  # one score, two decisions
+    via_client = ModeratorClient(server.url).reply("r-2", TRAVEL_PROMPT, TRAVEL_DELTAS[0], bot="kids-bot")
+    assert via_client["profile"] == "hold-all"
+
+    async def run() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(server.url + "/v1/stream") as ws:
+            start = {"type": "start", "id": "turn-k", "prompt": TRAVEL_PROMPT, "bot": "kids-bot"}
+            assert (await _call(ws, start))["type"] == "started"
+            stopped = await _call(ws, {"type": "delta", "text": TRAVEL_DELTAS[0]})
+            bad = await _call(ws, {"type": "start", "id": "turn-x", "prompt": "p", "bot": 7})
+            return [stopped, bad]
+
+    stopped, bad = asyncio.run(run())
+    assert stopped["type"] == "stop" and stopped["final"]["profile"] == "hold-all"
+    assert bad["type"] == "error" and bad["code"] == "wrong_type"
