@@ -160,6 +160,9 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
     )
     fields["functional_table"] = _functional_table(report.get("functional", {}))
     fields["long_section"] = _long_section(report.get("long_texts"))
+    fields["profiles_section"] = _profiles_section(
+        report.get("profiles", {}).get("child_safety"), report.get("functional_child_safety")
+    )
     text = TEMPLATE.read_text(encoding="utf-8").format_map(_Fields({**flat, **fields}))
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text, encoding="utf-8")
@@ -197,6 +200,68 @@ def _long_section(long: dict[str, Any] | None) -> str:
             _table(["key", "single text", "long text"], rows) if rows else "(none raised)",
         ]
     )  # fmt: skip
+
+
+def _profiles_section(child: dict[str, Any] | None, functional: dict[str, Any] | None) -> str:
+    """The ``child_safety`` profile's levels and what they cost on dev (``ship_multitask.child_safety_profile``)."""
+    if not child:
+        return "(no profiles in this model's policy)"
+    rows = [
+        [
+            key,
+            f"{d['positives']} / {d['rows']}",
+            d["default"]["level"],
+            d["default"]["recall"],
+            d["default"]["flag_rate"],
+            d["profile"]["level"],
+            d["profile"]["recall"],
+            d["profile"]["precision"],
+            d["profile"]["flag_rate"],
+        ]
+        for key, d in child["keys"].items()
+    ]
+    parts = [
+        "The default policy ships a `child_safety` profile for children's companion and emotional-support "
+        'bots, routed to no bot until a deployment names its own (`"bots": {"my-kids-bot": '
+        '"child_safety"}` in its policy copy; README, Policy). For each key it lowers, the review level '
+        f"is the highest that keeps {child['recall_target']:.0%} of the key's dev positives (never above "
+        "the default threshold); block levels stay the default policy's. A key is lowered only with at "
+        f"least {child.get('min_positives', 0)} dev positives"
+        + (
+            "; left at the default: "
+            + ", ".join(f"`{k}` ({n} dev positives)" for k, n in child["left_at_default"].items())
+            + ", whose few positives would set the level by one or two rows"
+            if child.get("left_at_default")
+            else ""
+        )
+        + ". What it costs on dev (*flagged*: share of the key's dev rows at or over the level):",
+        "",
+        _table(
+            [
+                "key",
+                "dev positives / rows",
+                "default level",
+                "recall",
+                "flagged",
+                "profile level",
+                "recall",
+                "precision",
+                "flagged",
+            ],
+            rows,
+        ),
+    ]
+    if functional:
+        parts += [
+            "",
+            "The functional checks under the profile (same cases as the table above, default policy there):",
+            "",
+            _functional_table(functional),
+            "",
+            "Every miss under the profile:",
+            _misses(functional.get("misses", [])),
+        ]
+    return "\n".join(parts)
 
 
 def _functional_table(func: dict[str, Any]) -> str:

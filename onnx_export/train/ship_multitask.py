@@ -146,12 +146,116 @@ BLOCK_BANDS = {
 JUDGE_BLOCK_PRECISION = 0.95
 
 
+#: The ``child_safety`` profile keeps at least this share of each key's dev positives: for a
+#: children's companion or an emotional-support bot a missed self-harm or grooming reply costs more
+#: than a reply held for review.
+CHILD_SAFETY_RECALL = 0.95
+#: The keys the profile may lower (``unsafe``: the judge's review level).
+CHILD_SAFETY_KEYS = ("self_harm", "sexual_minors", "unsafe")
+#: A key is lowered only with at least this many dev positives: below it, a 95%-recall level is set by
+#: the one or two lowest-scoring positives (with the shipped model's 10 self-harm positives it was
+#: 0.0012, over which a fifth of benign replies to children scored). The issue's bar for holding a
+#: category to a target is the same 20.
+CHILD_SAFETY_MIN_POSITIVES = 20
+
+
+def _known(dev: dict[str, src.Rows], probs: dict[str, F32], key: str) -> tuple[npt.NDArray[Any], F32]:
+    """(targets, scores) of ``key`` over the dev rows that label it (``unsafe``: the reply sources')."""
+    ys, ps = [], []
+    for name in REPLY_SOURCES if key == "unsafe" else tuple(dev):
+        y, m = dev[name].targets()
+        keep = m[:, COL[key]] > 0
+        ys.append(y[keep, COL[key]])
+        ps.append(probs[name][keep, COL[key]])
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def _operating_point(y: npt.NDArray[Any], p: F32, level: float) -> dict[str, float]:
+    flagged = p >= level
+    positives = int(y.sum())
+    hits = int((flagged & (y > 0.5)).sum())
+    return {
+        "level": level,
+        "recall": hits / positives if positives else float("nan"),
+        "precision": hits / int(flagged.sum()) if flagged.any() else float("nan"),
+        "flag_rate": float(flagged.mean()),
+    }
+
+
+def child_safety_profile(
+    dev: dict[str, src.Rows],
+    probs: dict[str, F32],
+    thresholds: dict[str, float],
+    min_positives: int = CHILD_SAFETY_MIN_POSITIVES,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``child_safety`` profile of the default policy and its dev report.
+
+    Per key in ``CHILD_SAFETY_KEYS`` with at least ``min_positives`` dev positives: the
+    highest review level (4 decimals, rounded down) at which dev recall is at least
+    ``CHILD_SAFETY_RECALL``, never above the default threshold; blocking stays as the default policy
+    has it. The report gives recall, precision and the share of rows flagged at the default threshold
+    and at the profile's level, with the number of dev positives behind them, and the keys left at
+    the default for want of positives.
+    """
+    levels: dict[str, float] = {}
+    report: dict[str, Any] = {
+        "recall_target": CHILD_SAFETY_RECALL,
+        "min_positives": min_positives,
+        "keys": {},
+        "left_at_default": {},
+    }
+    for key in CHILD_SAFETY_KEYS:
+        y, p = _known(dev, probs, key)
+        positive = np.sort(p[y > 0.5])[::-1]
+        if len(positive) < min_positives:
+            report["left_at_default"][key] = len(positive)
+            continue
+        kept = positive[int(np.ceil(CHILD_SAFETY_RECALL * len(positive))) - 1]
+        level = min(float(np.floor(float(kept) * 1e4) / 1e4), thresholds[key])
+        levels[key] = level
+        report["keys"][key] = {
+            "positives": len(positive),
+            "rows": len(y),
+            "default": _operating_point(y, p, thresholds[key]),
+            "profile": _operating_point(y, p, level),
+        }
+    lowered = ", ".join(f"{k} at {v}" for k, v in levels.items()) or "nothing"
+    kept = ", ".join(f"{k} ({n} dev positives)" for k, n in report["left_at_default"].items())
+    profile: dict[str, Any] = {
+        "description": "For children's companion and emotional-support bots: reviews "
+        f"{lowered}, the levels that keep {CHILD_SAFETY_RECALL:.0%} of the dev positives (more replies held "
+        "for review; see the model card, Profiles)"
+        + (f"; left at the default for want of dev positives: {kept}." if kept else ".")
+    }
+    safety = {
+        k: {"threshold": levels[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
+        for k in levels
+        if k != "unsafe"
+    }
+    if safety:
+        profile["safety"] = safety
+    if "unsafe" in levels:
+        profile["judge"] = {"review": levels["unsafe"]}
+    return profile, report
+
+
+def _child_safety(
+    dev: dict[str, src.Rows], probs: dict[str, F32], thresholds: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    profile, report = child_safety_profile(dev, probs, thresholds)
+    return profile, {"child_safety": report}
+
+
 def default_policy(
-    thresholds: dict[str, float], report: dict[str, Any], long: dict[str, float] | None = None
+    thresholds: dict[str, float],
+    report: dict[str, Any],
+    long: dict[str, float] | None = None,
+    profiles: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The default policy for this model: review at the calibrated thresholds (at the ``long`` levels
     for scores pooled over a long text's windows), block in the bands above (never below the review
-    threshold), judge blocking alone only where dev precision supports it."""
+    threshold), judge blocking alone only where dev precision supports it; ``profiles`` (e.g.
+    ``child_safety``) ship with no bot or channel routed to them: a deployment names its own."""
     long = long or {}
     block_at = None
     for t, d in sorted(report["unsafe_precision"].items(), key=lambda kv: float(kv[0])):
@@ -185,6 +289,9 @@ def default_policy(
         "safety": {k: band(k) for k in SAFETY_KEYS},
         "judge": {"review": thresholds["unsafe"], "block": block_at},
         "truncated_action": None,
+        "profiles": profiles or {},
+        "bots": {},
+        "channels": {},
     }
 
 
@@ -323,9 +430,14 @@ def ship_multitask(
 
     # the long levels stay out of the default policy: on long dev texts they trade too much recall
     # (see the card's long-text table); a policy may opt in with `long` per key
-    policy_doc = default_policy(th, report)
+    child, report["profiles"] = _child_safety(dev, probs, th)
+    policy_doc = default_policy(th, report, profiles={"child_safety": child})
     (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
-    report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
+    policy = parse_policy(policy_doc)
+    report["functional"] = functional_checks(model, policy, read_checks())
+    report["functional_child_safety"] = functional_checks(
+        model, policy.profiles["child_safety"], read_checks()
+    )
     report["outside"] = outside_checks(model, th)
     texts = [t for t in dev["unsmile"].first]
     pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
@@ -428,9 +540,14 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
     report["threads"] = threads
     # the long levels stay out of the default policy: on long dev texts they trade too much recall
     # (see the card's long-text table); a policy may opt in with `long` per key
-    policy_doc = default_policy(th, report)
+    child, report["profiles"] = _child_safety(dev, probs, th)
+    policy_doc = default_policy(th, report, profiles={"child_safety": child})
     (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
-    report["functional"] = functional_checks(model, parse_policy(policy_doc), read_checks())
+    policy = parse_policy(policy_doc)
+    report["functional"] = functional_checks(model, policy, read_checks())
+    report["functional_child_safety"] = functional_checks(
+        model, policy.profiles["child_safety"], read_checks()
+    )
     report["outside"] = outside_checks(model, th)
     texts = list(dev["unsmile"].first)
     pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
