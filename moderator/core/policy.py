@@ -4,9 +4,10 @@ The policy's version id (name + content hash) goes into every verdict and every 
 a threshold can never serve a verdict decided under the old numbers.
 
 A policy may define ``profiles``: named variants with some bands of their own (e.g. ``child_safety``,
-reviewing self-harm and sexual content with minors at lower scores), chosen per record by the reply's
-``bot`` (``bots``) or the comment's ``channel`` (``channels``). One worker then serves a children's
-companion bot and a general feed from the same topics, each under its own levels.
+reviewing a children's bot's replies at lower scores), chosen per record by the reply's ``bot``
+(``bots``) or the comment's ``channel`` (``channels``). One worker then serves a children's companion
+bot and a general feed from the same topics, each under its own levels. A profile's band replaces the
+base's band of the same key whole; its ``"*"`` fills only keys neither names.
 """
 
 from __future__ import annotations
