@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -227,7 +227,7 @@ class Pipeline:
                 bool(cls_trunc[i] or (judged is not None and judged[1])),
                 language=languages[i],
                 # a one-window text (nearly all) has no spans: no sort, no tuples built
-                spans=_span_tuples(spans) if spans else (),
+                spans=VerdictCore.span_tuples(spans) if spans else (),
             )
         return cores, errors
 
@@ -279,8 +279,12 @@ class Pipeline:
                     except Exception as exc:
                         errors[key] = f"{name} failed: {type(exc).__name__}: {exc}"[:500]
             is_reply = name == "judge"
-            # rounded like VerdictCore.of, but in one numpy call per result instead of per score
-            rounded = {id(res): VerdictCore.rounded_rows(res.scores) for _, res, _ in rows}
+            # rounded like VerdictCore.of, but in one numpy call per result instead of per score (a
+            # batch's rows share one result; a row-by-row retry gives each row its own)
+            rounded: dict[int, list[list[float]]] = {}
+            for _, res, _ in rows:
+                if id(res) not in rounded:
+                    rounded[id(res)] = VerdictCore.rounded_rows(res.scores)
             for key, res, i in rows:
                 # a comment has no judge score, so no `unsafe` span either
                 spans = res.spans[i]
@@ -292,7 +296,7 @@ class Pipeline:
                     row[width] if is_reply else None,
                     bool(res.truncated[i]),
                     language=languages[key],
-                    spans=_span_tuples(spans) if spans else (),
+                    spans=VerdictCore.span_tuples(spans) if spans else (),
                 )
         if reply_keys and getattr(self.judge, "multitask", None) is not windowed.model:
             # another judge (e.g. KoSafeGuard on a GPU) decides `unsafe`; the scores stay the multitask model's
@@ -644,11 +648,6 @@ class Pipeline:
             kind=message.kind,
             ts=time.time(),
         )
-
-
-def _span_tuples(spans: Mapping[str, tuple[int, int]]) -> tuple[tuple[str, int, int], ...]:
-    """``VerdictCore.spans`` from a label → (start, end) map: sorted by label, plain ints."""
-    return tuple((str(label), int(a), int(b)) for label, (a, b) in sorted(spans.items()))
 
 
 def _topic(message: InputMessage) -> str:

@@ -52,8 +52,13 @@ class VerdictCore:
             unsafe=None if unsafe is None else round(float(unsafe), _SCORE_DIGITS),
             truncated=bool(truncated),
             language=language,
-            spans=tuple((str(k), int(s), int(e)) for k, (s, e) in sorted((spans or {}).items())),
+            spans=VerdictCore.span_tuples(spans) if spans else (),
         )
+
+    @staticmethod
+    def span_tuples(spans: Mapping[str, tuple[int, int]]) -> tuple[tuple[str, int, int], ...]:
+        """``spans`` from a label → (start, end) map: sorted by label, plain ints."""
+        return tuple((str(label), int(a), int(b)) for label, (a, b) in sorted(spans.items()))
 
     @staticmethod
     def rounded_rows(probs: Any) -> list[list[float]]:
