@@ -80,29 +80,27 @@ def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, floa
     """Per-key thresholds (see the module docstring)."""
     th: dict[str, float] = {}
     for k in LABEL_KEYS:
-        ys, ps = [], []
-        for name in ("unsmile", "hatescore"):
-            y, m = dev[name].targets()
-            keep = m[:, COL[k]] > 0
-            ys.append(y[keep, COL[k]])
-            ps.append(probs[name][keep, COL[k]])
-        th[k] = round(best_f1_threshold(np.concatenate(ys), np.concatenate(ps)), 4)
+        th[k] = round(best_f1_threshold(*_known(dev, probs, k, ("unsmile", "hatescore"))), 4)
     for k in SAFETY_KEYS:
-        ys, ps = [], []
-        for name, rows in dev.items():
-            y, m = rows.targets()
-            keep = m[:, COL[k]] > 0
-            ys.append(y[keep, COL[k]])
-            ps.append(probs[name][keep, COL[k]])
-        th[k] = round(best_f1_threshold(np.concatenate(ys), np.concatenate(ps)), 4)
-    ys, ps = [], []
-    for name in REPLY_SOURCES:
-        y, m = dev[name].targets()
-        keep = m[:, COL["unsafe"]] > 0
-        ys.append(y[keep, COL["unsafe"]])
-        ps.append(probs[name][keep, COL["unsafe"]])
-    th["unsafe"] = round(best_accuracy_threshold(np.concatenate(ys), np.concatenate(ps)), 4)
+        th[k] = round(best_f1_threshold(*_known(dev, probs, k)), 4)
+    th["unsafe"] = round(best_accuracy_threshold(*_known(dev, probs, "unsafe")), 4)
     return th
+
+
+def _known(
+    dev: dict[str, src.Rows], probs: dict[str, F32], key: str, sources: tuple[str, ...] | None = None
+) -> tuple[npt.NDArray[Any], F32]:
+    """(targets, scores) of ``key`` over the dev rows of ``sources`` that label it; by default every
+    source, and for ``unsafe`` the reply sources'."""
+    if sources is None:
+        sources = REPLY_SOURCES if key == "unsafe" else tuple(dev)
+    ys, ps = [], []
+    for name in sources:
+        y, m = dev[name].targets()
+        keep = m[:, COL[key]] > 0
+        ys.append(y[keep, COL[key]])
+        ps.append(probs[name][keep, COL[key]])
+    return np.concatenate(ys), np.concatenate(ps)
 
 
 def _block_scores(dev: dict[str, src.Rows], probs: dict[str, F32]) -> tuple[float, float]:
@@ -115,13 +113,7 @@ def _block_scores(dev: dict[str, src.Rows], probs: dict[str, F32]) -> tuple[floa
     hate = met["macro_f1"] + met["lrap"] + hs
     aucs = []
     for k in (*SAFETY_KEYS, "unsafe"):
-        ys, ps = [], []
-        for name, rows in dev.items():
-            yy, m = rows.targets()
-            keep = m[:, COL[k]] > 0
-            ys.append(yy[keep, COL[k]])
-            ps.append(probs[name][keep, COL[k]])
-        a = auroc(np.concatenate(ys), np.concatenate(ps))
+        a = auroc(*_known(dev, probs, k, tuple(dev)))  # every source, unsafe included
         if a == a:
             aucs.append(a)
     return float(np.nan_to_num(hate)), float(np.mean(aucs)) if aucs else 0.0
@@ -157,17 +149,6 @@ CHILD_SAFETY_KEYS = ("self_harm", "sexual_minors", "unsafe")
 #: 0.0012, over which a fifth of benign replies to children scored). The issue's bar for holding a
 #: category to a target is the same 20.
 CHILD_SAFETY_MIN_POSITIVES = 20
-
-
-def _known(dev: dict[str, src.Rows], probs: dict[str, F32], key: str) -> tuple[npt.NDArray[Any], F32]:
-    """(targets, scores) of ``key`` over the dev rows that label it (``unsafe``: the reply sources')."""
-    ys, ps = [], []
-    for name in REPLY_SOURCES if key == "unsafe" else tuple(dev):
-        y, m = dev[name].targets()
-        keep = m[:, COL[key]] > 0
-        ys.append(y[keep, COL[key]])
-        ps.append(probs[name][keep, COL[key]])
-    return np.concatenate(ys), np.concatenate(ps)
 
 
 def _operating_point(y: npt.NDArray[Any], p: F32, level: float) -> dict[str, float]:
@@ -220,12 +201,12 @@ def child_safety_profile(
             "profile": _operating_point(y, p, level),
         }
     lowered = ", ".join(f"{k} at {v}" for k, v in levels.items()) or "nothing"
-    kept = ", ".join(f"{k} ({n} dev positives)" for k, n in report["left_at_default"].items())
+    left = ", ".join(f"{k} ({n} dev positives)" for k, n in report["left_at_default"].items())
     profile: dict[str, Any] = {
         "description": "For children's companion and emotional-support bots: reviews "
         f"{lowered}, the levels that keep {CHILD_SAFETY_RECALL:.0%} of the dev positives (more replies held "
         "for review; see the model card, Profiles)"
-        + (f"; left at the default for want of dev positives: {kept}." if kept else ".")
+        + (f"; left at the default for want of dev positives: {left}." if left else ".")
     }
     safety = {
         k: {"threshold": levels[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
@@ -237,13 +218,6 @@ def child_safety_profile(
     if "unsafe" in levels:
         profile["judge"] = {"review": levels["unsafe"]}
     return profile, report
-
-
-def _child_safety(
-    dev: dict[str, src.Rows], probs: dict[str, F32], thresholds: dict[str, float]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    profile, report = child_safety_profile(dev, probs, thresholds)
-    return profile, {"child_safety": report}
 
 
 def default_policy(
@@ -293,6 +267,37 @@ def default_policy(
         "bots": {},
         "channels": {},
     }
+
+
+def _policy_and_checks(
+    out_dir: Path,
+    model: Any,
+    dev: dict[str, src.Rows],
+    probs: dict[str, F32],
+    th: dict[str, float],
+    report: dict[str, Any],
+) -> None:
+    """The shipped model's last steps, for a fresh ship and a recalibration alike: the default policy
+    (with its ``child_safety`` profile) into ``policy.json``, then the functional checks under both,
+    the outside files and the speed, into ``report``."""
+    from moderator.core.policy import parse_policy
+    from onnx_export.train.report import functional_checks, read_checks
+
+    # the long levels stay out of the default policy: on long dev texts they trade too much recall
+    # (see the card's long-text table); a policy may opt in with `long` per key
+    child, child_report = child_safety_profile(dev, probs, th)
+    report["profiles"] = {"child_safety": child_report}
+    policy_doc = default_policy(th, report, profiles={"child_safety": child})
+    (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
+    policy = parse_policy(policy_doc)
+    checks = read_checks()
+    report["functional"] = functional_checks(model, policy, checks)
+    report["functional_child_safety"] = functional_checks(model, policy.profiles["child_safety"], checks)
+    report["outside"] = outside_checks(model, th)
+    texts = list(dev["unsmile"].first)
+    pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
+    report["comments_per_second"] = _bench(model.score_comments, texts)
+    report["replies_per_second"] = _bench(model.score_replies, pairs)
 
 
 def _bench(fn: Any, items: list[Any], batch: int = 64, repeats: int = 2) -> float:
@@ -425,24 +430,7 @@ def ship_multitask(
     report["training"] = {k: v for k, v in summary.items() if k not in ("best",)}
     report["training"]["best_step"] = summary["best"]["step"]
     report["threads"] = threads
-    from moderator.core.policy import parse_policy
-    from onnx_export.train.report import functional_checks, read_checks
-
-    # the long levels stay out of the default policy: on long dev texts they trade too much recall
-    # (see the card's long-text table); a policy may opt in with `long` per key
-    child, report["profiles"] = _child_safety(dev, probs, th)
-    policy_doc = default_policy(th, report, profiles={"child_safety": child})
-    (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
-    policy = parse_policy(policy_doc)
-    report["functional"] = functional_checks(model, policy, read_checks())
-    report["functional_child_safety"] = functional_checks(
-        model, policy.profiles["child_safety"], read_checks()
-    )
-    report["outside"] = outside_checks(model, th)
-    texts = [t for t in dev["unsmile"].first]
-    pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
-    report["comments_per_second"] = _bench(model.score_comments, texts)
-    report["replies_per_second"] = _bench(model.score_replies, pairs)
+    _policy_and_checks(out_dir, model, dev, probs, th, report)
     report["size_mb"] = (out_dir / "model.onnx").stat().st_size / 1e6
     (out_dir / "dev_metrics.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2, default=float) + "\n"
@@ -500,11 +488,9 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
     figures and the training history are kept from the existing ``dev_metrics.json``. ``rows_int8``
     first moves a per-tensor int8 model to per-row activation scales (:func:`rows_requantize`) and
     reports that drift instead."""
-    from moderator.core.policy import parse_policy
     from moderator.runtime.metadata import read_metadata
     from moderator.runtime.multitask import EncoderMultitask
     from moderator.runtime.options import RuntimeOptions
-    from onnx_export.train.report import functional_checks, read_checks
 
     old = json.loads((out_dir / "dev_metrics.json").read_text(encoding="utf-8"))
     dev = dev_sets(data)
@@ -538,21 +524,7 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
         report["int8_activations"] = "per row, 7-bit"
         report["size_mb"] = (out_dir / "model.onnx").stat().st_size / 1e6
     report["threads"] = threads
-    # the long levels stay out of the default policy: on long dev texts they trade too much recall
-    # (see the card's long-text table); a policy may opt in with `long` per key
-    child, report["profiles"] = _child_safety(dev, probs, th)
-    policy_doc = default_policy(th, report, profiles={"child_safety": child})
-    (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
-    policy = parse_policy(policy_doc)
-    report["functional"] = functional_checks(model, policy, read_checks())
-    report["functional_child_safety"] = functional_checks(
-        model, policy.profiles["child_safety"], read_checks()
-    )
-    report["outside"] = outside_checks(model, th)
-    texts = list(dev["unsmile"].first)
-    pairs = list(zip(dev["kosbi"].first, [s or "" for s in dev["kosbi"].second], strict=True))
-    report["comments_per_second"] = _bench(model.score_comments, texts)
-    report["replies_per_second"] = _bench(model.score_replies, pairs)
+    _policy_and_checks(out_dir, model, dev, probs, th, report)
     (out_dir / "dev_metrics.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2, default=float) + "\n"
     )
