@@ -128,7 +128,8 @@ async def _fetch_texts(dash: Dashboard, items: list[Item]) -> dict[str, dict[str
 
 def _deciding(verdict: dict[str, Any], policy: Policy) -> Policy:
     """The loaded policy's profile that decided ``verdict`` (its ``profile``), else the policy itself."""
-    return policy.profiles.get(str(verdict.get("profile")), policy)
+    name = verdict.get("profile")
+    return policy.profiles.get(name, policy) if isinstance(name, str) else policy
 
 
 def _why(item: Item, policy: Policy) -> list[str]:
