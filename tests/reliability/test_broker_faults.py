@@ -150,9 +150,16 @@ def test_liveness_turns_bad_when_commits_stall_with_lag_and_recovers(
     )
     # commits move (and liveness sees them) before the fault
     wait_for(lambda: committed_total(worker) == len(first), 60, "the first 1000 committed")
-    records = first + comments(5000, prefix="stall", start=1000)
+    # a backlog the worker cannot finish before the freeze: it must be mid-stream (read past its
+    # committed offsets, lag > 0) when the broker hangs, however fast it verdicts (the 5,000 of an
+    # earlier version could all be done and committed by the time the test froze the broker)
+    records = first + comments(20_000, prefix="stall", start=1000)
     send(pb.url, topics.comments, records[len(first) :])
-    wait_for(lambda: verdicts_out(worker) >= 1300, 120, "300 more verdicts before the freeze")
+    wait_for(
+        lambda: verdicts_out(worker) >= 1300 and worker.health()[1]["lag"] > 0,
+        120,
+        "300 more verdicts, with records read but not yet committed, before the freeze",
+    )
     status, health = worker.health()
     assert status == 200 and health["live"]
     pb.proxy.freeze()  # connections stay open, nothing moves: commits stop while lag stays > 0
