@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -240,10 +241,7 @@ def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
             raise ValueError(f"{node.name}: not a dynamic-quantised MatMul this exporter knows")
         if w_scale_name is None or w_scale_name not in inits:
             raise ValueError(f"{node.name}: weight scale is not a constant")
-        wq = numpy_helper.to_array(inits[wq_name]).astype(np.float32)
-        wzp = numpy_helper.to_array(inits[wzp_name]).astype(np.float32) if wzp_name in inits else 0.0
-        w_scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
-        weight = (wq - wzp) * w_scale  # per-column zero point and scale broadcast over rows
+        weight = dequantized_weight(inits, wq_name, wzp_name, w_scale_name)
         w_name = f"{wq_name}_dequantized"
         graph.initializer.append(numpy_helper.from_array(weight.astype(np.float32), w_name))
         matmul = helper.make_node("MatMul", [x, w_name], [node.output[0]], name=f"{node.output[0]}_fp")
@@ -254,6 +252,17 @@ def dequantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
         raise ValueError("no MatMulInteger in the graph: nothing to dequantise")
     _drop_dead_nodes(model)
     return model
+
+
+def dequantized_weight(
+    inits: Mapping[str, onnx.TensorProto], wq_name: str, wzp_name: str, w_scale_name: str
+) -> npt.NDArray[np.float32]:
+    """``(Wq − zero_point)·scale`` of a quantised weight ``[in, out]`` (zero point and scale per output
+    column, or one for the tensor; a missing zero point is 0)."""
+    wq = numpy_helper.to_array(inits[wq_name]).astype(np.float32)
+    wzp = numpy_helper.to_array(inits[wzp_name]).astype(np.float32) if wzp_name in inits else 0.0
+    w_scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
+    return np.asarray((wq - wzp) * w_scale, dtype=np.float32)
 
 
 def _quantizer_input(quantizer: onnx.NodeProto | None, producer: dict[str, onnx.NodeProto]) -> str | None:

@@ -28,8 +28,11 @@ def onnx_encoder_state(model_path: Path) -> dict[str, Any]:
     import torch
     from onnx import numpy_helper
 
+    from onnx_export.quantize import dequantized_weight
+
     model = onnx.load(str(model_path))
-    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    model_inits = {i.name: i for i in model.graph.initializer}
+    init = {name: numpy_helper.to_array(i) for name, i in model_inits.items()}
     state: dict[str, Any] = {}
     for name, arr in init.items():
         if name.startswith(("bert.encoder.", "bert.pooler.", "classifier.")) and not name.endswith(
@@ -42,10 +45,16 @@ def onnx_encoder_state(model_path: Path) -> dict[str, Any]:
             if not m:
                 continue
             wname, zpname = node.input[1], node.input[3]
-            scale = init[wname.replace("_quantized", "_scale")].astype(np.float32)
-            zp = init[zpname].astype(np.float32) if zpname in init else 0.0
-            w = (init[wname].astype(np.float32) - zp) * scale  # [in, out]
+            w = dequantized_weight(model_inits, wname, zpname, wname.replace("_quantized", "_scale"))
             key = m.group(1).replace("/dense/Gemm", "/dense").replace("/", ".") + ".weight"
+            state[key] = torch.from_numpy(np.ascontiguousarray(w.T))
+        elif node.op_type == "MatMulIntegerToFloat" and node.input[1] in init:
+            # the per-row-activation graph (``onnx_export.quantize``): weights int8 per output channel
+            key = _row_quant_key(node.name)
+            if key is None:
+                continue
+            zpname = node.input[5] if len(node.input) > 5 else ""
+            w = dequantized_weight(model_inits, node.input[1], zpname, node.input[3])  # [in, out]
             state[key] = torch.from_numpy(np.ascontiguousarray(w.T))
         elif node.op_type == "MatMul" and node.input[1] in init:
             m = re.match(r"^/(bert/(?:encoder/layer\.\d+|pooler)/[\w./]+?)/MatMul$", node.name)
@@ -53,6 +62,21 @@ def onnx_encoder_state(model_path: Path) -> dict[str, Any]:
                 key = m.group(1).replace("/", ".") + ".weight"
                 state[key] = torch.from_numpy(np.ascontiguousarray(init[node.input[1]].astype(np.float32).T))
     return state
+
+
+_ROW_QUANT = re.compile(
+    r"^/(bert/(?:encoder/layer\.\d+|pooler)/[\w./]+?)/(?:Gemm_output_0_)?MatMul\w*_row_quant_matmul$"
+)
+
+
+def _row_quant_key(node_name: str) -> str | None:
+    """State-dict key of a per-row-quantised matmul node's weight (``None``: not an encoder weight)."""
+    if node_name.startswith("logits_MatMul"):
+        return "classifier.weight"
+    m = _ROW_QUANT.match(node_name)
+    if not m:
+        return None
+    return m.group(1).replace("/dense/Gemm", "/dense").replace("/", ".") + ".weight"
 
 
 def warm_start(model: Any, source: Path) -> list[str]:
