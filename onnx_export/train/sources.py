@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,13 +195,12 @@ DKTC_CLASSES = {
 }
 
 
-def read_dktc(data: Path) -> tuple[Rows, Rows]:
-    """DKTC conversations (all harmful) as one text: threat/harassment → violence, extortion →
-    crime + violence; unsafe. Sexual/minors/weapons/drugs/self-harm known 0, hate keys unknown."""
+def _dktc_rows(data: Path) -> tuple[list[list[str]], list[dict[int, float]], tuple[list[int], list[int]]]:
+    """Each DKTC conversation's lines and targets, and the fixed train/dev split."""
     path = data / DKTC_FILE
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    out = Rows()
+    lines, targets = [], []
     for r in rows:
         keys = DKTC_CLASSES[r["class"]]
         known = {COL["unsafe"]: 1.0, COL["clean"]: 0.0, COL["violence"]: 1.0}
@@ -208,10 +208,35 @@ def read_dktc(data: Path) -> tuple[Rows, Rows]:
         known[COL["crime"]] = 1.0 if "crime" in keys else known.get(COL["crime"], 0.0)
         if "crime" not in keys:
             known.pop(COL["crime"], None)
-        text = " ".join(t.strip() for t in r["conversation"].split("\n") if t.strip())
-        out.add(text, None, known, "dktc")
+        lines.append([t.strip() for t in r["conversation"].split("\n") if t.strip()])
+        targets.append(known)
     tr, dv = read_split(path.parent / "train_dev_split.json")
+    return lines, targets, (list(tr), list(dv))
+
+
+def read_dktc(data: Path) -> tuple[Rows, Rows]:
+    """DKTC conversations (all harmful) as one text: threat/harassment → violence, extortion →
+    crime + violence; unsafe. Sexual/minors/weapons/drugs/self-harm known 0, hate keys unknown."""
+    lines, targets, (tr, dv) = _dktc_rows(data)
+    out = Rows()
+    for conv, known in zip(lines, targets, strict=True):
+        out.add(" ".join(conv), None, known, "dktc")
     return out.subset(tr), out.subset(dv)
+
+
+def dktc_snippets(data: Path, n: int, rng: random.Random) -> Rows:
+    """``n`` runs of three consecutive lines from DKTC *train* conversations, with the conversation's
+    targets: a threat or an extortion demand is usually one or two messages, not a whole dialogue.
+    In a dialogue whose speakers take turns, three lines hold at least one of the aggressor's; the
+    label is still the conversation's, so a snippet can be milder than its label (noise the card names)."""
+    lines, targets, (tr, _) = _dktc_rows(data)
+    usable = [i for i in tr if len(lines[i]) >= 3]
+    out = Rows()
+    for _ in range(n if usable else 0):
+        i = rng.choice(usable)
+        at = rng.randrange(len(lines[i]) - 2)
+        out.add(" ".join(lines[i][at : at + 3]), None, dict(targets[i]), "dktc_snippet")
+    return out
 
 
 #: OpenAI moderation keys → ours. H (hate) names no UnSmile group, so it only sets ``unsafe``.
@@ -393,9 +418,7 @@ def unsafe_targets(category: str | None) -> dict[int, float]:
 
 def extra_corpus_texts(data: Path) -> Iterable[str]:
     """Texts of the newer sources (whichever exist) and of the templates, for vocabulary pruning."""
-    import random
-
-    from onnx_export.train.templates import hate_and_neutral, request_pairs, safety_pairs
+    from onnx_export.train.templates import comment_lines, hate_and_neutral, request_pairs, safety_pairs
 
     for reader, path in (
         (read_hatescore, HATESCORE_FILE),
@@ -409,7 +432,7 @@ def extra_corpus_texts(data: Path) -> Iterable[str]:
                 yield from part.first
                 yield from (t for t in part.second if t is not None)
     rng = random.Random(0)
-    rows = hate_and_neutral(rng, 20).extend(safety_pairs(rng, 50, []))
+    rows = hate_and_neutral(rng, 20).extend(safety_pairs(rng, 50, [])).extend(comment_lines(rng, 50))
     if (
         (data / ADVBENCH_FILE).exists()
         and (data / HARMBENCH_FILE).exists()

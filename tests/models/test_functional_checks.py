@@ -65,9 +65,13 @@ def test_checks_are_not_training_data() -> None:
     """No check sentence occurs in the training templates (they were written separately)."""
     import random
 
-    from onnx_export.train.templates import hate_and_neutral, safety_pairs
+    from onnx_export.train.templates import comment_lines, hate_and_neutral, safety_pairs
 
-    rows = hate_and_neutral(random.Random(0), 200).extend(safety_pairs(random.Random(0), 400, []))
+    rows = (
+        hate_and_neutral(random.Random(0), 200)
+        .extend(safety_pairs(random.Random(0), 400, []))
+        .extend(comment_lines(random.Random(0), 400))
+    )
     template_texts = {t for t in rows.first} | {t for t in rows.second if t}
     template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")
     for case in read_checks(CHECKS_DIR):

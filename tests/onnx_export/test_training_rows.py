@@ -1,0 +1,76 @@
+"""Training rows built for this generation: DKTC snippets and the comment templates, with their targets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+from onnx_export.train import sources as src
+from onnx_export.train.templates import EN_GROUPS, OFFERS, comment_lines
+
+COL = src.COL
+
+
+def _dktc(data: Path) -> None:
+    """Four conversations: 0 and 2 train, 1 and 3 dev; 2 is extortion (crime + violence)."""
+    folder = data / src.DKTC_FILE.parent
+    folder.mkdir(parents=True)
+    convs = [
+        ("협박 대화", ["train zero a", "train zero b", "train zero c", "train zero d"]),
+        ("협박 대화", ["dev one a", "dev one b", "dev one c"]),
+        ("갈취 대화", ["train two a", "train two b", "train two c"]),
+        ("기타 괴롭힘 대화", ["dev three a", "dev three b", "dev three c"]),
+    ]
+    with (data / src.DKTC_FILE).open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["idx", "class", "conversation"])
+        for i, (cls, lines) in enumerate(convs):
+            w.writerow([i, cls, "\n".join(lines)])
+    (folder / "train_dev_split.json").write_text(json.dumps({"train": [0, 2], "dev": [1, 3]}))
+
+
+def test_dktc_snippets_are_three_lines_of_train_conversations_with_their_targets(tmp_path: Path) -> None:
+    _dktc(tmp_path)
+    rows = src.dktc_snippets(tmp_path, 40, random.Random(0))
+    assert len(rows) == 40 and set(rows.source) == {"dktc_snippet"}
+    whole_train, _ = src.read_dktc(tmp_path)
+    for text, y, mask in zip(rows.first, rows.y, rows.mask, strict=True):
+        words = text.split(" ")
+        assert words[0] == "train" and len(words) == 9  # three lines of three words, never a dev line
+        assert y[COL["unsafe"]] == 1 and y[COL["violence"]] == 1
+        assert mask[COL["crime"]] == (1 if words[1] == "two" else 0)
+        assert y[COL["crime"]] == (1 if words[1] == "two" else 0)
+    # both starting lines of the four-line conversation occur
+    assert {t for t in rows.first if t.startswith("train zero")} == {
+        "train zero a train zero b train zero c",
+        "train zero b train zero c train zero d",
+    }
+    assert len(whole_train) == 2
+
+
+def test_comment_lines_carry_the_category_they_teach() -> None:
+    rows = comment_lines(random.Random(1), 30)
+    by_source: dict[str, list[int]] = {}
+    for i, s in enumerate(rows.source):
+        by_source.setdefault(s, []).append(i)
+    assert {len(v) for k, v in by_source.items() if k != "tpl_offer_comment"} == {30}
+    assert len(by_source["tpl_offer_comment"]) == 30 * len(OFFERS)
+    for i in by_source["tpl_threat_comment"]:
+        assert (
+            rows.y[i][COL["violence"]] == 1 and rows.y[i][COL["unsafe"]] == 1 and rows.y[i][COL["clean"]] == 0
+        )
+    offered = {cat: 0 for cat in OFFERS}
+    for i in by_source["tpl_offer_comment"]:
+        cats = [c for c in OFFERS if rows.mask[i][COL[c]] and rows.y[i][COL[c]] == 1]
+        assert len(cats) == 1 and rows.y[i][COL["violence"]] == 0
+        offered[cats[0]] += 1
+    assert offered == dict.fromkeys(OFFERS, 30)
+    for i in by_source["tpl_en_hate"]:
+        hit = [k for k in EN_GROUPS if rows.y[i][COL[k]] == 1]
+        assert len(hit) == 1 and rows.y[i][COL["unsafe"]] == 1
+    for i in by_source["tpl_en_insult"]:
+        assert rows.y[i][COL["profanity"]] == 1
+    for i in by_source["tpl_en_neutral"]:
+        assert rows.y[i][COL["clean"]] == 1 and rows.y[i][COL["unsafe"]] == 0
