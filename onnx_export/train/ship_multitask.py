@@ -4,7 +4,9 @@ with the shipped graph itself, the dev report, speed, and the model card.
     python -m onnx_export.train ship multitask --run build/multitask --out models/moderator-multitask-e5-small
 
 Thresholds: the ten UnSmile keys are F1-optimal on UnSmile dev and HateScore dev together (so the
-neutral group mentions in HateScore pull them up where they would false-flag); each safety key is
+neutral group mentions in HateScore pull them up where they would false-flag), then raised, the key
+losing least F1 first, until at most ``CLEAN_FLAG_BUDGET`` of HateScore's clean dev rows (neutral
+sentences that name a group) are flagged; each safety key is
 F1-optimal over every dev row whose source knows it; ``unsafe`` is accuracy-optimal over the reply
 sources' dev rows (KoSBi, Do-Not-Answer, request pairs, comments as replies).
 """
@@ -76,14 +78,72 @@ def _set_comment_length(out_dir: Path, tokens: int) -> None:
     path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
+#: Most of HateScore's clean dev rows (neutral sentences that name a group) the calibrated thresholds
+#: may flag: issue #11's ceiling. F1-optimal levels alone let a noisy key (``profanity``) spend it.
+CLEAN_FLAG_BUDGET = 0.03
+
+
 def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, float]:
-    """Per-key thresholds (see the module docstring)."""
+    """Per-key thresholds (see the module docstring), then the group-hate and profanity levels raised
+    as little as needed to keep HateScore's clean dev rows under ``CLEAN_FLAG_BUDGET``."""
     th: dict[str, float] = {}
     for k in LABEL_KEYS:
         th[k] = round(best_f1_threshold(*_known(dev, probs, k, ("unsmile", "hatescore"))), 4)
     for k in SAFETY_KEYS:
         th[k] = round(best_f1_threshold(*_known(dev, probs, k)), 4)
     th["unsafe"] = round(best_accuracy_threshold(*_known(dev, probs, "unsafe")), 4)
+    return _within_clean_budget(th, dev, probs)
+
+
+def calibrated_on(note: str = "") -> str:
+    """How ``calibrate`` chose the levels, for ``thresholds.json``."""
+    return (
+        "fixed dev splits of every source, on this int8 export: UnSmile keys F1-optimal on UnSmile + "
+        f"HateScore dev, then raised (least F1 lost first) until at most {CLEAN_FLAG_BUDGET:.0%} of "
+        "HateScore's clean dev rows are flagged; safety keys F1-optimal on every dev row that knows them; "
+        f"unsafe accuracy-optimal on the reply sources' dev rows; {datetime.now(UTC):%Y-%m-%d}{note}"
+    )
+
+
+def _f1(y: npt.NDArray[Any], p: F32, t: float) -> float:
+    hit = p >= t
+    tp = float((hit & (y == 1)).sum())
+    return 2 * tp / max(1.0, float(hit.sum()) + float((y == 1).sum()))
+
+
+def _within_clean_budget(
+    th: dict[str, float], dev: dict[str, src.Rows], probs: dict[str, F32], budget: float = CLEAN_FLAG_BUDGET
+) -> dict[str, float]:
+    """Greedy: while too many clean HateScore dev rows are flagged, raise one hate key's level past
+    the lowest clean row it flags, choosing the key whose F1 (UnSmile + HateScore dev) falls least
+    per clean row freed. Safety keys are left alone (they are calibrated on their own sources)."""
+    if "hatescore" not in dev:
+        return th
+    y_h, _ = dev["hatescore"].targets()
+    clean_p = probs["hatescore"][y_h[:, COL["clean"]] == 1]
+    if not len(clean_p):
+        return th
+    from onnx_export.train.report import flagged
+
+    keys = [k for k in LABEL_KEYS if k != "clean"]
+    known = {k: _known(dev, probs, k, ("unsmile", "hatescore")) for k in keys}
+    th = dict(th)
+    while flagged(clean_p, th).mean() > budget:
+        best: tuple[float, str, float] | None = None
+        for k in keys:
+            over = np.sort(clean_p[:, COL[k]][clean_p[:, COL[k]] >= th[k]])
+            if not len(over):
+                continue
+            # past the lowest clean row this key flags (a row two keys flag needs both: counted per key)
+            level = round(float(over[0]) + 1e-4, 4)
+            freed = int((over < level).sum())
+            cost = _f1(*known[k], th[k]) - _f1(*known[k], level)
+            ratio = max(cost, 0.0) / max(1, freed)
+            if best is None or ratio < best[0]:
+                best = (ratio, k, level)
+        if best is None:
+            break
+        th[best[1]] = best[2]
     return th
 
 
@@ -411,9 +471,7 @@ def ship_multitask(
         "labels": {k: th[k] for k in LABEL_KEYS},
         "safety": {k: th[k] for k in SAFETY_KEYS},
         "unsafe": th["unsafe"],
-        "calibrated_on": "fixed dev splits of every source, on this int8 export: UnSmile keys F1-optimal on "
-        "UnSmile + HateScore dev, safety keys F1-optimal on every dev row that knows them, unsafe "
-        f"accuracy-optimal on the reply sources' dev rows; {datetime.now(UTC):%Y-%m-%d}",
+        "calibrated_on": calibrated_on(),
     }
     long, long_report = calibrate_long(model, dev, th)
     thresholds["long"] = long
@@ -506,10 +564,8 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
     )
     long, long_report = calibrate_long(model, dev, th)
     thresholds["long"] = long
-    thresholds["calibrated_on"] += (
-        "; recalibrated after per-row activation scales"
-        if rows_int8
-        else "; recalibrated after serving lengths changed"
+    thresholds["calibrated_on"] = calibrated_on(
+        "; recalibrated (same weights)" + (" after per-row activation scales" if rows_int8 else "")
     )
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
     report = multitask_report(model, data, th, probs=probs, dev=dev)
