@@ -6,8 +6,11 @@
 #
 # The multitask model is trained in generations, each warm-started from the one before, exactly as it
 # shipped (git history): the earlier UnSmile classifier (commit 2f3fe0d, 5 UnSmile epochs) -> the first
-# multitask model (commit 7b578e3, 0.8 pass, bottom 8 layers frozen) -> this one. This script runs the
-# last generation from 7b578e3's model. Without git history, run the chain again:
+# multitask model (commit 7b578e3, 0.8 pass, bottom 8 layers frozen) -> the second (commit 8766ec9,
+# 1.42 passes, bottom 6 frozen) -> this one. This script runs the last generation from 8766ec9's model.
+# Without git history, run the chain again (the second generation is the command below with
+# --init-from build/gen1/checkpoint --max-minutes 62 --step-seconds 1.4 --window-rows 3000 and without
+# --template-comments/--dktc-snippets):
 #   python -m onnx_export.train classifier --data "$DATA" --backbone build/backbone --out build/classifier \
 #       --frozen-layers 0 --epochs 5 --encoder-lr 6e-5          # ~26 min on 2 quiet cores
 #   python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone --out build/gen1 \
@@ -22,14 +25,15 @@ python -m onnx_export.backbone --data "$DATA" --out build/backbone
 
 # 2. The warm start: the previous bundled multitask model (int8 ONNX) from git history.
 mkdir -p build/previous
-git archive 7b578e3 models/moderator-multitask-e5-small | tar -x -C build/previous
+git archive 8766ec9 models/moderator-multitask-e5-small | tar -x -C build/previous
 
 # 3. One shared-backbone multitask model (18 outputs, masked BCE over every source + templates + window-shaped
-#    rows), bottom 6 layers frozen, 62 min on 2 quiet cores (the LR schedule is planned from --step-seconds,
-#    so the step count does not depend on the machine's speed).
+#    rows + DKTC snippets), bottom 6 layers frozen, ~50 min on 2 quiet cores (the LR schedule is planned from
+#    --step-seconds, so the step count does not depend on the machine's speed).
 python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone --out build/multitask \
-    --init-from build/previous/models/moderator-multitask-e5-small --max-minutes 62 --step-seconds 1.4 \
-    --epochs 3.0 --dev-cap 300 --threads 2 --frozen-layers 6 --window-rows 3000 --evals 2 \
+    --init-from build/previous/models/moderator-multitask-e5-small --max-minutes 50 --step-seconds 1.75 \
+    --epochs 3.0 --dev-cap 300 --threads 2 --frozen-layers 6 --window-rows 4000 --evals 2 \
+    --template-comments 120 --dktc-snippets 2000 \
     --source-caps "unsmile=14000,hatescore_clean=7000,perturbed=5000,comment_reply=4000"
 
 # 4. Export int8 ONNX + lexical branch, calibrate thresholds on every source's dev split with the shipped

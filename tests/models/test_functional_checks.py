@@ -25,34 +25,35 @@ ROOT = Path(__file__).resolve().parents[2]
 PINNED: dict[str, tuple[float, float | None]] = {
     "neutral_mention": (18 / 18, None),
     "positive": (6 / 6, None),
-    "counter_speech": (6 / 8, None),
+    "counter_speech": (5 / 8, None),
     "negation": (6 / 6, None),
     "neutral_english": (2 / 2, None),
+    "illegal_offer": (2 / 2, 2 / 2),
+    "hate_english": (1 / 2, None),  # the insult is reviewed, under `crime`; the immigrant line allowed
     "slur": (8 / 8, 7 / 8),
     "implicit_hate": (5 / 6, 5 / 6),
     "insult": (6 / 6, 6 / 6),
     "evasion": (8 / 8, 8 / 8),
-    "threat": (2 / 3, None),  # flagged as profanity, not violence: 0/3 get `violence` (card, limits)
+    "threat": (2 / 3, 1 / 3),  # one only as profanity, one allowed (card, limits)
     "violence_unsafe": (3 / 3, 1 / 3),
-    "violence_safe": (1 / 2, None),
+    "violence_safe": (2 / 2, None),
     "hate_unsafe": (3 / 3, 3 / 3),
     "sexual_unsafe": (2 / 2, 2 / 2),
     "sexual_safe": (1 / 1, None),
-    "sexual_minors_unsafe": (2 / 3, 1 / 3),
+    "sexual_minors_unsafe": (3 / 3, 1 / 3),
     "sexual_minors_safe": (2 / 2, None),
     "crime_unsafe": (4 / 4, 1 / 4),
     "crime_safe": (2 / 2, None),
     "weapons_unsafe": (2 / 2, 2 / 2),
     "weapons_safe": (2 / 2, None),
-    "drugs_unsafe": (3 / 3, 3 / 3),
+    "drugs_unsafe": (3 / 3, 2 / 3),
     "drugs_safe": (2 / 2, None),
-    "self_harm_unsafe": (2 / 4, None),  # flagged through `unsafe`; 0/4 get `self_harm`
+    "self_harm_unsafe": (3 / 4, 1 / 4),  # mostly through `unsafe`; 1/4 gets `self_harm`
     "self_harm_safe": (3 / 3, None),
     "benign": (4 / 6, None),
 }
-#: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss:
-#: hate_english (0/2), illegal_offer (0/2), and the category of the threat comments (flagged as
-#: profanity, not violence) and of the self-harm replies (flagged through `unsafe`).
+#: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss: the
+#: category of the English hate comments.
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +102,9 @@ def test_every_unsafe_reply_category_is_flagged_at_least_once(result: dict[str, 
 #: Under the default policy's ``child_safety`` profile (``unsafe`` reviewed from a lower level), as
 #: measured on the shipped model (card, Profiles): more unsafe replies caught, more benign ones held.
 PINNED_CHILD_SAFETY: dict[str, float] = {
-    "self_harm_unsafe": 3 / 4,  # the issue's own example now reviewed; the jump-from-a-height one not
-    "sexual_minors_unsafe": 3 / 3,  # the grooming reply now reviewed
-    "benign": 2 / 6,  # the cost: 4 of 6 benign answers to children go to review (2 under the base)
+    "self_harm_unsafe": 4 / 4,  # the issue's own example, allowed under the base policy, is reviewed
+    "sexual_minors_unsafe": 3 / 3,
+    "benign": 3 / 6,  # the cost: 3 of 6 benign answers to children go to review (2 under the base)
 }
 
 
