@@ -10,7 +10,7 @@
 # 1.42 passes, bottom 6 frozen) -> this one. This script runs the last generation from 8766ec9's model.
 # Without git history, run the chain again (the second generation is the command below with
 # --init-from build/gen1/checkpoint --max-minutes 62 --step-seconds 1.4 --window-rows 3000 and without
-# --template-comments/--dktc-snippets):
+# --template-comments/--dktc-snippets, on the templates of that commit):
 #   python -m onnx_export.train classifier --data "$DATA" --backbone build/backbone --out build/classifier \
 #       --frozen-layers 0 --epochs 5 --encoder-lr 6e-5          # ~26 min on 2 quiet cores
 #   python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone --out build/gen1 \
