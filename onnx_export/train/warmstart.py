@@ -5,7 +5,8 @@ the earlier bundled classifier's 12 layers already took five UnSmile epochs to l
 profanity. Starting there leaves the budget to the new outputs (safety keys, ``unsafe`` on pairs).
 Two inputs are accepted: a PyTorch checkpoint directory (``build/classifier/checkpoint`` from
 ``python -m onnx_export.train classifier``, the reproducible path) or a shipped int8 ONNX directory
-(``models/unsmile-e5-small`` from git history): its ``MatMulInteger`` weights are dequantised
+(``models/unsmile-e5-small`` from git history, or the bundled multitask model): its ``MatMulInteger``
+weights, or ``MatMulIntegerToFloat`` ones in a graph with per-row activation scales, are dequantised
 (``(q - zero_point) * scale``) and matched to layers by the node names torch's exporter gave them.
 Only the transformer layers and the pooler are taken: the embeddings are the frozen e5 ones anyway
 (the new backbone's larger vocabulary keeps them), and the head is new (18 outputs).
