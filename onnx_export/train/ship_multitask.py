@@ -23,7 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from moderator.core.normalize import NORMALIZER_ID, normalize_text
-from moderator.evaluation import auroc, best_accuracy_threshold, best_f1_threshold, multilabel_metrics
+from moderator.evaluation import (
+    auroc,
+    best_accuracy_threshold,
+    best_f1_threshold,
+    binary_metrics,
+    multilabel_metrics,
+)
 from onnx_export.train import sources as src
 from onnx_export.train.lexical import LexicalModel, add_lexical_branch, train_lexical
 from onnx_export.train.long_texts import calibrate_long
@@ -105,12 +111,6 @@ def calibrated_on(note: str = "") -> str:
     )
 
 
-def _f1(y: npt.NDArray[Any], p: F32, t: float) -> float:
-    hit = p >= t
-    tp = float((hit & (y == 1)).sum())
-    return 2 * tp / max(1.0, float(hit.sum()) + float((y == 1).sum()))
-
-
 def _within_clean_budget(
     th: dict[str, float], dev: dict[str, src.Rows], probs: dict[str, F32], budget: float = CLEAN_FLAG_BUDGET
 ) -> dict[str, float]:
@@ -128,8 +128,9 @@ def _within_clean_budget(
     keys = [k for k in LABEL_KEYS if k != "clean"]
     known = {k: _known(dev, probs, k, ("unsmile", "hatescore")) for k in keys}
     th = dict(th)
+    f1_now = {k: binary_metrics(*known[k], th[k])["f1"] for k in keys}
     while flagged(clean_p, th).mean() > budget:
-        best: tuple[float, str, float] | None = None
+        best: tuple[float, str, float, float] | None = None
         for k in keys:
             over = np.sort(clean_p[:, COL[k]][clean_p[:, COL[k]] >= th[k]])
             if not len(over):
@@ -137,13 +138,14 @@ def _within_clean_budget(
             # past the lowest clean row this key flags (a row two keys flag needs both: counted per key)
             level = round(float(over[0]) + 1e-4, 4)
             freed = int((over < level).sum())
-            cost = _f1(*known[k], th[k]) - _f1(*known[k], level)
-            ratio = max(cost, 0.0) / max(1, freed)
+            f1_then = binary_metrics(*known[k], level)["f1"]
+            ratio = max(f1_now[k] - f1_then, 0.0) / max(1, freed)
             if best is None or ratio < best[0]:
-                best = (ratio, k, level)
+                best = (ratio, k, level, f1_then)
         if best is None:
             break
-        th[best[1]] = best[2]
+        _, key, level, f1_then = best
+        th[key], f1_now[key] = level, f1_then
     return th
 
 
