@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from moderator.core.policy import Policy
+from moderator.core.policy import LabelBand, Policy
 from moderator.dashboard.accounts import Session
 from moderator.dashboard.overview import build_overview, label_name, read_lag, scrape
 from moderator.dashboard.store import SORTS, STATUSES, Item, QueueFilter
@@ -132,6 +132,11 @@ def _deciding(verdict: dict[str, Any], policy: Policy) -> Policy:
     return policy.profiles.get(name, policy) if isinstance(name, str) else policy
 
 
+def _band(policy: Policy, key: str) -> LabelBand | None:
+    """The band a score key is decided by: an UnSmile label's or a safety category's."""
+    return policy.labels.get(key) or policy.safety.get(key)
+
+
 def _why(item: Item, policy: Policy) -> list[str]:
     """The reasons this verdict is flagged, in the terms of the policy (or profile) that decided it."""
     v = item.verdict
@@ -145,7 +150,7 @@ def _why(item: Item, policy: Policy) -> list[str]:
         reasons.append(f"a reviewer ({h.get('reviewer')}) decided {h.get('decision')} on this text earlier")
     for key in item.categories:
         score = float(v["scores"].get(key, 0.0))
-        band = policy.labels.get(key) or policy.safety.get(key)
+        band = _band(policy, key)
         if band is not None and same:
             line = f"{label_name(key)}: {score:.3f} ≥ threshold {band.threshold:.3f}"
             if band.block is not None and score >= band.block:
@@ -178,7 +183,7 @@ async def item_page(request: web.Request) -> web.Response:
     policy = _deciding(v, dash.policy)
     rows = []
     for key, score in v["scores"].items():
-        band = policy.labels.get(key) or policy.safety.get(key)
+        band = _band(policy, key)
         rows.append(
             {
                 "key": key,
