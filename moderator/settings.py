@@ -87,10 +87,12 @@ class Settings:
     batch_window_ms: float = 20.0
     stream_batch_size: int = 1000
     max_batch_tokens: int = 0
-    # Long texts: overlapping windows per text (cost cap; beyond it the policy's truncated_action)
+    # Long texts: windows per text (cost cap: max_windows × window_tokens tokens; beyond it the
+    # policy's truncated_action); a comment's whole sentences packed into window_sentence_tokens
     max_windows: int = 128
     window_tokens: int = 64
     window_overlap: float = 0.25
+    window_sentence_tokens: int = 24
     # Models and policy
     classifier_path: Path = DEFAULT_CLASSIFIER
     judge_path: Path = DEFAULT_JUDGE
@@ -143,11 +145,15 @@ class Settings:
     def windows(self) -> WindowConfig:
         try:
             return WindowConfig(
-                max_windows=self.max_windows, overlap=self.window_overlap, tokens=self.window_tokens
+                max_windows=self.max_windows,
+                overlap=self.window_overlap,
+                tokens=self.window_tokens,
+                sentence_tokens=self.window_sentence_tokens,
             )
         except ValueError as exc:
             raise ValueError(
-                f"MODERATOR_MAX_WINDOWS / MODERATOR_WINDOW_TOKENS / MODERATOR_WINDOW_OVERLAP: {exc}"
+                "MODERATOR_MAX_WINDOWS / MODERATOR_WINDOW_TOKENS / MODERATOR_WINDOW_OVERLAP / "
+                f"MODERATOR_WINDOW_SENTENCE_TOKENS: {exc}"
             ) from None
 
     @property

@@ -1,19 +1,29 @@
-"""Long texts scored whole: overlapping token windows over a text, and pooling their scores back.
+"""Long texts scored whole: windows over a text, and pooling their scores back.
 
 A model reads at most ``max_length`` tokens. Cutting a longer text lets anyone hide hate behind a few
-hundred friendly sentences, so a long text is split into overlapping windows (each a substring of the
-text, planned from the tokenizer's own offsets) that travel as ordinary rows through the model's
-token-budget batching; their scores are pooled back per text. For a (prompt, reply) pair the reply is
-windowed and the prompt rides along in every window, cut to at most half of it.
+hundred friendly sentences, so a long text is split into windows (each a substring of the text,
+planned from the tokenizer's own offsets) that travel as ordinary rows through the model's
+token-budget batching; their scores are pooled back per text.
+
+A long comment is cut at sentence ends, and whole sentences are packed into windows of at most
+``sentence_tokens`` tokens: the classifier was trained on single comments, and a window of several
+unrelated sentences cut mid-phrase reads to it like nothing it has seen (four friendly sentences
+together scored ``violence`` 0.49, each alone ≤0.01), so over sixty such windows one crossed a
+threshold and every long friendly text went to review. A sentence longer than a window is read in
+overlapping fixed windows. For a (prompt, reply) pair the reply is read in overlapping fixed windows
+(the judge was trained on whole multi-sentence replies) and the prompt rides along in every window,
+cut to at most half of it.
 
 Pooling is ``max`` per label (a hate window flags the text however much friendly text surrounds it)
 and ``min`` for ``clean`` (a text is clean only if every window is). The cost is bounded by
-``max_windows``; a text that needs more is read up to the cap and reported ``truncated``.
+``max_windows`` × ``tokens`` tokens read per text; a text that needs more is read up to the cap and
+reported ``truncated``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -30,6 +40,16 @@ DEFAULT_MAX_WINDOWS = 128
 #: The classifier was trained on single comments (~25 tokens); a short hateful sentence dominates a
 #: 64-token window but drowns in a 256-token one. Measured in ``bench/long_texts.py``.
 DEFAULT_WINDOW_TOKENS = 64
+#: Whole sentences of a long comment are packed into windows of at most this many tokens: about one
+#: training comment's length (UnSmile's median is ~25 tokens). Measured in ``bench/long_texts.py``.
+DEFAULT_SENTENCE_TOKENS = 24
+
+#: Where a sentence ends: final punctuation (not inside "3.5" or a URL: whitespace must follow), a line
+#: break, a Korean sentence ending (다/요/죠/냐/까, and 노 of online slang, closing a word of two or more
+#: syllables, so the adverb "다" in "다 죽어" is no end), or laughter/crying jamo before a space.
+_SENTENCE_END = re.compile(
+    r"(?:[.!?…。？！~]+[\"'”’)\]」』]*(?=\s)|(?<=[가-힣])[다요죠냐까노](?=\s)|[ㅋㅎㅠㅜ](?=\s))\s*|\n\s*"
+)
 
 
 @runtime_checkable
@@ -51,11 +71,14 @@ class WindowTokenizer(Protocol):
 class WindowConfig:
     """``max_windows``: cap per text (cost bound); ``overlap``: share of a window its neighbour repeats;
     ``tokens``: text tokens per window (0: as many as the model takes). A text of at most ``tokens``
-    tokens is one window, itself."""
+    tokens is one window, itself. ``sentence_tokens``: a longer comment's whole sentences are packed
+    into windows of at most this many tokens (0: fixed overlapping windows, as pairs always are); it
+    then reads at most ``max_windows`` × ``tokens`` tokens, as fixed windows would."""
 
     max_windows: int = DEFAULT_MAX_WINDOWS
     overlap: float = DEFAULT_OVERLAP
     tokens: int = DEFAULT_WINDOW_TOKENS
+    sentence_tokens: int = DEFAULT_SENTENCE_TOKENS
 
     def __post_init__(self) -> None:
         if self.max_windows < 1:
@@ -66,6 +89,10 @@ class WindowConfig:
             )
         if not 0.0 <= self.overlap < 1.0:
             raise ValueError(f"window overlap must be in [0, 1), got {self.overlap}")
+        if self.sentence_tokens < 0 or 0 < self.sentence_tokens < 8:
+            raise ValueError(
+                f"sentence window tokens must be 0 (fixed windows) or at least 8, got {self.sentence_tokens}"
+            )
 
 
 def plan_spans(
@@ -93,6 +120,84 @@ def plan_spans(
         end = text_length if w == needed - 1 else offsets[last][1]
         spans.append((start, end))
     return spans, needed > max_windows
+
+
+def sentence_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Index of the first token of every sentence of ``text`` (0 first), from ``_SENTENCE_END``."""
+    starts = [0]
+    t, n = 0, len(offsets)
+    for match in _SENTENCE_END.finditer(text):
+        cut = match.end()
+        # a token belongs to the sentence it ends in (a word piece may carry the space before it)
+        while t < n and offsets[t][1] <= cut:
+            t += 1
+        if t >= n:
+            break
+        if t > starts[-1]:
+            starts.append(t)
+    return starts
+
+
+def _pack(starts: Sequence[int], n: int, unit: int) -> list[tuple[int, int]]:
+    """Token ranges of consecutive whole sentences, each at most ``unit`` tokens unless one sentence
+    alone is longer."""
+    bounds = [*starts, n]
+    out: list[tuple[int, int]] = []
+    first = bounds[0]
+    for i in range(1, len(bounds) - 1):
+        if bounds[i + 1] - first > unit:
+            out.append((first, bounds[i]))
+            first = bounds[i]
+    out.append((first, n))
+    return out
+
+
+def plan_sentence_spans(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    size: int,
+    unit: int,
+    overlap: float,
+    max_windows: int,
+) -> tuple[list[tuple[int, int]], bool]:
+    """Character spans of windows of whole sentences (at most ``unit`` tokens each), and whether the
+    tail was left unread.
+
+    A text of at most ``size`` tokens is one window. A sentence longer than ``size`` is read in
+    overlapping windows of ``size`` tokens. The text is read up to ``max_windows`` × ``size`` tokens
+    (fixed windows' budget); the first window starts at character 0 and, when all is read, the last
+    ends at ``len(text)``.
+    """
+    if size < 1 or unit < 1:
+        raise ValueError(f"a window must hold at least one token, got size {size}, unit {unit}")
+    n = len(offsets)
+    if n <= size:
+        return [(0, len(text))], False
+    stride = max(1, min(size, round(size * (1.0 - overlap))))
+    budget = max_windows * size
+    ranges: list[tuple[int, int]] = []
+    read = 0
+    cut = False
+    for first, end in _pack(sentence_starts(text, offsets), n, min(unit, size)):
+        while True:
+            last = min(first + size, end)
+            if read + (last - first) > budget:
+                cut = True
+                break
+            ranges.append((first, last))
+            read += last - first
+            if last >= end:
+                break
+            first += stride
+        if cut:
+            break
+    if not ranges:  # a budget below one window still reads one
+        ranges, cut = [(0, min(size, n))], True
+    spans = [(offsets[a][0], offsets[b - 1][1]) for a, b in ranges]
+    spans[0] = (0, spans[0][1])
+    if not cut:
+        spans[-1] = (spans[-1][0], len(text))
+    return spans, cut
 
 
 @dataclass(slots=True)
@@ -156,7 +261,16 @@ class Windower:
             prompt_tokens = {i: len(o) for i, o in zip(long_rows, counted, strict=True)}
         for i, text in enumerate(texts):
             prompt = prompts[i] if prompts is not None else ""
-            if i in offsets:
+            if i in offsets and prompts is None and self.config.sentence_tokens:
+                spans, cut = plan_sentence_spans(
+                    text,
+                    offsets[i],
+                    self.window_size(),
+                    self.config.sentence_tokens,
+                    self.config.overlap,
+                    self.config.max_windows,
+                )
+            elif i in offsets:
                 size = self.window_size(prompt_tokens.get(i) if prompts is not None else None)
                 spans, cut = plan_spans(
                     offsets[i], len(text), size, self.config.overlap, self.config.max_windows

@@ -104,10 +104,6 @@ def pipeline(models: Any, policy: Policy | None = None, **kw: Any) -> Pipeline:
     return Pipeline(*models, policy or load_policy(DEFAULT_POLICY), **kw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known miss of the shipped multitask model: over the ~60-110 windows of a long everyday Korean text one window crosses a single-text threshold (here `crime` ~0.6-0.7 and `violence` ~0.5-0.6 on windows whose sentences score ≤0.002 alone; the same alone or batched since int8 scales activations per row, so it is the model's), so the text goes to review; the calibrated `long` levels that would allow it miss 65% of hate hidden in long dev texts, so the default policy leaves them out (model card, Long texts)",
-)
 def test_hate_after_4000_friendly_characters_is_flagged_and_the_window_named(models: Any) -> None:
     texts = [friendly(4000, seed) + " " + hate for seed, hate in enumerate(HATE)]
     verdicts = run(pipeline(models), [comment(i, t) for i, t in enumerate(texts)])
@@ -125,10 +121,6 @@ def test_hate_after_4000_friendly_characters_is_flagged_and_the_window_named(mod
             assert start > 3000 and w.score >= w.threshold
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known miss of the shipped multitask model: over the ~60-110 windows of a long everyday Korean text one window crosses a single-text threshold (here `crime` ~0.6-0.7 and `violence` ~0.5-0.6 on windows whose sentences score ≤0.002 alone; the same alone or batched since int8 scales activations per row, so it is the model's), so the text goes to review; the calibrated `long` levels that would allow it miss 65% of hate hidden in long dev texts, so the default policy leaves them out (model card, Long texts)",
-)
 def test_long_friendly_text_is_allowed_and_windows_share_one_batch(
     models: Any, comment_passes: RowCounter
 ) -> None:

@@ -31,3 +31,11 @@ def test_secrets_are_not_in_repr_and_defaults_bind_localhost() -> None:
     assert "hunter2" not in repr(s) and "pw@" not in repr(s)
     assert Settings().web_host == "127.0.0.1"
     assert "MODERATOR_BROKER" in env_names() and "MODERATOR_REDIS_URL" in env_names()
+
+
+def test_window_settings_reach_the_window_config() -> None:
+    s = Settings.from_env({"MODERATOR_WINDOW_SENTENCE_TOKENS": "0", "MODERATOR_MAX_WINDOWS": "9"})
+    assert (s.windows.sentence_tokens, s.windows.max_windows) == (0, 9)
+    assert Settings().windows.sentence_tokens == 24
+    with pytest.raises(ValueError, match="MODERATOR_WINDOW_SENTENCE_TOKENS"):
+        _ = Settings.from_env({"MODERATOR_WINDOW_SENTENCE_TOKENS": "3"}).windows
