@@ -191,8 +191,7 @@ def plan_sentence_spans(
             first += stride
         if cut:
             break
-    if not ranges:  # a budget below one window still reads one
-        ranges, cut = [(0, min(size, n))], True
+    # never empty: the first piece is at most ``size`` tokens, within any budget (max_windows >= 1)
     spans = [(offsets[a][0], offsets[b - 1][1]) for a, b in ranges]
     spans[0] = (0, spans[0][1])
     if not cut:
