@@ -187,3 +187,28 @@ def test_long_reply_judged_in_windows_with_the_prompt_and_cached_with_its_reason
     (again,) = run(with_cache(), [InputMessage("reply", same, SourcePosition("llm-replies", 0, 2))])
     assert again.cached
     assert (again.why, again.language, again.action) == (first.why, first.language, first.action)
+
+
+def _hate_in_the_middle(seed: int, punctuated: bool) -> tuple[str, str]:
+    padding = friendly(4000, seed)
+    cut = padding.index(". ", len(padding) // 2) + 2
+    hate = HATE[seed]
+    text = padding[:cut] + hate + (". " if punctuated else " ") + padding[cut:]
+    return (text, hate) if punctuated else (text.replace(".", ""), hate)
+
+
+def test_long_texts_cut_at_sentences_whatever_their_punctuation(models: Any) -> None:
+    """Sentence windows do not depend on full stops: Korean endings and line breaks cut too, so
+    friendly prose without punctuation or in lines stays allowed, and hate in the middle of 4,000
+    friendly characters is flagged with or without a full stop around it, its window named."""
+    harmless = [friendly(4000, 20).replace(". ", ".\n"), friendly(4000, 21).replace(".", "")]
+    hidden = [_hate_in_the_middle(seed, punctuated) for seed in range(4) for punctuated in (True, False)]
+    messages = [comment(i, t) for i, t in enumerate(harmless + [t for t, _ in hidden])]
+    verdicts = run(pipeline(models), messages)
+    for v in verdicts[:2]:
+        assert (v.action, v.truncated, v.why) == ("allow", False, []), v.why
+    for (text, hate), v in zip(hidden, verdicts[2:], strict=True):
+        assert v.action in ("review", "block") and not v.truncated, (hate, v.why)
+        where = normalize_text(text).index(hate)
+        spans = [w.span for w in v.why if w.rule == "label"]
+        assert spans and all(s is not None and s[0] <= where < s[1] for s in spans), (hate, v.why)
