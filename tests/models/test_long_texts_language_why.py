@@ -101,7 +101,8 @@ def comment(i: int, text: str) -> InputMessage:
 
 
 def pipeline(models: Any, policy: Policy | None = None, **kw: Any) -> Pipeline:
-    return Pipeline(*models, policy or load_policy(DEFAULT_POLICY), **kw)
+    classifier, judge = models
+    return Pipeline(classifier, judge, policy or load_policy(DEFAULT_POLICY), **kw)
 
 
 def test_hate_after_4000_friendly_characters_is_flagged_and_the_window_named(models: Any) -> None:
