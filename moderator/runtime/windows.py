@@ -35,7 +35,7 @@ import numpy.typing as npt
 EDGE_MARGIN = 4
 #: Share of a window repeated in the next one, so a phrase cut at one edge is whole in a neighbour.
 DEFAULT_OVERLAP = 0.25
-#: 8,000 Korean characters (the default input limit) take ~104 windows of 64 tokens: read whole.
+#: 8,000 Korean characters (the default input limit, ~4,400 tokens) fit 128 × 64 tokens: read whole.
 DEFAULT_MAX_WINDOWS = 128
 #: The classifier was trained on single comments (~25 tokens); a short hateful sentence dominates a
 #: 64-token window but drowns in a 256-token one. Measured in ``bench/long_texts.py``.
