@@ -27,7 +27,7 @@ from moderator.runtime.metadata import read_metadata
 from moderator.runtime.multitask import EncoderMultitask
 from moderator.runtime.options import RuntimeOptions
 from moderator.runtime.windowed import WindowedMultitask
-from moderator.runtime.windows import WindowConfig, Windower, Windows, plan_sentence_spans
+from moderator.runtime.windows import WindowConfig, Windower, plan_sentence_spans
 from moderator.settings import DEFAULT_MODEL
 from onnx_export.train import sources as src
 from onnx_export.train.report import REPLY_SOURCES, dev_sets
@@ -36,28 +36,16 @@ from topics.labels import MULTITASK_KEYS
 Pairs = list[tuple[str, str]]
 
 
-def sentence_windows(windower: Windower, unit: int) -> Callable[..., Windows]:
-    """``windower.split`` for pairs with the reply in windows of whole sentences (the prompt in each)."""
+class SentencePairWindower(Windower):
+    """Serving's windower, except that a pair's reply too is read in windows of whole sentences."""
 
-    def split(texts: Sequence[str], prompts: Sequence[str] | None = None) -> Windows:
-        assert prompts is not None
-        out = Windows()
-        offsets = windower.tokenizer.content_offsets(list(texts))
-        prompt_tokens = [len(o) for o in windower.tokenizer.content_offsets(list(prompts))]
-        for i, text in enumerate(texts):
-            size = windower.window_size(prompt_tokens[i])
-            config = windower.config
-            spans, cut = plan_sentence_spans(text, offsets[i], size, unit, config.overlap, config.max_windows)
-            for start, end in spans:
-                out.rows.append(text[start:end])
-                out.prompts.append(prompts[i])
-                out.owner.append(i)
-                out.spans.append((start, end))
-            out.truncated.append(cut)
-            out.counts.append(len(spans))
-        return out
-
-    return split
+    def plan(
+        self, text: str, offsets: Sequence[tuple[int, int]], size: int, pair: bool
+    ) -> tuple[list[tuple[int, int]], bool]:
+        config = self.config
+        return plan_sentence_spans(
+            text, offsets, size, config.sentence_tokens, config.overlap, config.max_windows
+        )
 
 
 def main() -> None:
@@ -85,8 +73,8 @@ def main() -> None:
 
     windowed = WindowedMultitask(model, MULTITASK_KEYS, WindowConfig())
     sentences = WindowedMultitask(model, MULTITASK_KEYS, WindowConfig())
-    assert windowed.windower is not None and sentences.windower is not None
-    sentences.windower.split = sentence_windows(sentences.windower, 24)  # type: ignore[method-assign]
+    sentences.windower = SentencePairWindower(model.encoder, WindowConfig())
+    assert windowed.windower is not None
     ways: dict[str, Callable[[Pairs], npt.NDArray[np.float32]]] = {
         "one input, cut (dev tables)": lambda pairs: model.score_replies(pairs).probs[:, col],
         "windows (serving)": lambda pairs: windowed.score_replies(pairs).scores[:, col],

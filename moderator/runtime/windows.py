@@ -22,9 +22,9 @@ reported ``truncated``.
 
 from __future__ import annotations
 
-import math
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -95,31 +95,47 @@ class WindowConfig:
             )
 
 
+def _fixed_windows(first: int, end: int, size: int, overlap: float) -> Iterator[tuple[int, int]]:
+    """Token ranges of windows of ``size`` tokens over ``[first, end)``, one every
+    ``size × (1 - overlap)`` tokens, the last ending at ``end``."""
+    stride = max(1, min(size, round(size * (1.0 - overlap))))
+    while True:
+        last = min(first + size, end)
+        yield first, last
+        if last >= end:
+            return
+        first += stride
+
+
+def _char_spans(
+    ranges: Sequence[tuple[int, int]], offsets: Sequence[tuple[int, int]], text_length: int, cut: bool
+) -> list[tuple[int, int]]:
+    """Character spans of token ranges; the first starts at character 0 and, when the text was read
+    to its end, the last ends at ``text_length``, so no character between tokens (spaces, marks) falls
+    outside every window."""
+    spans = [(offsets[a][0], offsets[b - 1][1]) for a, b in ranges]
+    spans[0] = (0, spans[0][1])
+    if not cut:
+        spans[-1] = (spans[-1][0], text_length)
+    return spans
+
+
 def plan_spans(
     offsets: Sequence[tuple[int, int]], text_length: int, size: int, overlap: float, max_windows: int
 ) -> tuple[list[tuple[int, int]], bool]:
     """Character spans of the windows over one text, and whether its tail was left unread.
 
     ``offsets``: each content token's character span; ``size``: content tokens per window. Windows
-    start every ``size × (1 - overlap)`` tokens; the first starts at character 0 and the last ends at
-    ``text_length``, so no character between tokens (spaces, marks) falls outside every window.
+    start every ``size × (1 - overlap)`` tokens, at most ``max_windows`` of them.
     """
     if size < 1:
         raise ValueError(f"a window must hold at least one token, got {size}")
     n = len(offsets)
     if n <= size:
         return [(0, text_length)], False
-    stride = max(1, min(size, round(size * (1.0 - overlap))))
-    needed = 1 + math.ceil((n - size) / stride)
-    count = min(needed, max_windows)
-    spans: list[tuple[int, int]] = []
-    for w in range(count):
-        first = w * stride
-        last = min(first + size, n) - 1
-        start = 0 if w == 0 else offsets[first][0]
-        end = text_length if w == needed - 1 else offsets[last][1]
-        spans.append((start, end))
-    return spans, needed > max_windows
+    ranges = list(itertools.islice(_fixed_windows(0, n, size, overlap), max_windows))
+    cut = ranges[-1][1] < n
+    return _char_spans(ranges, offsets, text_length, cut), cut
 
 
 def sentence_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
@@ -173,30 +189,21 @@ def plan_sentence_spans(
     n = len(offsets)
     if n <= size:
         return [(0, len(text))], False
-    stride = max(1, min(size, round(size * (1.0 - overlap))))
     budget = max_windows * size
     ranges: list[tuple[int, int]] = []
     read = 0
     cut = False
     for first, end in _pack(sentence_starts(text, offsets), n, min(unit, size)):
-        while True:
-            last = min(first + size, end)
-            if read + (last - first) > budget:
+        for a, b in _fixed_windows(first, end, size, overlap):
+            if read + (b - a) > budget:
                 cut = True
                 break
-            ranges.append((first, last))
-            read += last - first
-            if last >= end:
-                break
-            first += stride
+            ranges.append((a, b))
+            read += b - a
         if cut:
             break
     # never empty: the first piece is at most ``size`` tokens, within any budget (max_windows >= 1)
-    spans = [(offsets[a][0], offsets[b - 1][1]) for a, b in ranges]
-    spans[0] = (0, spans[0][1])
-    if not cut:
-        spans[-1] = (spans[-1][0], len(text))
-    return spans, cut
+    return _char_spans(ranges, offsets, len(text), cut), cut
 
 
 @dataclass(slots=True)
@@ -245,6 +252,18 @@ class Windower:
             size = min(size, self.config.tokens)
         return max(1, size)
 
+    def plan(
+        self, text: str, offsets: Sequence[tuple[int, int]], size: int, pair: bool
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """Spans of one text's windows of at most ``size`` tokens, and whether its tail is unread: a
+        comment's whole sentences (``sentence_tokens``), else, and for a pair's reply, fixed windows."""
+        config = self.config
+        if config.sentence_tokens and not pair:
+            return plan_sentence_spans(
+                text, offsets, size, config.sentence_tokens, config.overlap, config.max_windows
+            )
+        return plan_spans(offsets, len(text), size, config.overlap, config.max_windows)
+
     def split(self, texts: Sequence[str], prompts: Sequence[str] | None = None) -> Windows:
         """Windows for every text, in text order; ``prompts`` (one per text) rides along in each."""
         if prompts is not None and len(prompts) != len(texts):
@@ -260,20 +279,9 @@ class Windower:
             prompt_tokens = {i: len(o) for i, o in zip(long_rows, counted, strict=True)}
         for i, text in enumerate(texts):
             prompt = prompts[i] if prompts is not None else ""
-            if i in offsets and prompts is None and self.config.sentence_tokens:
-                spans, cut = plan_sentence_spans(
-                    text,
-                    offsets[i],
-                    self.window_size(),
-                    self.config.sentence_tokens,
-                    self.config.overlap,
-                    self.config.max_windows,
-                )
-            elif i in offsets:
+            if i in offsets:
                 size = self.window_size(prompt_tokens.get(i) if prompts is not None else None)
-                spans, cut = plan_spans(
-                    offsets[i], len(text), size, self.config.overlap, self.config.max_windows
-                )
+                spans, cut = self.plan(text, offsets[i], size, pair=prompts is not None)
             else:
                 spans, cut = [(0, len(text))], False
             for start, end in spans:
