@@ -34,7 +34,7 @@ from onnx_export.train import sources as src
 from onnx_export.train.lexical import LexicalModel, add_lexical_branch, train_lexical
 from onnx_export.train.long_texts import calibrate_long
 from onnx_export.train.multitask import MultitaskConfig, build_rows
-from onnx_export.train.report import REPLY_SOURCES, dev_sets, multitask_report, score_rows
+from onnx_export.train.report import REPLY_SOURCES, dev_sets, flagged, multitask_report, score_rows
 from onnx_export.train.ship import _quantize_exported, _refresh_metadata, record_drift
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
@@ -123,8 +123,6 @@ def _within_clean_budget(
     clean_p = probs["hatescore"][y_h[:, COL["clean"]] == 1]
     if not len(clean_p):
         return th
-    from onnx_export.train.report import flagged
-
     keys = [k for k in LABEL_KEYS if k != "clean"]
     known = {k: _known(dev, probs, k, ("unsmile", "hatescore")) for k in keys}
     th = dict(th)
