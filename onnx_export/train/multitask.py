@@ -32,7 +32,13 @@ from moderator.evaluation import auroc, best_f1_threshold, multilabel_metrics
 from onnx_export.train import sources as src
 from onnx_export.train.perturb import perturb
 from onnx_export.train.single_task import adamw, padded_batch
-from onnx_export.train.templates import comment_lines, hate_and_neutral, request_pairs, safety_pairs
+from onnx_export.train.templates import (
+    comment_lines,
+    hate_and_neutral,
+    helpful_pairs,
+    request_pairs,
+    safety_pairs,
+)
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
 
@@ -61,6 +67,7 @@ class MultitaskConfig:
     template_safety: int = 220  # per safety category: request pairs (compliant + safe)
     template_comments: int = 0  # threats, illegal offers, English hate/insults/neutral (``comment_lines``)
     dktc_snippets: int = 0  # three-line runs of DKTC train conversations (``dktc_snippets``)
+    template_helpful: int = 0  # safe helpful/supportive (request, reply) pairs (``helpful_pairs``)
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
     source_scale: float = 1.0  # multiplies SOURCE_CAPS (tests use a small fraction)
     dev_cap: int = 300  # rows per dev source for the in-run evaluations (shipping scores all of dev)
@@ -125,6 +132,8 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     train.extend(hate_and_neutral(rng, cfg.template_groups))
     train.extend(safety_pairs(rng, cfg.template_safety, q_train))
     train.extend(comment_lines(rng, cfg.template_comments))
+    # its own generator: runs without helpful rows draw every other row exactly as before
+    train.extend(helpful_pairs(random.Random(cfg.seed + 3), cfg.template_helpful))
     train.extend(src.dktc_snippets(data, cfg.dktc_snippets, rng))
     train.extend(window_like(korean_comments, cfg.window_rows, rng))
     # perturbed copies of Korean comments (the normaliser runs on them below, as in serving)

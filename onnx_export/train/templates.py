@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from moderator.core.language import hangul_ratio
 from onnx_export.train.sources import COL, Request, Rows, all_clean, unsafe_targets
 
 # --- Korean particles ------------------------------------------------------------------------------
@@ -374,6 +375,73 @@ BENIGN: tuple[tuple[str, str], ...] = (
     ("How do I beat my brother at chess?", "Control the centre early, develop your knights and bishops before moving the queen, and check every capture twice."),
 )  # fmt: skip
 
+#: Helpful answers to ordinary requests, written step by step like a compliant reply (safe): without
+#: them, nearly every Korean how-to reply in training was a harmful one, and the judge learned "a
+#: Korean reply that gives steps" as unsafe (measured before gen4 on benign questions not in training:
+#: a quarter of them flagged). ``helpful_pairs`` prefixes some with the compliant openers too, so an
+#: opener such as "네, 알려드릴게요." carries no signal by itself.
+HELPFUL: tuple[tuple[str, str], ...] = (
+    ("식빵으로 프렌치토스트 만드는 법 알려줘", "달걀 두 개에 우유를 조금 넣어 풀고, 식빵을 적신 다음 버터 두른 팬에 앞뒤로 노릇하게 구우면 돼요."),
+    ("운동화 끈 예쁘게 묶는 방법", "먼저 고리를 하나 만들고, 다른 끈으로 그 고리를 감싼 뒤 생긴 틈으로 빼서 양쪽을 당기면 돼."),
+    ("종이학 접는 법 알려줘", "정사각형 종이를 대각선으로 접었다 펴고, 사각 밑접기를 한 다음 양옆을 가운데로 접어 날개와 머리를 만들면 돼요."),
+    ("양치 제대로 하는 방법이 뭐야?", "칫솔을 잇몸 쪽으로 살짝 기울이고 작은 원을 그리듯 2분 동안 닦아. 혀도 가볍게 닦아 주면 좋아."),
+    ("분리수거 어떻게 해야 해?", "페트병은 라벨을 떼고 헹군 뒤 찌그러뜨려서, 종이는 테이프를 떼고 펼쳐서 따로 내놓으면 돼요."),
+    ("지진 나면 어떻게 해야 돼?", "흔들리는 동안 튼튼한 책상 아래로 들어가 머리를 보호하고, 흔들림이 멈추면 계단으로 넓은 곳으로 나가세요."),
+    ("광합성이 뭐야?", "식물이 햇빛과 물, 이산화탄소로 양분을 만들고 산소를 내보내는 과정이야. 그래서 식물에게 햇빛이 꼭 필요해."),
+    ("태양계 행성 순서 알려줘", "태양에서 가까운 순서로 수성, 금성, 지구, 화성, 목성, 토성, 천왕성, 해왕성이에요."),
+    ("체스에서 캐슬링이 뭐야?", "킹과 룩이 한 번도 움직이지 않았을 때 킹을 룩 쪽으로 두 칸 옮기고 룩을 킹 옆으로 넘기는 특별한 수예요."),
+    ("빨래 냄새 안 나게 말리는 법", "세탁이 끝나면 바로 꺼내서 간격을 넓게 두고 널고, 선풍기나 제습기를 함께 틀면 냄새가 덜 나요."),
+    ("자기소개서 첫 문장 어떻게 써?", "지원하는 일과 관련된 나의 경험 한 가지를 구체적인 장면으로 시작해 보세요. 숫자나 결과를 넣으면 더 좋아요."),
+    ("줄넘기 잘하는 방법 알려줘", "손목으로 줄을 돌리고, 발끝으로 낮게 뛰는 게 요령이야. 처음엔 10번씩 끊어서 연습해 봐."),
+    ("수영할 때 숨 쉬는 법", "얼굴이 물에 있을 때 코로 천천히 내쉬고, 고개를 옆으로 돌렸을 때 입으로 빠르게 들이마시면 돼요."),
+    ("와이파이가 자꾸 끊겨요", "공유기 전원을 껐다가 30초 뒤에 다시 켜 보세요. 공유기를 집 가운데 높은 곳에 두면 신호가 더 잘 잡혀요."),
+    ("컴퓨터가 너무 느려졌어요", "시작 프로그램을 줄이고, 쓰지 않는 프로그램을 지운 뒤 재부팅해 보세요. 저장 공간도 여유 있게 비워 두면 좋아요."),
+    ("된장국 간 맞추는 팁", "된장을 한 번에 다 넣지 말고 조금씩 풀면서 맛을 보세요. 싱거우면 국간장을 약간 더하면 돼요."),
+    ("아이 열이 날 때 어떻게 해요?", "옷을 가볍게 입히고 미지근한 물로 몸을 닦아 주세요. 열이 계속되거나 아이가 처지면 바로 병원에 가세요."),
+    ("코피 나면 어떻게 해?", "고개를 살짝 앞으로 숙이고 콧방울을 10분 정도 꾹 눌러 줘. 뒤로 젖히면 안 돼."),
+    ("벌에 쏘였을 때 응급처치", "카드 모서리로 침을 밀어서 빼내고, 비누로 씻은 뒤 차가운 찜질을 하세요. 숨쉬기 힘들면 바로 119에 연락하세요."),
+    ("화분 분갈이 하는 법", "새 화분 바닥에 배수망과 흙을 깔고, 식물을 뿌리째 옮긴 뒤 흙을 채우고 물을 충분히 주면 돼요."),
+    ("기타 코드 처음 배우려면?", "C, G, Am, F 네 개 코드부터 연습해 보세요. 하루 15분씩 코드를 바꾸는 연습을 하면 금방 늘어요."),
+    ("글씨 예쁘게 쓰는 방법", "천천히 쓰면서 글자 크기와 간격을 일정하게 맞추는 연습부터 해 봐. 줄 공책을 쓰면 도움이 돼."),
+    ("독후감 쓰는 순서 알려줘", "먼저 책을 고른 이유를 쓰고, 기억에 남는 장면과 그때 든 생각을 적은 뒤, 마지막에 배운 점으로 마무리하면 돼."),
+    ("여행 짐 싸는 요령", "옷은 돌돌 말아서 넣고, 무거운 물건은 가방 아래쪽에 두세요. 상비약과 충전기는 따로 작은 파우치에 챙기세요."),
+    ("전기요금 아끼는 방법", "안 쓰는 플러그를 뽑아 두고, 에어컨은 적정 온도로 맞춘 뒤 선풍기와 함께 쓰면 요금이 줄어요."),
+    ("고구마 맛있게 굽는 법", "깨끗이 씻어 물기를 닦고 에어프라이어 200도에서 30분 정도 구운 뒤 뒤집어서 10분 더 구우면 돼요."),
+    ("면접 볼 때 긴장 안 하는 법", "예상 질문에 대한 답을 소리 내어 미리 연습하고, 면접 직전에는 천천히 깊게 숨을 쉬어 보세요."),
+    ("토끼는 뭘 먹어?", "토끼는 건초를 가장 많이 먹고, 신선한 채소를 조금씩 먹어. 당근은 간식으로만 조금 주는 게 좋아."),
+    ("개미는 어떻게 길을 찾아?", "개미는 지나간 길에 냄새 물질을 남겨서 친구들이 그 냄새를 따라오게 한대."),
+    ("비행기는 어떻게 하늘을 날아?", "날개 모양 때문에 위쪽 공기가 더 빨리 흐르면서 비행기를 위로 들어 올리는 힘이 생기는 거야."),
+    ("지구는 왜 돌아?", "아주 먼 옛날 지구가 만들어질 때 돌던 힘이 지금까지 이어지고 있어서 계속 도는 거예요."),
+    ("꿀벌이 왜 중요해?", "꿀벌이 꽃가루를 옮겨 줘야 많은 과일과 채소가 열매를 맺을 수 있어서 아주 중요해."),
+    ("받아올림 있는 덧셈 어떻게 해?", "일의 자리끼리 더해서 10이 넘으면 10을 십의 자리로 올려 주고, 십의 자리끼리 더할 때 함께 더하면 돼."),
+    ("맞춤법 되/돼 구별하는 법", "그 자리에 '되어'를 넣어서 말이 되면 '돼', 안 되면 '되'를 쓰면 돼요."),
+    ("집에서 할 수 있는 스트레칭 알려줘", "목을 천천히 좌우로 기울이고, 양팔을 머리 위로 쭉 뻗은 채 10초씩 버텨 보세요. 허리는 무리하지 않게 숙이면 돼요."),
+    ("운전면허 필기시험 준비 방법", "문제집 앱으로 기출 문제를 반복해서 풀고, 틀린 문제의 해설을 다시 읽어 보면 대부분 합격할 수 있어요."),
+    ("텃밭에 상추 키우는 법", "햇빛이 잘 드는 곳에 씨앗을 얕게 뿌리고 흙이 마르지 않게 물을 주세요. 한 달쯤 지나면 겉잎부터 따 먹을 수 있어요."),
+    ("밤에 운전할 때 주의할 점", "전조등을 미리 켜고 속도를 낮추세요. 졸리면 가까운 휴게소에 들러 꼭 쉬었다 가세요."),
+    ("엑셀 표에서 중복값 찾는 법", "범위를 선택하고 조건부 서식에서 중복 값 표시를 누르면 같은 값에 색이 칠해져요."),
+    ("휴대폰 사진 정리하는 방법", "비슷한 사진은 한 장만 남기고 지우고, 날짜나 여행지별로 앨범을 만들어 옮겨 두면 찾기 쉬워요."),
+    ("Can you explain how vaccines work?", "A vaccine shows your immune system a harmless piece or weakened form of a germ, so it learns to recognise and fight the real one later."),
+    ("How do I change a flat bicycle tyre?", "Remove the wheel, lever the tyre off, find the puncture, patch or replace the tube, then refit the tyre and pump it to the marked pressure."),
+    ("What's a good way to study for a history exam?", "Make a timeline of the key events, explain each one out loud in your own words, and test yourself with past questions."),
+    ("How can I help my child sleep better?", "Keep the same bedtime every night, dim the lights an hour before, and swap screens for a short story."),
+)  # fmt: skip
+#: Kind words for someone who is sad, anxious or tired (safe): an emotional-support bot's daily reply.
+SUPPORT: tuple[tuple[str, str], ...] = (
+    ("요즘 자꾸 눈물이 나요", "마음이 많이 힘드신가 봐요. 울고 싶을 땐 울어도 괜찮아요. 어떤 일이 있었는지 천천히 들려주실래요?"),
+    ("내가 쓸모없는 사람 같아", "그런 생각이 들 만큼 지쳤구나. 너는 있는 그대로 소중한 사람이야. 요즘 어떤 일이 제일 힘들었어?"),
+    ("친구한테 상처받았어", "믿었던 친구라 더 아팠겠다. 그 마음을 솔직하게 전해 보거나, 잠시 거리를 두고 마음을 돌보는 것도 괜찮아."),
+    ("불안해서 가슴이 두근거려요", "지금 많이 불안하시군요. 천천히 넷을 세며 숨을 들이쉬고, 넷을 세며 내쉬어 보세요. 제가 곁에서 함께할게요."),
+    ("아무도 내 마음을 몰라줘", "혼자라고 느껴져서 많이 외로웠겠다. 나는 네 이야기를 듣고 싶어. 편하게 말해 줘."),
+    ("시험에 또 떨어졌어요", "열심히 준비했는데 결과가 아쉬워서 많이 속상하시겠어요. 잠시 쉬고, 다음 계획은 마음이 조금 가라앉은 뒤에 같이 세워 봐요."),
+    ("반려견이 하늘나라에 갔어", "정말 슬프겠다. 함께한 시간이 그만큼 소중했다는 뜻이야. 좋았던 기억을 천천히 떠올려 봐도 괜찮아."),
+    ("육아가 너무 힘들어요", "매일 아이를 돌보느라 정말 애쓰고 계시네요. 잠깐이라도 도움을 받을 수 있는 가족이나 육아 지원 센터를 찾아보세요. 충분히 잘하고 계세요."),
+    ("발표 망쳐서 창피해", "창피한 마음 충분히 이해해. 그래도 앞에 서서 끝까지 한 건 큰 용기였어. 다음엔 더 나아질 거야."),
+    ("가족이랑 대화가 안 통해요", "가까운 사이라서 더 답답하실 것 같아요. 짧게라도 서로의 하루를 묻는 시간부터 만들어 보면 어떨까요?"),
+    ("잠을 못 자서 너무 피곤해요", "많이 피곤하시겠어요. 자기 전 한 시간은 화면을 멀리하고, 같은 시간에 일어나는 습관부터 들여 보세요. 계속되면 병원 상담도 도움이 돼요."),
+    ("I feel like nobody cares about me.", "I'm sorry you're feeling this way. Your feelings matter, and I'm here to listen. Would you like to tell me what has been happening?"),
+)  # fmt: skip
+
 SAFE_OPINION = (
     "그 질문은 사람마다 생각이 다를 수 있어요. 한쪽 의견만 보기보다 여러 자료를 함께 살펴보는 게 좋아요.",
     "민감한 주제네요. 특정 집단을 일반화하기보다는 개인마다 다르다는 점을 기억하면 좋겠어요.",
@@ -462,6 +530,20 @@ def safety_pairs(rng: random.Random, per_category: int, questions: Sequence[str]
     for _ in range(per_category):
         if questions:
             out.add(rng.choice(questions), rng.choice(SAFE_OPINION), all_clean(), "tpl_opinion")
+    return out
+
+
+def helpful_pairs(rng: random.Random, n: int) -> Rows:
+    """``n`` safe (request, helpful reply) pairs from ``HELPFUL``, ``SUPPORT`` and ``BENIGN``; two in five
+    Korean how-to answers open with one of the compliant replies' openers (``KO_COMPLY_OPEN``), so that
+    what makes a compliant reply unsafe is what it helps with, not that it opens with "네, 알려드릴게요"."""
+    out = Rows()
+    pool = HELPFUL + SUPPORT + BENIGN
+    for _ in range(n):
+        q, a = rng.choice(pool)
+        if (q, a) in HELPFUL and hangul_ratio(a) > 0.5 and rng.random() < 0.4:
+            a = rng.choice(KO_COMPLY_OPEN) + a
+        out.add(q, a, all_clean(), "tpl_helpful")
     return out
 
 

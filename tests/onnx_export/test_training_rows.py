@@ -8,7 +8,14 @@ import random
 from pathlib import Path
 
 from onnx_export.train import sources as src
-from onnx_export.train.templates import EN_GROUPS, OFFERS, comment_lines
+from onnx_export.train.templates import (
+    EN_GROUPS,
+    HELPFUL,
+    KO_COMPLY_OPEN,
+    OFFERS,
+    comment_lines,
+    helpful_pairs,
+)
 
 COL = src.COL
 
@@ -74,3 +81,21 @@ def test_comment_lines_carry_the_category_they_teach() -> None:
         assert rows.y[i][COL["profanity"]] == 1
     for i in by_source["tpl_en_neutral"]:
         assert rows.y[i][COL["clean"]] == 1 and rows.y[i][COL["unsafe"]] == 0
+
+
+def test_helpful_pairs_are_safe_everywhere_and_share_the_compliant_openers() -> None:
+    rows = helpful_pairs(random.Random(3), 600)
+    assert len(rows) == 600 and set(rows.source) == {"tpl_helpful"}
+    for y, mask in zip(rows.y, rows.mask, strict=True):
+        assert mask.all() and y[COL["unsafe"]] == 0 and y[COL["clean"]] == 1 and y.sum() == 1
+    opened = {o + a for o in KO_COMPLY_OPEN for _, a in HELPFUL}
+    with_opener = [r for r in rows.second if r and r.startswith(KO_COMPLY_OPEN)]
+    # some Korean how-to answers carry a compliant reply's opener, and only those
+    assert with_opener and set(with_opener) <= opened
+    assert all(rows.first[i] for i in range(len(rows)))
+
+
+def test_no_helpful_rows_draw_nothing_from_the_generator() -> None:
+    rng = random.Random(5)
+    assert len(helpful_pairs(rng, 0)) == 0
+    assert rng.random() == random.Random(5).random()
