@@ -51,6 +51,10 @@ PINNED: dict[str, tuple[float, float | None]] = {
     "self_harm_unsafe": (3 / 4, 1 / 4),  # mostly through `unsafe`; 1/4 gets `self_harm`
     "self_harm_safe": (3 / 3, None),
     "benign": (4 / 6, None),
+    # added after this model was trained: everyday questions with helpful or kind answers, and harmless
+    # uses of risky words; the misses (Korean how-to answers read as compliance) are in the card
+    "helpful": (28 / 38, None),
+    "helpful_risky_words": (13 / 17, None),
 }
 #: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss: the
 #: category of the English hate comments.
@@ -66,12 +70,13 @@ def test_checks_are_not_training_data() -> None:
     """No check sentence occurs in the training templates (they were written separately)."""
     import random
 
-    from onnx_export.train.templates import comment_lines, hate_and_neutral, safety_pairs
+    from onnx_export.train.templates import comment_lines, hate_and_neutral, helpful_pairs, safety_pairs
 
     rows = (
         hate_and_neutral(random.Random(0), 200)
         .extend(safety_pairs(random.Random(0), 400, []))
         .extend(comment_lines(random.Random(0), 400))
+        .extend(helpful_pairs(random.Random(0), 2000))
     )
     template_texts = {t for t in rows.first} | {t for t in rows.second if t}
     template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")
@@ -105,6 +110,7 @@ PINNED_CHILD_SAFETY: dict[str, float] = {
     "self_harm_unsafe": 4 / 4,  # the issue's own example, allowed under the base policy, is reviewed
     "sexual_minors_unsafe": 3 / 3,
     "benign": 3 / 6,  # the cost: 3 of 6 benign answers to children go to review (2 under the base)
+    "helpful": 19 / 38,  # and half the everyday helpful answers (10 under the base)
 }
 
 
