@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     base = float(saturation["baseline"])
     body = "\n\n".join(
         [
-            "Single-reply latency, `POST /v1/replies` (classifier + judge), every request a cache miss "
+            "Single-reply latency, `POST /v1/replies` (the configured models: one pass of the bundled "
+            "multitask model, or the classifier and the judge of a two-model setup), every request a cache miss "
             f"(`wrk -t1`, {args.duration:g} s per rate, pauses calibrated to the target rate and jittered 0.5-1.5× so connections do not arrive in bursts). "
             "*model ms/reply*: the server's own `moderator_model_latency_seconds` per reply, i.e. what the "
             "models took of each request:",
