@@ -38,6 +38,7 @@ from onnx_export.train.templates import (
     helpful_pairs,
     request_pairs,
     safety_pairs,
+    varied_harm_pairs,
 )
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
@@ -68,6 +69,7 @@ class MultitaskConfig:
     template_comments: int = 0  # threats, illegal offers, English hate/insults/neutral (``comment_lines``)
     dktc_snippets: int = 0  # three-line runs of DKTC train conversations (``dktc_snippets``)
     template_helpful: int = 0  # safe helpful/supportive (request, reply) pairs (``helpful_pairs``)
+    template_varied_harm: int = 0  # unsafe compliant replies written one by one (``varied_harm_pairs``)
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
     source_scale: float = 1.0  # multiplies SOURCE_CAPS (tests use a small fraction)
     dev_cap: int = 300  # rows per dev source for the in-run evaluations (shipping scores all of dev)
@@ -134,6 +136,7 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     train.extend(comment_lines(rng, cfg.template_comments))
     # its own generator: runs without helpful rows draw every other row exactly as before
     train.extend(helpful_pairs(random.Random(cfg.seed + 3), cfg.template_helpful))
+    train.extend(varied_harm_pairs(random.Random(cfg.seed + 4), cfg.template_varied_harm))
     train.extend(src.dktc_snippets(data, cfg.dktc_snippets, rng))
     train.extend(window_like(korean_comments, cfg.window_rows, rng))
     # perturbed copies of Korean comments (the normaliser runs on them below, as in serving)

@@ -70,13 +70,20 @@ def test_checks_are_not_training_data() -> None:
     """No check sentence occurs in the training templates (they were written separately)."""
     import random
 
-    from onnx_export.train.templates import comment_lines, hate_and_neutral, helpful_pairs, safety_pairs
+    from onnx_export.train.templates import (
+        comment_lines,
+        hate_and_neutral,
+        helpful_pairs,
+        safety_pairs,
+        varied_harm_pairs,
+    )
 
     rows = (
         hate_and_neutral(random.Random(0), 200)
         .extend(safety_pairs(random.Random(0), 400, []))
         .extend(comment_lines(random.Random(0), 400))
         .extend(helpful_pairs(random.Random(0), 2000))
+        .extend(varied_harm_pairs(random.Random(0), 1000))
     )
     template_texts = {t for t in rows.first} | {t for t in rows.second if t}
     template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")

@@ -13,8 +13,10 @@ from onnx_export.train.templates import (
     HELPFUL,
     KO_COMPLY_OPEN,
     OFFERS,
+    VARIED_HARM,
     comment_lines,
     helpful_pairs,
+    varied_harm_pairs,
 )
 
 COL = src.COL
@@ -99,3 +101,14 @@ def test_no_helpful_rows_draw_nothing_from_the_generator() -> None:
     rng = random.Random(5)
     assert len(helpful_pairs(rng, 0)) == 0
     assert rng.random() == random.Random(5).random()
+
+
+def test_varied_harm_pairs_are_unsafe_with_their_category() -> None:
+    rows = varied_harm_pairs(random.Random(4), 300)
+    category = {(q, a): c for q, a, c in VARIED_HARM}
+    assert len(rows) == 300 and len(set(zip(rows.first, rows.second, strict=True))) > len(VARIED_HARM) // 2
+    for q, a, y, mask, tag in zip(rows.first, rows.second, rows.y, rows.mask, rows.source, strict=True):
+        cat = category[(q, str(a))]
+        assert tag == f"tpl_{cat}_varied"
+        assert y[COL["unsafe"]] == 1 and y[COL[cat]] == 1 and mask[COL[cat]] == 1 and y[COL["clean"]] == 0
+    assert len(varied_harm_pairs(random.Random(4), 0)) == 0
