@@ -134,7 +134,7 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     train.extend(hate_and_neutral(rng, cfg.template_groups))
     train.extend(safety_pairs(rng, cfg.template_safety, q_train))
     train.extend(comment_lines(rng, cfg.template_comments))
-    # its own generator: runs without helpful rows draw every other row exactly as before
+    # their own generators: a run without these rows draws every other row exactly as before
     train.extend(helpful_pairs(random.Random(cfg.seed + 3), cfg.template_helpful))
     train.extend(varied_harm_pairs(random.Random(cfg.seed + 4), cfg.template_varied_harm))
     train.extend(src.dktc_snippets(data, cfg.dktc_snippets, rng))
