@@ -63,7 +63,9 @@ def make_pipeline(  # type: ignore[no-untyped-def]
     models, redis_url: str | None, metrics: Metrics | None = None, policy=None, shared_ids: bool = True
 ) -> Pipeline:
     metrics = metrics or Metrics()
-    store = RedisStore(redis_url, timeout_ms=200, retry_s=0.2, metrics=metrics) if redis_url else None
+    # a generous timeout: these tests are about caching and ids, not latency (a fresh-clone run on a busy
+    # machine once waited > 200 ms for a new connection's first GET and went on uncached)
+    store = RedisStore(redis_url, timeout_ms=2000, retry_s=0.2, metrics=metrics) if redis_url else None
     cache = VerdictCache(store, ttl_s=60, metrics=metrics) if store else None
     ids = IdRegistry(store if shared_ids else None, ttl_s=60)
     return Pipeline(*models, policy or load_policy(DEFAULT_POLICY), cache=cache, ids=ids, metrics=metrics)
