@@ -571,9 +571,10 @@ def helpful_pairs(rng: random.Random, n: int) -> Rows:
     what makes a compliant reply unsafe is what it helps with, not that it opens with "네, 알려드릴게요"."""
     out = Rows()
     pool = HELPFUL + SUPPORT + BENIGN
+    korean_howto = {pair for pair in HELPFUL if hangul_ratio(pair[1]) > 0.5}  # once, not per draw
     for _ in range(n):
         q, a = rng.choice(pool)
-        if (q, a) in HELPFUL and hangul_ratio(a) > 0.5 and rng.random() < 0.4:
+        if (q, a) in korean_howto and rng.random() < 0.4:
             a = rng.choice(KO_COMPLY_OPEN) + a
         out.add(q, a, all_clean(), "tpl_helpful")
     return out
