@@ -135,14 +135,17 @@ def test_broker_lost_mid_run_resumes_from_committed_offsets_without_loss(
 
 
 @pytest.mark.slow
-def _freeze_until_stalled(pb: ProxiedBroker, worker: WorkerProcess) -> tuple[float, dict[str, Any]]:
+def _freeze_until_stalled(
+    pb: ProxiedBroker, worker: WorkerProcess, send_backlog: Callable[[], None]
+) -> tuple[float, dict[str, Any]]:
     """Freeze the broker (connections open, nothing moves: commits stop) and wait for ``/health`` 503;
     returns (seconds to detect, the 503 body).
 
     Lag is measured against the high-water mark the worker last fetched, so a worker that had verdicted
     and committed all it fetched by the moment the freeze landed has lag 0 and rightly stays live (it
-    knows of nothing it is failing to do). That race is retried with a fresh backlog read; lag above 0
-    with no 503 fails, with the worker's own account.
+    knows of nothing it is failing to do). The tiny test models can drain a whole backlog in seconds, so
+    that race is retried after ``send_backlog`` produces a fresh one (without it the retry waited for
+    lag on a drained topic and failed); lag above 0 with no 503 fails, with the worker's own account.
     """
     for _ in range(3):
         pb.proxy.freeze()
@@ -159,6 +162,7 @@ def _freeze_until_stalled(pb: ProxiedBroker, worker: WorkerProcess) -> tuple[flo
                     f"{exc}; /health {status} {now}; worker log:\n{worker.log_tail()}"
                 ) from None
         pb.proxy.restore()
+        send_backlog()
         wait_for(lambda: worker.health()[1]["lag"] > 0, 60, "records read but not committed, again")
     raise AssertionError(f"the worker drained all it had read before every freeze; log:\n{worker.log_tail()}")
 
@@ -190,7 +194,13 @@ def test_liveness_turns_bad_when_commits_stall_with_lag_and_recovers(
     )
     status, health = worker.health()
     assert status == 200 and health["live"]
-    detected_s, health = _freeze_until_stalled(pb, worker)
+
+    def send_backlog() -> None:
+        more = comments(20_000, prefix="stall", start=len(records))
+        send(pb.url, topics.comments, more)
+        records.extend(more)
+
+    detected_s, health = _freeze_until_stalled(pb, worker, send_backlog)
     assert health["live"] is False and health["lag"] > 0
     assert committed_total(worker) >= len(first)
     at_stall = worker.metrics()
