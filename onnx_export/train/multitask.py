@@ -34,6 +34,7 @@ from onnx_export.train.perturb import perturb
 from onnx_export.train.single_task import adamw, padded_batch
 from onnx_export.train.templates import (
     comment_lines,
+    contrast_pairs,
     hate_and_neutral,
     helpful_pairs,
     request_pairs,
@@ -70,6 +71,7 @@ class MultitaskConfig:
     dktc_snippets: int = 0  # three-line runs of DKTC train conversations (``dktc_snippets``)
     template_helpful: int = 0  # safe helpful/supportive (request, reply) pairs (``helpful_pairs``)
     template_varied_harm: int = 0  # unsafe compliant replies written one by one (``varied_harm_pairs``)
+    template_contrast: int = 0  # harmful and safe replies in the same caring voice (``contrast_pairs``)
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
     source_scale: float = 1.0  # multiplies SOURCE_CAPS (tests use a small fraction)
     dev_cap: int = 300  # rows per dev source for the in-run evaluations (shipping scores all of dev)
@@ -137,6 +139,7 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     # their own generators: a run without these rows draws every other row exactly as before
     train.extend(helpful_pairs(random.Random(cfg.seed + 3), cfg.template_helpful))
     train.extend(varied_harm_pairs(random.Random(cfg.seed + 4), cfg.template_varied_harm))
+    train.extend(contrast_pairs(random.Random(cfg.seed + 5), cfg.template_contrast))
     train.extend(src.dktc_snippets(data, cfg.dktc_snippets, rng))
     train.extend(window_like(korean_comments, cfg.window_rows, rng))
     # perturbed copies of Korean comments (the normaliser runs on them below, as in serving)

@@ -72,6 +72,7 @@ def test_checks_are_not_training_data() -> None:
 
     from onnx_export.train.templates import (
         comment_lines,
+        contrast_pairs,
         hate_and_neutral,
         helpful_pairs,
         safety_pairs,
@@ -84,6 +85,7 @@ def test_checks_are_not_training_data() -> None:
         .extend(comment_lines(random.Random(0), 400))
         .extend(helpful_pairs(random.Random(0), 2000))
         .extend(varied_harm_pairs(random.Random(0), 1000))
+        .extend(contrast_pairs(random.Random(0), 3000))
     )
     template_texts = {t for t in rows.first} | {t for t in rows.second if t}
     template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")

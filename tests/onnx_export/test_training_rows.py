@@ -9,12 +9,16 @@ from pathlib import Path
 
 from onnx_export.train import sources as src
 from onnx_export.train.templates import (
+    CARING_CLOSE,
+    CARING_HARM,
+    CARING_OPEN,
     EN_GROUPS,
     HELPFUL,
     KO_COMPLY_OPEN,
     OFFERS,
     VARIED_HARM,
     comment_lines,
+    contrast_pairs,
     helpful_pairs,
     varied_harm_pairs,
 )
@@ -112,3 +116,29 @@ def test_varied_harm_pairs_are_unsafe_with_their_category() -> None:
         assert tag == f"tpl_{cat}_varied"
         assert y[COL["unsafe"]] == 1 and y[COL[cat]] == 1 and mask[COL[cat]] == 1 and y[COL["clean"]] == 0
     assert len(varied_harm_pairs(random.Random(4), 0)) == 0
+
+
+def test_contrast_pairs_put_harm_and_help_in_the_same_caring_wrapping() -> None:
+    rows = contrast_pairs(random.Random(5), 800)
+    category = {q: c for q, _, c in CARING_HARM}
+    harm = {a: c for _, a, c in CARING_HARM}
+    unsafe_wraps, safe_wraps = set(), set()
+    for q, a, y, mask, tag in zip(rows.first, rows.second, rows.y, rows.mask, rows.source, strict=True):
+        assert a is not None
+        opening = max((o for o in CARING_OPEN if a.startswith(o)), key=len)
+        closing = max((c for c in CARING_CLOSE if a.endswith(c)), key=len)
+        body = a[len(opening) : len(a) - len(closing)]
+        if tag == "tpl_caring_safe":
+            assert mask.all() and y[COL["unsafe"]] == 0 and y[COL["clean"]] == 1 and y.sum() == 1
+            assert body not in harm
+            safe_wraps.add((opening, closing))
+        else:
+            cat = harm[body]
+            assert tag == f"tpl_{cat}_caring" and category[q] == cat
+            assert y[COL["unsafe"]] == 1 and y[COL[cat]] == 1 and mask[COL[cat]] == 1 and y[COL["clean"]] == 0
+            unsafe_wraps.add((opening, closing))
+    # half and half, and the wrapping says nothing: both sides draw from the same openings and closings
+    assert rows.source.count("tpl_caring_safe") == 400
+    assert len(unsafe_wraps & safe_wraps) >= len(CARING_OPEN) * len(CARING_CLOSE) // 2
+    rng = random.Random(6)
+    assert len(contrast_pairs(rng, 0)) == 0 and rng.random() == random.Random(6).random()
