@@ -185,5 +185,29 @@ def add_lexical_branch(
     save_model(model, model_path)
 
 
+def set_lexical_weights(model_path: Path, lex_scale: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Re-weigh the branch of a model that has one, in place: per column ``lex_scale`` for the lexical
+    logits and ``1 - lex_scale`` for the encoder's; returns the weights it had. Why: the weight is the
+    one ship-step choice that needs no retraining to change (see ``ship multitask --lexical-weights``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from onnx_export.quantize import save_model
+
+    model = onnx.load(str(model_path))
+    found = {i.name: i for i in model.graph.initializer if i.name in ("lex_scale", "lex_nn_scale")}
+    if len(found) != 2:
+        raise ValueError(f"{model_path} has no lexical branch (no lex_scale/lex_nn_scale weights)")
+    before = numpy_helper.to_array(found["lex_scale"]).astype(np.float32)
+    if before.shape != lex_scale.shape:
+        raise ValueError(f"{model_path}: the branch has {before.shape[0]} columns, got {lex_scale.shape[0]}")
+    found["lex_scale"].CopyFrom(numpy_helper.from_array(lex_scale.astype(np.float32), "lex_scale"))
+    found["lex_nn_scale"].CopyFrom(
+        numpy_helper.from_array((1.0 - lex_scale).astype(np.float32), "lex_nn_scale")
+    )
+    save_model(model, model_path)
+    return before
+
+
 #: Lexical-branch weights searched on dev (0 = the branch is left out).
 LEX_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)

@@ -13,6 +13,7 @@ sources' dev rows (KoSBi, Do-Not-Answer, request pairs, comments as replies).
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from moderator.evaluation import (
     multilabel_metrics,
 )
 from onnx_export.train import sources as src
-from onnx_export.train.lexical import LexicalModel, add_lexical_branch, train_lexical
+from onnx_export.train.lexical import LexicalModel, add_lexical_branch, set_lexical_weights, train_lexical
 from onnx_export.train.long_texts import calibrate_long
 from onnx_export.train.multitask import MultitaskConfig, build_rows
 from onnx_export.train.report import REPLY_SOURCES, dev_sets, flagged, multitask_report, score_rows
@@ -388,12 +389,24 @@ def outside_checks(model: Any, th: dict[str, float]) -> dict[str, Any]:
     }
 
 
+def lexical_scale(w_hate: float, w_safe: float) -> npt.NDArray[np.float32]:
+    """Per-column weight of the lexical branch: ``w_hate`` on the UnSmile keys, ``w_safe`` on the rest."""
+    return np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS), np.float32)
+
+
 def ship_multitask(
-    run_dir: Path, out_dir: Path, data: Path, threads: int = 1, dev_cap: int = 0
+    run_dir: Path,
+    out_dir: Path,
+    data: Path,
+    threads: int = 1,
+    dev_cap: int = 0,
+    lexical_weights: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Export, quantise, add the lexical branch, calibrate, report (see the module docstring).
 
     ``dev_cap`` > 0 scores only that many rows per dev source (quick checks; the card uses all).
+    ``lexical_weights`` (hate, safety): use these instead of the ones the dev search picks (the search
+    is still run and reported).
     """
     from moderator.runtime.metadata import read_metadata
     from moderator.runtime.multitask import EncoderMultitask
@@ -457,7 +470,10 @@ def ship_multitask(
         print(f"lexical weight {weight}: hate block {hate:.4f}, safety block {safe:.4f}", flush=True)
     w_hate = max(search, key=lambda r: r["hate_block"])["weight"]
     w_safe = max(search, key=lambda r: r["safety_block"])["weight"]
-    w = np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS), np.float32)
+    chosen = "dev search"
+    if lexical_weights is not None:
+        (w_hate, w_safe), chosen = lexical_weights, "given (--lexical-weights)"
+    w = lexical_scale(w_hate, w_safe)
     add_lexical_branch(out_dir / "model.onnx", lex, (1 - w).astype(np.float32), shift.astype(np.float32), w)
     _refresh_metadata(out_dir, f"+ hashed uni/bigram linear branch (weights {w_hate} hate / {w_safe} safety)")
     model = load()
@@ -481,7 +497,12 @@ def ship_multitask(
     report["int8_probability_drift"] = qdrift
     report["int8_activations"] = "per row, 7-bit"  # what quantize_int8 writes (the card says so)
     report["int8_drift_rows"] = sum(len(v) for v in drift_rows.values())
-    report["lexical"] = {"hate_weight": w_hate, "safety_weight": w_safe, "search": search}
+    report["lexical"] = {
+        "hate_weight": w_hate,
+        "safety_weight": w_safe,
+        "chosen_by": chosen,
+        "search": search,
+    }
     report["nn_only"] = multitask_report(
         model, data, calibrate(dev, mixed(0.0, 0.0)), probs=mixed(0.0, 0.0), dev=dev
     )["unsmile"]
@@ -540,12 +561,19 @@ def rows_requantize(out_dir: Path, dev: dict[str, src.Rows], threads: int = 1) -
     )
 
 
-def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = False) -> dict[str, Any]:
+def recalibrate(
+    out_dir: Path,
+    data: Path,
+    threads: int = 1,
+    rows_int8: bool = False,
+    lexical_weights: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     """Re-score dev with a shipped model as it is served now (e.g. after its metadata's lengths changed),
     re-pick the thresholds and the default policy, and redo the report; the export, int8 and lexical
     figures and the training history are kept from the existing ``dev_metrics.json``. ``rows_int8``
     first moves a per-tensor int8 model to per-row activation scales (:func:`rows_requantize`) and
-    reports that drift instead."""
+    reports that drift instead. ``lexical_weights`` (hate, safety) first re-weighs the lexical branch in
+    the graph (:func:`~onnx_export.train.lexical.set_lexical_weights`)."""
     from moderator.runtime.metadata import read_metadata
     from moderator.runtime.multitask import EncoderMultitask
     from moderator.runtime.options import RuntimeOptions
@@ -553,6 +581,18 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
     old = json.loads((out_dir / "dev_metrics.json").read_text(encoding="utf-8"))
     dev = dev_sets(data)
     drift = rows_requantize(out_dir, dev, threads) if rows_int8 else None
+    reweighed: dict[str, Any] | None = None
+    if lexical_weights is not None:
+        before = set_lexical_weights(out_dir / "model.onnx", lexical_scale(*lexical_weights))
+        w_hate, w_safe = lexical_weights
+        _refresh_metadata(out_dir, f"lexical branch re-weighed to {w_hate} hate / {w_safe} safety")
+        reweighed = {
+            **old.get("lexical", {}),
+            "hate_weight": lexical_weights[0],
+            "safety_weight": lexical_weights[1],
+            "chosen_by": "given (--recalibrate --lexical-weights)",
+            "before": {"hate_weight": float(before[0]), "safety_weight": float(before[-1])},
+        }
     model = EncoderMultitask(
         out_dir, read_metadata(out_dir), RuntimeOptions(device="cpu", intra_op_threads=threads)
     )
@@ -574,6 +614,8 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
     for key in (*kept, "size_mb"):
         if key in old:
             report[key] = old[key]
+    if reweighed is not None:
+        report["lexical"] = reweighed
     if drift is not None:
         report["int8_probability_drift"] = {**drift, "reference": "same int8 weights in fp32"}
         report["int8_drift_rows"] = sum(min(len(v), 150) for v in dev.values())
@@ -587,9 +629,19 @@ def recalibrate(out_dir: Path, data: Path, threads: int = 1, rows_int8: bool = F
     return report
 
 
-def ship_multitask_main(argv: list[str]) -> None:
-    import argparse
+def _weight_pair(text: str) -> tuple[float, float]:
+    """``"0.4,0.6"`` → (0.4, 0.6); argparse turns the ValueError into one clear usage line."""
+    parts = text.split(",")
+    try:
+        pair = (float(parts[0]), float(parts[1])) if len(parts) == 2 else None
+    except ValueError:
+        pair = None
+    if pair is None or not all(0.0 <= w <= 1.0 for w in pair):
+        raise argparse.ArgumentTypeError(f"expected HATE,SAFETY, two weights from 0 to 1, got {text!r}")
+    return pair
 
+
+def ship_multitask_main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m onnx_export.train ship multitask")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--run", type=Path, default=Path("build/multitask"))
@@ -604,13 +656,24 @@ def ship_multitask_main(argv: list[str]) -> None:
         action="store_true",
         help="with --recalibrate: first move a per-tensor int8 model in --out to per-row activation scales",
     )
+    ap.add_argument(
+        "--lexical-weights",
+        type=_weight_pair,
+        metavar="HATE,SAFETY",
+        help="lexical-branch weights (0-1) for the UnSmile keys and the safety keys instead of the dev "
+        "search's; with --recalibrate, re-weighs the model already in --out",
+    )
     args = ap.parse_args(argv)
     if args.rows_int8 and not args.recalibrate:
         ap.error("--rows-int8 goes with --recalibrate (a fresh ship step quantises per row already)")
     if args.recalibrate:
-        report = recalibrate(args.out, args.data, args.threads, rows_int8=args.rows_int8)
+        report = recalibrate(
+            args.out, args.data, args.threads, rows_int8=args.rows_int8, lexical_weights=args.lexical_weights
+        )
     else:
-        report = ship_multitask(args.run, args.out, args.data, args.threads, args.dev_cap)
+        report = ship_multitask(
+            args.run, args.out, args.data, args.threads, args.dev_cap, lexical_weights=args.lexical_weights
+        )
     from onnx_export.train.card_multitask import write_multitask_card
 
     write_multitask_card(args.out, report)

@@ -174,7 +174,7 @@ def test_lexical_branch_in_onnx_matches_numpy(tmp_path: Path) -> None:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from onnx_export.train.lexical import LexicalModel, add_lexical_branch
+    from onnx_export.train.lexical import LexicalModel, add_lexical_branch, set_lexical_weights
 
     k, vocab, buckets = 3, 50, 64
     g = helper.make_graph(
@@ -215,3 +215,15 @@ def test_lexical_branch_in_onnx_matches_numpy(tmp_path: Path) -> None:
     nn = ids.sum(axis=1, keepdims=True).astype(np.float32) * np.array([[0.01, -0.02, 0.03]], np.float32)
     want = scale * (nn + shift) + lscale * lex.logits(rows)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+    # re-weighed in place: the same branch, the new mix (and the old weights handed back)
+    new = np.array([0.0, 0.2, 0.9], np.float32)
+    np.testing.assert_allclose(set_lexical_weights(path, new), lscale)
+    got = ort.InferenceSession(str(path)).run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+    np.testing.assert_allclose(got, (1 - new) * (nn + shift) + new * lex.logits(rows), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="columns"):
+        set_lexical_weights(path, np.zeros(k + 1, np.float32))
+    plain = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(plain))
+    with pytest.raises(ValueError, match="no lexical branch"):
+        set_lexical_weights(plain, new)
