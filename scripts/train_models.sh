@@ -7,7 +7,8 @@
 # The multitask model is trained in generations, each warm-started from the one before, exactly as it
 # shipped (git history): the earlier UnSmile classifier (commit 2f3fe0d, 5 UnSmile epochs) -> the first
 # multitask model (commit 7b578e3, 0.8 pass, bottom 8 layers frozen) -> the second (commit 8766ec9,
-# 1.42 passes, bottom 6 frozen) -> this one. This script runs the last generation from 8766ec9's model.
+# 1.42 passes, bottom 6 frozen) -> the third (commit 5aed47b, 0.85 pass) -> two 25-minute runs on top,
+# the last of which ships. This script runs everything after the second generation from 8766ec9's model.
 # Without git history, run the chain again (the second generation is the command below with
 # --init-from build/gen1/checkpoint --max-minutes 62 --step-seconds 1.4 --window-rows 3000 and without
 # --template-comments/--dktc-snippets, on the templates of that commit):
@@ -36,9 +37,24 @@ python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone -
     --template-comments 120 --dktc-snippets 2000 \
     --source-caps "unsmile=14000,hatescore_clean=7000,perturbed=5000,comment_reply=4000"
 
-# 4. Export int8 ONNX + lexical branch, calibrate thresholds on every source's dev split with the shipped
+# 4. Two shorter runs on top (~25 min each, encoder LR 3e-5, one evaluation): helpful and supportive answers
+#    (safe) with hand-written harmful replies (`--template-helpful`, `--template-varied-harm`; not shipped on
+#    its own), then harmful and safe replies in the same caring voice (`--template-contrast`).
+python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone --out build/gen5 \
+    --init-from build/multitask/checkpoint --max-minutes 25 --step-seconds 1.75 --encoder-lr 3e-5 \
+    --epochs 3.0 --dev-cap 300 --threads 2 --frozen-layers 6 --window-rows 4000 --evals 1 \
+    --template-comments 120 --dktc-snippets 2000 --template-helpful 2500 --template-varied-harm 1200 \
+    --source-caps "unsmile=14000,hatescore_clean=7000,perturbed=5000,comment_reply=4000"
+python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone --out build/gen6 \
+    --init-from build/gen5/checkpoint --max-minutes 25 --step-seconds 1.75 --encoder-lr 3e-5 \
+    --epochs 3.0 --dev-cap 300 --threads 2 --frozen-layers 6 --window-rows 4000 --evals 1 \
+    --template-comments 120 --dktc-snippets 2000 --template-helpful 1000 --template-varied-harm 1200 \
+    --template-contrast 2500 \
+    --source-caps "unsmile=14000,hatescore_clean=7000,perturbed=5000,comment_reply=4000"
+
+# 5. Export int8 ONNX + lexical branch, calibrate thresholds on every source's dev split with the shipped
 #    graph, derive the default policy, run the functional checks, write the card and metrics.
-python -m onnx_export.train ship multitask --data "$DATA" --run build/multitask \
+python -m onnx_export.train ship multitask --data "$DATA" --run build/gen6 --threads 2 \
     --out models/moderator-multitask-e5-small
 cp models/moderator-multitask-e5-small/policy.json moderator/policies/default.json
 du -sh models/moderator-multitask-e5-small
