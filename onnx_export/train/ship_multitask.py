@@ -389,9 +389,12 @@ def outside_checks(model: Any, th: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def lexical_scale(w_hate: float, w_safe: float) -> npt.NDArray[np.float32]:
-    """Per-column weight of the lexical branch: ``w_hate`` on the UnSmile keys, ``w_safe`` on the rest."""
-    return np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS), np.float32)
+def lexical_scale(
+    w_hate: float, w_safe: float, dtype: type[np.floating[Any]] = np.float32
+) -> npt.NDArray[Any]:
+    """Per-column weight of the lexical branch: ``w_hate`` on the UnSmile keys, ``w_safe`` on the rest
+    (float32 as the graph holds it; the dev search mixes float64 logits with float64 weights)."""
+    return np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS), dtype)
 
 
 def ship_multitask(
@@ -460,7 +463,7 @@ def ship_multitask(
     nn_dev = {k: _logit(v) + shift for k, v in nn_probs.items()}
 
     def mixed(w_hate: float, w_safe: float) -> dict[str, F32]:
-        w = np.asarray([w_hate] * len(HATE_COLS) + [w_safe] * len(SAFETY_COLS))
+        w = lexical_scale(w_hate, w_safe, np.float64)
         return {k: _sig((1 - w) * nn_dev[k] + w * lex_dev[k]) for k in dev}
 
     search = []
@@ -588,8 +591,8 @@ def recalibrate(
         _refresh_metadata(out_dir, f"lexical branch re-weighed to {w_hate} hate / {w_safe} safety")
         reweighed = {
             **old.get("lexical", {}),
-            "hate_weight": lexical_weights[0],
-            "safety_weight": lexical_weights[1],
+            "hate_weight": w_hate,
+            "safety_weight": w_safe,
             "chosen_by": "given (--recalibrate --lexical-weights)",
             "before": {"hate_weight": float(before[0]), "safety_weight": float(before[-1])},
         }
