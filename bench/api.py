@@ -109,12 +109,14 @@ def _flush(redis_url: str) -> None:
 class Baseline:
     """``moderator score``'s path (``score_lines``, no cache) in this process, models loaded once."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, lanes: int) -> None:
         from moderator.metrics import Metrics
         from moderator.settings import Settings
         from moderator.stream.worker import build_pipeline
 
-        settings = Settings.from_env().with_overrides(device="cpu", intra_op_threads=threads)
+        settings = Settings.from_env().with_overrides(
+            device="cpu", intra_op_threads=threads, model_lanes=lanes
+        )
         self.pipeline = build_pipeline(settings, Metrics(), use_cache=False, shared_ids=False)
 
     def rate(self, texts: list[str], batch_size: int = 64) -> float:
@@ -147,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=0,
-        help="ONNX Runtime intra-op threads, server and baseline (0: ORT's default)",
+        help="ONNX Runtime intra-op threads, server and baseline (0: one per lane, or ORT's default)",
+    )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=0,
+        help="model runs at once, server and baseline (MODERATOR_MODEL_LANES; 0: one per core on CPU)",
     )
     args = parser.parse_args(argv)
     guard_training(args)
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         MODERATOR_DEVICE="cpu",
         MODERATOR_API_RATE_LIMIT="0",
         MODERATOR_INTRA_OP_THREADS=str(args.threads),
+        MODERATOR_MODEL_LANES=str(args.lanes),
         MODERATOR_LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
     )
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     url = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"load_before": load_before}
-    baseline = Baseline(args.threads)
+    baseline = Baseline(args.threads, args.lanes)
     try:
         server.start(wait_ready=True)
         latency: dict[int, dict[str, Any]] = {}

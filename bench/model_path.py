@@ -142,8 +142,8 @@ def child_ort_profile(model: Path, texts: list[str], threads: int, out: Path) ->
 
     plain = session_mod._session_options
 
-    def profiled(options: RuntimeOptions) -> ort.SessionOptions:
-        so = plain(options)
+    def profiled(options: RuntimeOptions, intra_threads: int) -> ort.SessionOptions:
+        so = plain(options, intra_threads)
         so.enable_profiling = True
         so.profile_file_prefix = str(out.with_suffix(""))
         return so

@@ -100,6 +100,7 @@ class Settings:
     device: str = "auto"
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    model_lanes: int = 0
     # Input limits
     max_record_bytes: int = _LIMITS.max_record_bytes
     max_text_chars: int = _LIMITS.max_text_chars
@@ -166,6 +167,7 @@ class Settings:
             inter_op_threads=self.inter_op_threads,
             max_batch_tokens=self.max_batch_tokens,
             max_batch_rows=self.batch_size,
+            lanes=self.model_lanes,
         )
 
     def check(self) -> Settings:
@@ -179,6 +181,7 @@ class Settings:
             "max_batch_tokens": 0,
             "intra_op_threads": 0,
             "inter_op_threads": 0,
+            "model_lanes": 0,
             "cache_ttl_s": 1,
             "dedupe_ttl_s": 1,
             "cache_timeout_ms": 1,

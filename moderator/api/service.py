@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from moderator.api.auth import ApiKeys, RateLimiter
-from moderator.api.batcher import MicroBatcher
+from moderator.api.batcher import MAX_INFLIGHT_BATCHES, MicroBatcher
 from moderator.api.metrics import ApiMetrics
 from moderator.api.openai_compat import RequestError
 from moderator.core.pipeline import InputMessage, Pipeline
@@ -69,6 +69,8 @@ class ApiService:
             max_rows=settings.batch_size,
             max_chars=settings.api_max_batch_chars,
             max_wait_s=settings.api_batch_window_ms / 1000.0,
+            # a batch in each model lane, and one more doing its Redis round trips
+            max_inflight=max(MAX_INFLIGHT_BATCHES, pipeline.model_lanes + 1),
         )
         self.batcher.start()
 

@@ -1,8 +1,8 @@
 """Batch in, verdicts and dead letters out: validate → normalise → cache → models → policy → cache.
 
 No Kafka here, so the faust worker, ``moderator score`` and the tests share one code path and give the
-same verdict for the same input. Models run in one worker thread so the event loop (and with it the
-Kafka heartbeats) never blocks on ONNX Runtime.
+same verdict for the same input. Models run in worker threads (one per model lane) so the event loop
+(and with it the Kafka heartbeats) never blocks on ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -139,7 +139,12 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.model_ids: dict[str, str | None] = {"classifier": classifier.model_id, "judge": judge.model_id}
         self._model_key = f"{classifier.model_id}|{judge.model_id}"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moderator-model")
+        # one thread per model lane: two batches in flight (an API's micro-batches) can each be in the
+        # models at once, while the lanes themselves bound how many model runs share the cores
+        self.model_lanes = max(model_lanes(classifier), model_lanes(judge))
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.model_lanes, thread_name_prefix="moderator-model"
+        )
         self._decisions = _DecisionMemo()
         #: write-backs not yet done, oldest first: (id key → revision, cache key → core) per batch
         self._unsettled: list[tuple[dict[str, Revision], dict[str, VerdictCore]]] = []
@@ -648,6 +653,13 @@ class Pipeline:
             kind=message.kind,
             ts=time.time(),
         )
+
+
+def model_lanes(model: object) -> int:
+    """How many runs at once ``model`` takes (``moderator.runtime.batching.Lanes``); 1 if it does not say."""
+    lanes = getattr(model, "lanes", None)
+    count = getattr(lanes, "count", 1)
+    return count if isinstance(count, int) and count > 0 else 1
 
 
 def _topic(message: InputMessage) -> str:

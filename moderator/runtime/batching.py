@@ -7,7 +7,9 @@ budget keeps the cost close to the real token count; callers scatter results bac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from moderator.runtime.options import RuntimeOptions
@@ -42,20 +44,70 @@ def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> i
     return sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
 
 
+class Lanes:
+    """At most ``count`` model runs of one session at a time, from any number of calling threads.
+
+    Every run goes through one pool of ``count`` threads, so the callers together never run more than
+    ``count`` batches at once (each with its own intra-op thread): a large call spreads its batches
+    over the lanes, and a small call from a second caller (another HTTP micro-batch) takes a free lane
+    instead of queueing behind the first. One lane runs on the calling thread, as before.
+    """
+
+    def __init__(self, count: int, name: str = "moderator-lane") -> None:
+        self.count = max(1, count)
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:  # started on first use: a model loaded and never run holds no threads
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix=self._name)
+            return self._pool
+
+    def map(self, run: Callable[[list[int]], R], batches: Sequence[list[int]]) -> list[R]:
+        """``run`` over ``batches``, results in batch order; the first error is raised once all ended."""
+        if self.count == 1:
+            return [run(rows) for rows in batches]
+        futures = [self._executor().submit(run, rows) for rows in batches]
+        results: list[R] = []
+        error: BaseException | None = None
+        for future in futures:  # wait for every run, so none is still writing when the caller moves on
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finished
+                error = error or exc
+        if error is not None:
+            raise error
+        return results
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+#: The single lane: runs on the calling thread.
+ONE_LANE = Lanes(1)
+
+
 def run_batched(
     lengths: Sequence[int],
     options: RuntimeOptions,
     provider: str,
     run: Callable[[list[int]], R],
     scatter: Callable[[list[int], R], None],
+    lanes: Lanes = ONE_LANE,
 ) -> tuple[int, int]:
     """The one batched driver every model kind uses: plan → run → scatter.
 
-    Plans token-budget batches for ``lengths`` on ``provider``, calls ``run(rows)`` per batch and
-    ``scatter(rows, result)`` to put each result back at its input positions. Returns (real tokens,
+    Plans token-budget batches for ``lengths`` on ``provider``, calls ``run(rows)`` per batch (on
+    ``lanes``: ``run`` must then be safe to call from several threads) and ``scatter(rows, result)``
+    on the calling thread to put each result back at its input positions. Returns (real tokens,
     padded tokens) for the metrics.
     """
     batches = plan_batches(lengths, options.batch_tokens(provider), options.max_batch_rows)
-    for rows in batches:
-        scatter(rows, run(rows))
+    for rows, result in zip(batches, lanes.map(run, batches), strict=True):
+        scatter(rows, result)
     return sum(lengths), padded_tokens(lengths, batches)

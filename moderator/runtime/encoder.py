@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moderator.runtime.base import ClassifierOutput, JudgeOutput
-from moderator.runtime.batching import run_batched
+from moderator.runtime.batching import Lanes, run_batched
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import (
     MODEL_FILE,
@@ -54,8 +54,12 @@ class _EncoderModel:
         self.options = options
         self.model_id = meta.model_id
         self.encoder = TextEncoder(load_tokenizer(directory, meta), meta.max_length)
-        self.session: Session = create_session(directory / MODEL_FILE, options)
+        self.session: Session = create_session(
+            directory / MODEL_FILE, options, cpu_lanes=options.lanes_for("cpu")
+        )
         self.provider = self.session.provider
+        #: model runs at once (encode_core is safe from several threads: each run pads its own arrays)
+        self.lanes = Lanes(options.lanes_for(self.provider))
         missing = {"input_ids", "attention_mask"} - set(self.session.input_names)
         if missing:
             raise ModelLoadError(
@@ -91,6 +95,7 @@ class _EncoderModel:
             self.provider,
             lambda rows: self.encode_post(self.encode_core(enc, rows)),
             scatter,
+            self.lanes,
         )
         return out, tokens, padded
 

@@ -118,6 +118,7 @@ class MultitaskClassifier:
         self.multitask = multitask
         self.model_id = multitask.model_id
         self.provider = multitask.provider
+        self.lanes = multitask.lanes
 
     def predict(self, texts: Sequence[str]) -> ClassifierOutput:
         out = self.multitask.score_comments(texts)
@@ -132,6 +133,7 @@ class MultitaskJudge:
         self.multitask = multitask
         self.model_id = multitask.model_id
         self.provider = multitask.provider
+        self.lanes = multitask.lanes
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> JudgeOutput:
         out = self.multitask.score_replies(pairs)

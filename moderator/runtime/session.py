@@ -68,19 +68,23 @@ class Session:
         return np.ascontiguousarray(array)
 
 
-def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
+def _session_options(options: RuntimeOptions, intra_threads: int) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if options.intra_op_threads:
-        so.intra_op_num_threads = options.intra_op_threads
+    if intra_threads:
+        so.intra_op_num_threads = intra_threads
     if options.inter_op_threads:
         so.inter_op_num_threads = options.inter_op_threads
     so.log_severity_level = 3
     return so
 
 
-def create_session(model_path: Path, options: RuntimeOptions) -> Session:
-    """Create a session on ``options.device`` and verify the provider it actually uses."""
+def create_session(model_path: Path, options: RuntimeOptions, *, cpu_lanes: int = 1) -> Session:
+    """Create a session on ``options.device`` and verify the provider it actually uses.
+
+    ``cpu_lanes``: how many runs at once the caller will make if the session lands on CPU; each then
+    gets one intra-op thread unless ``options.intra_op_threads`` says otherwise.
+    """
     if not model_path.is_file():
         raise ModelLoadError(model_path, "ONNX model file is missing", "copy the whole exported directory")
     available = ort.get_available_providers()
@@ -92,7 +96,8 @@ def create_session(model_path: Path, options: RuntimeOptions) -> Session:
         )
     providers: list[Any] = [CUDA, CPU] if want_cuda else [CPU]
     try:
-        session = ort.InferenceSession(str(model_path), _session_options(options), providers=providers)
+        so = _session_options(options, options.session_intra_threads(1 if want_cuda else cpu_lanes))
+        session = ort.InferenceSession(str(model_path), so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeException types
         raise ModelLoadError(
             model_path,

@@ -195,7 +195,9 @@ def test_worker_threads_fit_its_cpu_request() -> None:
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     cpu = container["resources"]["requests"]["cpu"]
     cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
-    assert 1 <= settings.intra_op_threads <= cores
+    runs = settings.runtime.lanes_for("cpu")
+    assert settings.intra_op_threads >= 1 and runs >= 1
+    assert runs * settings.intra_op_threads <= cores
     assert settings.device == "cpu"
 
 

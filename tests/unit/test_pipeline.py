@@ -113,3 +113,42 @@ def test_an_older_record_redelivered_after_an_edit_does_not_supersede_it(pipelin
     assert [v.supersedes for v in again.verdicts] == [None, None]
     later = process(pipeline, comment("c7", "또 고친 글", 12)).verdicts[0]
     assert later.supersedes == content_revision("comment", "고친 글")
+
+
+class Laned(NoopClassifier):
+    """Two lanes; each batch waits until another batch is in the model too (or gives up)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from moderator.runtime.batching import Lanes
+
+        super().__init__()
+        self.lanes = Lanes(2)
+        self.together = threading.Barrier(2, timeout=5)
+
+    def predict(self, texts: Sequence[str]) -> ClassifierOutput:
+        self.together.wait()  # BrokenBarrierError (a model error) if the batches ran one after another
+        return super().predict(texts)
+
+
+def test_batches_in_flight_reach_a_laned_model_at_once() -> None:
+    """A model with two lanes gets a model thread per lane: two batches (an API's micro-batches) are
+    scored side by side instead of queueing behind one thread."""
+    classifier = Laned()
+    pipeline = Pipeline(classifier, NoopJudge(), load_policy(DEFAULT_POLICY))
+    assert pipeline.model_lanes == 2
+    assert Pipeline(NoopClassifier(), NoopJudge(), load_policy(DEFAULT_POLICY)).model_lanes == 1
+
+    async def both() -> list[BatchResult]:
+        return list(
+            await asyncio.gather(
+                pipeline.process([comment("a", "첫 번째 댓글", 0)]),
+                pipeline.process([comment("b", "두 번째 댓글", 1)]),
+            )
+        )
+
+    results = asyncio.run(both())
+    assert [len(r.verdicts) for r in results] == [1, 1]
+    assert [len(r.dead_letters) for r in results] == [0, 0]
+    asyncio.run(pipeline.close())

@@ -1,7 +1,12 @@
+import threading
+import time
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moderator.runtime.batching import padded_tokens, plan_batches
+from moderator.runtime.batching import Lanes, padded_tokens, plan_batches, run_batched
+from moderator.runtime.options import RuntimeOptions
 
 
 def test_sorted_batches_cap_padded_tokens() -> None:
@@ -29,3 +34,78 @@ def test_every_index_exactly_once_and_limits_hold(lengths: list[int], max_tokens
         assert 1 <= len(b) <= max_rows
         if len(b) > 1:
             assert len(b) * max(max(lengths[i] for i in b), 1) <= max_tokens
+
+
+def test_lanes_run_every_batch_once_in_order_and_at_most_count_at_once() -> None:
+    lanes = Lanes(2)
+    running, peak, lock = 0, 0, threading.Lock()
+    threads: set[str] = set()
+
+    def run(rows: list[int]) -> list[int]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            threads.add(threading.current_thread().name)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return [r * 10 for r in rows]
+
+    lengths = [3, 9, 1, 7, 5, 2, 8, 4]
+    got: dict[int, int] = {}
+
+    def scatter(rows: list[int], out: list[int]) -> None:
+        assert threading.current_thread() is threading.main_thread()  # results land on the caller
+        got.update(zip(rows, out, strict=True))
+
+    # several callers at once still share the two lanes
+    callers = [
+        threading.Thread(
+            target=run_batched,
+            args=(
+                lengths,
+                RuntimeOptions(max_batch_tokens=9, max_batch_rows=2),
+                "cpu",
+                run,
+                lambda r, o: None,
+                lanes,
+            ),
+        )
+        for _ in range(3)
+    ]
+    for t in callers:
+        t.start()
+    run_batched(lengths, RuntimeOptions(max_batch_tokens=9, max_batch_rows=2), "cpu", run, scatter, lanes)
+    for t in callers:
+        t.join()
+    lanes.close()
+    assert got == {i: i * 10 for i in range(len(lengths))}
+    assert peak == 2
+    assert all(name.startswith("moderator-lane") for name in threads)
+
+
+def test_a_failing_batch_raises_after_the_other_lanes_finished() -> None:
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def run(rows: list[int]) -> int:
+        if rows == [0]:
+            raise ValueError("bad batch")
+        time.sleep(0.02)
+        with lock:
+            finished.append(rows[0])
+        return rows[0]
+
+    lanes = Lanes(2)
+    with pytest.raises(ValueError, match="bad batch"):
+        lanes.map(run, [[0], [1], [2], [3]])
+    assert sorted(finished) == [1, 2, 3]  # no run still in flight when the error reached the caller
+    lanes.close()
+
+
+def test_one_lane_runs_on_the_calling_thread() -> None:
+    assert (
+        Lanes(1).map(lambda rows: threading.current_thread(), [[0], [1]]) == [threading.current_thread()] * 2
+    )
+    assert Lanes(0).count == 1

@@ -105,3 +105,27 @@ def test_comments_are_served_at_their_own_training_length(
     assert model.score_replies([("질문", text)]).truncated == [False]  # pairs keep max_length (48)
     full = load_classifier(out, CPU).multitask  # type: ignore[attr-defined]
     assert full.score_comments([text]).truncated == [False]
+
+
+def test_two_lanes_score_exactly_like_one(exported: tuple[Path, Path]) -> None:
+    """Batches spread over lanes (and callers on several threads) give the single lane's scores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from moderator.runtime.multitask import EncoderMultitask
+
+    _, out = exported
+    one = EncoderMultitask(
+        out, read_metadata(out), RuntimeOptions(device="cpu", max_batch_tokens=64, max_batch_rows=3, lanes=1)
+    )
+    two = EncoderMultitask(
+        out, read_metadata(out), RuntimeOptions(device="cpu", max_batch_tokens=64, max_batch_rows=3, lanes=2)
+    )
+    assert (one.lanes.count, two.lanes.count) == (1, 2)
+    assert two.session.session.get_session_options().intra_op_num_threads == 1
+    expected = one.score_comments(TEXTS).probs
+    with ThreadPoolExecutor(3) as callers:
+        results = list(callers.map(lambda _: two.score_comments(TEXTS), range(6)))
+    for got in results:
+        np.testing.assert_array_equal(got.probs, expected)
+    np.testing.assert_array_equal(two.score_replies(PAIRS).probs, one.score_replies(PAIRS).probs)
+    two.lanes.close()
