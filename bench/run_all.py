@@ -43,6 +43,7 @@ PLAN: tuple[tuple[str, str, list[str], list[str], int], ...] = (
     ("judge_prefix", "bench.judge_prefix", ["--pairs", "48", "--rounds", "2"], ["--pairs", "8", "--rounds", "1"], 900),
     ("latency", "bench.latency", ["--seconds", "12", "--rounds", "3"], ["--seconds", "3", "--rounds", "1", "--windows", "5"], 1200),
     ("scale_out", "bench.scale_out", ["--comments", "800", "--rounds", "2"], ["--comments", "64", "--rounds", "1"], 1200),
+    ("lanes", "bench.lanes", ["--texts", "256", "--rounds", "3"], ["--texts", "32", "--rounds", "1"], 900),
 )  # fmt: skip
 
 GOALS = {
@@ -54,6 +55,7 @@ GOALS = {
     "judge_prefix": "≥10× prefix cache vs full prompt",
     "latency": "p99 ≤150 ms at 20 replies/s",
     "scale_out": "1 vs 2 workers; GPU projection",
+    "lanes": "(engine detail: lanes vs intra-op threads)",
 }
 
 
@@ -116,6 +118,12 @@ def headline(name: str) -> str:
             return f"2 workers {two / one:.2f}× 1 worker (same 2 cores)"
         if name == "encoder_ort":
             return "see section"
+        if name == "lanes":
+            r = data["ratios"]
+            return (
+                f"lanes ÷ one lane: pairs/s {r['pairs_per_call']:.2f}×, small calls "
+                f"{r[next(k for k in r if k.startswith('comments_'))]:.2f}×, lone pair p50 {r['p50_ms']:.2f}× the time"
+            )
     except (KeyError, ValueError, TypeError, ZeroDivisionError, StopIteration) as exc:
         return f"unreadable result ({type(exc).__name__})"
     return "-"

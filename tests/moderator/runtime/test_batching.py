@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moderator.runtime.batching import Lanes, padded_tokens, plan_batches, run_batched
+from moderator.runtime.batching import Lanes, lane_budget, padded_tokens, plan_batches, run_batched
 from moderator.runtime.options import RuntimeOptions
 
 
@@ -109,3 +109,24 @@ def test_one_lane_runs_on_the_calling_thread() -> None:
         Lanes(1).map(lambda rows: threading.current_thread(), [[0], [1]]) == [threading.current_thread()] * 2
     )
     assert Lanes(0).count == 1
+
+
+@given(st.lists(st.integers(min_value=0, max_value=300), max_size=40), st.integers(1, 6))
+def test_a_small_call_gives_every_lane_work(lengths: list[int], lanes: int) -> None:
+    budget = lane_budget(lengths, 512, lanes)
+    assert budget <= 512
+    if lanes == 1 or not lengths:
+        assert budget == 512
+        return
+    assert budget >= max(lengths)  # the longest row still fits a batch
+    batches = plan_batches(lengths, budget, 64)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    # enough batches for the lanes, unless the rows are too few (or one row dwarfs the rest)
+    if budget < 512 and budget > max(lengths):
+        assert len(batches) >= min(lanes, len(lengths))
+
+
+def test_a_large_call_keeps_the_plain_budget() -> None:
+    assert lane_budget([30] * 1000, 512, 2) == 512
+    assert lane_budget([30] * 16, 512, 2) == 120  # 480 padded tokens, two batches per lane
+    assert lane_budget([5, 200], 512, 2) == 200
