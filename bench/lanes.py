@@ -2,7 +2,8 @@
 
 The shipped multitask model, in this process, on CPU. Each side gets its own session of the same
 graph: *one lane* is the shape before lanes (one run at a time, ``--threads`` intra-op threads), *lanes*
-is ``--threads`` lanes of one thread each (``MODERATOR_MODEL_LANES``). Measured per round, sides
+is ``--threads`` lanes of one thread each (``MODERATOR_MODEL_LANES``), with the solo session that
+runs a lone one-batch call on all of them. Measured per round, sides
 alternating so that load from other work skews a round, not the comparison:
 
 - one reply pair at a time (a lone API request): p50 latency;
@@ -46,7 +47,9 @@ def _open(model: Path, lanes: int, threads: int) -> Any:
     if lanes == 1:
         options = RuntimeOptions(device="cpu", intra_op_threads=threads, lanes=1)
     else:
-        options = RuntimeOptions(device="cpu", intra_op_threads=1, lanes=lanes)
+        # threads left to auto, as MODERATOR_MODEL_LANES alone sets them: one per lane, plus the solo
+        # session (every lane's threads) for a call that finds the lanes idle
+        options = RuntimeOptions(device="cpu", lanes=lanes)
     return EncoderMultitask(model, read_metadata(model), options)
 
 

@@ -25,7 +25,7 @@ from moderator.runtime.metadata import (
     judge_unsafe_column,
 )
 from moderator.runtime.options import RuntimeOptions
-from moderator.runtime.session import Session, create_session
+from moderator.runtime.session import Session, create_session, runs_on_cpu, shared_initializers
 from moderator.runtime.tokenize import Encoded, TextEncoder, load_tokenizer, pad_rows
 from topics.labels import LABEL_KEYS
 
@@ -54,12 +54,20 @@ class _EncoderModel:
         self.options = options
         self.model_id = meta.model_id
         self.encoder = TextEncoder(load_tokenizer(directory, meta), meta.max_length)
-        self.session: Session = create_session(
-            directory / MODEL_FILE, options, cpu_lanes=options.lanes_for("cpu")
-        )
+        path = directory / MODEL_FILE
+        cpu_lanes = options.lanes_for("cpu")
+        solo_threads = options.solo_threads(cpu_lanes) if runs_on_cpu(options) else 0
+        # the solo session shares the lanes' weights; without the `onnx` package to read them there is none
+        shared = shared_initializers(path) if solo_threads else None
+        self.session: Session = create_session(path, options, cpu_lanes=cpu_lanes, initializers=shared)
         self.provider = self.session.provider
         #: model runs at once (encode_core is safe from several threads: each run pads its own arrays)
         self.lanes = Lanes(options.lanes_for(self.provider))
+        #: every lane's threads in one run, for a call that finds the lanes idle (``Lanes.map``)
+        self.solo_session: Session | None = None
+        if shared is not None and self.lanes.count > 1:
+            self.solo_session = create_session(path, options, intra_threads=solo_threads, initializers=shared)
+        self._shared_weights = shared  # the sessions use these buffers: keep them alive
         missing = {"input_ids", "attention_mask"} - set(self.session.input_names)
         if missing:
             raise ModelLoadError(
@@ -73,18 +81,27 @@ class _EncoderModel:
         probe = self.encoder.encode([("probe", "probe")] if meta.kind == "encoder-pair-judge" else ["probe"])
         self.encode_post(self.encode_core(probe, [0]))
 
-    def encode_core(self, enc: Encoded, rows: Sequence[int]) -> npt.NDArray[Any]:
-        """Run one batch of already-tokenised rows; returns the logits matrix."""
+    def encode_core(
+        self, enc: Encoded, rows: Sequence[int], session: Session | None = None
+    ) -> npt.NDArray[Any]:
+        """Run one batch of already-tokenised rows (on ``session``, default the lanes'); returns the logits."""
+        run_on = session or self.session
         ids, mask = pad_rows([enc.ids[i] for i in rows], self.pad_id)
         feeds: dict[str, npt.NDArray[Any]] = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.session.input_names:
+        if "token_type_ids" in run_on.input_names:
             types, _ = pad_rows([enc.type_ids[i] for i in rows], 0)
             feeds["token_type_ids"] = types
-        (logits,) = self.session.run(feeds, ["logits"])
+        (logits,) = run_on.run(feeds, ["logits"])
         return logits
 
     def _run_all(self, enc: Encoded, width: int) -> tuple[_F32, int, int]:
         out = np.zeros((len(enc.lengths), width), dtype=np.float32)
+        solo_session = self.solo_session
+        solo = (
+            None
+            if solo_session is None
+            else lambda rows: self.encode_post(self.encode_core(enc, rows, solo_session))
+        )
 
         def scatter(rows: list[int], probs: _F32) -> None:
             out[rows] = probs
@@ -96,6 +113,7 @@ class _EncoderModel:
             lambda rows: self.encode_post(self.encode_core(enc, rows)),
             scatter,
             self.lanes,
+            solo,
         )
         return out, tokens, padded
 

@@ -79,11 +79,54 @@ def _session_options(options: RuntimeOptions, intra_threads: int) -> ort.Session
     return so
 
 
-def create_session(model_path: Path, options: RuntimeOptions, *, cpu_lanes: int = 1) -> Session:
+def runs_on_cpu(options: RuntimeOptions) -> bool:
+    """Whether a session created with ``options`` lands on CPU (no CUDA asked for, or none installed)."""
+    return options.device == "cpu" or CUDA not in ort.get_available_providers()
+
+
+#: Initializers smaller than this stay in each session (shapes and scalars that constant folding uses).
+SHARED_INITIALIZER_BYTES = 4096
+
+
+def shared_initializers(model_path: Path) -> dict[str, ort.OrtValue] | None:
+    """The model's weights as OrtValues that several sessions of it can use without a copy each
+    (``SessionOptions.add_initializer``); ``None`` when the ``onnx`` package is missing or cannot read
+    the file (the sessions then load their own copies, or ONNX Runtime names the problem).
+
+    A second session of the shipped model cost 133 MiB with its own weights and 36 MiB with shared
+    ones, at the same speed and bit-identical scores (docs/benchmarks.md, model lanes).
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    try:
+        graph = onnx.load(str(model_path)).graph
+        out: dict[str, ort.OrtValue] = {}
+        for tensor in graph.initializer:
+            array = numpy_helper.to_array(tensor)
+            if array.nbytes > SHARED_INITIALIZER_BYTES:
+                out[tensor.name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+        return out
+    except Exception as exc:  # a broken file: the session's own load reports it with the file named
+        log.info("%s: weights not shared between sessions (%s)", model_path, exc)
+        return None
+
+
+def create_session(
+    model_path: Path,
+    options: RuntimeOptions,
+    *,
+    cpu_lanes: int = 1,
+    intra_threads: int | None = None,
+    initializers: dict[str, ort.OrtValue] | None = None,
+) -> Session:
     """Create a session on ``options.device`` and verify the provider it actually uses.
 
     ``cpu_lanes``: how many runs at once the caller will make if the session lands on CPU; each then
-    gets one intra-op thread unless ``options.intra_op_threads`` says otherwise.
+    gets one intra-op thread unless ``options.intra_op_threads`` (or ``intra_threads``, for this
+    session alone) says otherwise. ``initializers``: weights shared with other sessions of the model.
     """
     if not model_path.is_file():
         raise ModelLoadError(model_path, "ONNX model file is missing", "copy the whole exported directory")
@@ -96,7 +139,10 @@ def create_session(model_path: Path, options: RuntimeOptions, *, cpu_lanes: int 
         )
     providers: list[Any] = [CUDA, CPU] if want_cuda else [CPU]
     try:
-        so = _session_options(options, options.session_intra_threads(1 if want_cuda else cpu_lanes))
+        threads = options.session_intra_threads(1 if want_cuda else cpu_lanes)
+        so = _session_options(options, threads if intra_threads is None else intra_threads)
+        for name, value in (initializers or {}).items():
+            so.add_initializer(name, value)
         session = ort.InferenceSession(str(model_path), so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeException types
         raise ModelLoadError(

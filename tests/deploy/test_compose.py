@@ -166,13 +166,15 @@ def test_worker_serves_probes_on_every_interface_at_the_probed_port() -> None:
 def test_each_replica_gets_its_own_threads() -> None:
     for name, worker in worker_services().items():
         settings = Settings.from_env(effective_env(worker))
-        threads = settings.intra_op_threads
-        assert threads >= 1, f"{name}: 0 lets every replica start a thread per host core"
+        runtime = settings.runtime
         # lanes run at once, each with its own threads (a CUDA session runs one lane)
-        runs = settings.runtime.lanes_for("cuda" if settings.device == "cuda" else "cpu")
+        runs = runtime.lanes_for("cuda" if settings.device == "cuda" else "cpu")
+        threads = runtime.session_intra_threads(runs)
+        assert threads >= 1, f"{name}: 0 lets every replica start a thread per host core"
         limit = (worker.get("deploy", {}).get("resources", {}).get("limits", {}) or {}).get("cpus")
         if limit is not None:
             assert runs * threads <= float(limit), f"{name}: {runs} lanes x {threads} threads on {limit} CPUs"
+            assert runtime.solo_threads(runs) <= float(limit), name
 
 
 def test_cpu_workers_run_the_cpu_image_and_gpu_workers_reserve_a_gpu() -> None:

@@ -195,9 +195,12 @@ def test_worker_threads_fit_its_cpu_request() -> None:
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     cpu = container["resources"]["requests"]["cpu"]
     cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
-    runs = settings.runtime.lanes_for("cpu")
-    assert settings.intra_op_threads >= 1 and runs >= 1
-    assert runs * settings.intra_op_threads <= cores
+    runtime = settings.runtime
+    runs = runtime.lanes_for("cpu")
+    threads = runtime.session_intra_threads(runs)
+    assert threads >= 1, "0 lets ONNX Runtime start a thread per node core"
+    assert runs * threads <= cores
+    assert runtime.solo_threads(runs) <= cores
     assert settings.device == "cpu"
 
 

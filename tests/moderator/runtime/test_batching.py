@@ -130,3 +130,35 @@ def test_a_large_call_keeps_the_plain_budget() -> None:
     assert lane_budget([30] * 1000, 512, 2) == 512
     assert lane_budget([30] * 16, 512, 2) == 120  # 480 padded tokens, two batches per lane
     assert lane_budget([5, 200], 512, 2) == 200
+
+
+def test_a_lone_single_batch_call_runs_solo_and_a_concurrent_one_takes_a_lane() -> None:
+    lanes = Lanes(2)
+    started, release = threading.Event(), threading.Event()
+    where: dict[str, str] = {}
+
+    def solo(rows: list[int]) -> str:
+        started.set()
+        release.wait(5)
+        where["first"] = threading.current_thread().name
+        return "solo"
+
+    def lane(rows: list[int]) -> str:
+        return "lane"
+
+    first: list[list[str]] = []
+    caller = threading.Thread(target=lambda: first.append(lanes.map(lane, [[0]], solo)))
+    caller.start()
+    assert started.wait(5)
+    # the solo run holds the cores: a call arriving meanwhile takes a lane, not a second solo run
+    assert lanes.map(lane, [[1]], solo) == ["lane"]
+    release.set()
+    caller.join()
+    assert first == [["solo"]]
+    assert where["first"] == caller.name  # solo runs on the calling thread
+    # idle again: a single batch goes solo; a call of several batches always spreads over the lanes
+    assert lanes.map(lane, [[2]], solo) == ["solo"]
+    assert lanes.map(lane, [[3], [4]], solo) == ["lane", "lane"]
+    assert (lanes.solo_runs, lanes.lane_runs) == (2, 3)
+    assert Lanes(1).map(lane, [[0]], solo) == ["lane"]  # one lane: no solo session to speak of
+    lanes.close()

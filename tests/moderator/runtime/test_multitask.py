@@ -122,6 +122,12 @@ def test_two_lanes_score_exactly_like_one(exported: tuple[Path, Path]) -> None:
     )
     assert (one.lanes.count, two.lanes.count) == (1, 2)
     assert two.session.session.get_session_options().intra_op_num_threads == 1
+    # a lone one-batch call runs on a session with both lanes' threads, sharing the lanes' weights
+    assert one.solo_session is None and two.solo_session is not None
+    assert two.solo_session.session.get_session_options().intra_op_num_threads == 2
+    solo_before = two.lanes.solo_runs
+    np.testing.assert_array_equal(two.score_comments(TEXTS[:1]).probs, one.score_comments(TEXTS[:1]).probs)
+    assert two.lanes.solo_runs == solo_before + 1
     expected = one.score_comments(TEXTS).probs
     with ThreadPoolExecutor(3) as callers:
         results = list(callers.map(lambda _: two.score_comments(TEXTS), range(6)))
@@ -129,3 +135,14 @@ def test_two_lanes_score_exactly_like_one(exported: tuple[Path, Path]) -> None:
         np.testing.assert_array_equal(got.probs, expected)
     np.testing.assert_array_equal(two.score_replies(PAIRS).probs, one.score_replies(PAIRS).probs)
     two.lanes.close()
+
+
+def test_shared_weights_are_read_once_or_not_at_all(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    from moderator.runtime.session import SHARED_INITIALIZER_BYTES, shared_initializers
+
+    _, out = exported
+    weights = shared_initializers(out / "model.onnx")
+    assert weights and all(v.numpy().nbytes > SHARED_INITIALIZER_BYTES for v in weights.values())
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not a model")
+    assert shared_initializers(broken) is None  # the session's own load names the problem

@@ -42,3 +42,10 @@ def test_cgroup_quota_caps_the_usable_cores(tmp_path: Path) -> None:
     cpu_max.write_text("garbage")
     assert _cgroup_quota(cpu_max) == 0
     assert usable_cores() >= 1
+
+
+def test_a_solo_session_only_where_auto_made_single_thread_lanes() -> None:
+    assert RuntimeOptions().solo_threads(2) == 2
+    assert RuntimeOptions(lanes=4).solo_threads(4) == 4
+    assert RuntimeOptions().solo_threads(1) == 0
+    assert RuntimeOptions(intra_op_threads=1, lanes=2).solo_threads(2) == 0
