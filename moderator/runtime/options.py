@@ -35,11 +35,12 @@ class RuntimeOptions:
     def lanes_for(self, provider: str) -> int:
         """Concurrent runs of one encoder session on ``provider``; 0 (auto) picks them from the cores.
 
-        On CPU a short batch keeps a second intra-op thread mostly waiting: on 2 cores, one reply pair
-        took ~21 ms on one thread and ~20 ms on two, while two single-thread runs side by side moved
-        1.8x the pairs (docs/benchmarks.md). So auto gives one lane per usable core with one intra-op
-        thread each, unless ``intra_op_threads`` was set, which keeps the single lane that setting was
-        sized for. A GPU runs one stream: one lane.
+        On CPU a short batch keeps a second intra-op thread mostly waiting: on 2 cores, two
+        single-thread runs of one reply pair each, side by side, moved 1.6-1.9x the pairs of one
+        two-thread run (docs/benchmarks.md, model lanes). So auto gives one lane per usable core (logical
+        cores: on an SMT machine, two lanes share a physical core) with one intra-op thread each, unless
+        ``intra_op_threads`` was set, which keeps the single lane that setting was sized for. A GPU runs
+        one stream: one lane.
         """
         if provider != "cpu":
             return 1
