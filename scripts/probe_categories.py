@@ -1,0 +1,117 @@
+"""Do the safety category tags name the right harm? Dev rows harmful in one known category, scored by a
+shipped multitask model under its policy's thresholds.
+
+Why: a request or reply harmful in one category (a bomb recipe: weapons) should not be tagged with the
+others (sexual_minors). Training masks the categories a source does not label, so nothing teaches the
+heads that a weapons request is *not* sexual_minors, and the thresholds are calibrated on known labels
+only. Here the other categories of a single-category harmful row count as implicit negatives (not all
+are true negatives: crime overlaps weapons and drugs), and two ways of keeping only the leading tags
+are measured against tagging every category over its threshold (what the policy does).
+
+    python scripts/probe_categories.py [--model models/moderator-multitask-e5-small] [--data ../shared/data]
+
+CPU, ~2 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from moderator.evaluation import auroc
+from moderator.runtime.metadata import read_metadata
+from moderator.runtime.multitask import EncoderMultitask
+from moderator.runtime.options import RuntimeOptions
+from moderator.settings import DEFAULT_MODEL
+from onnx_export.train import sources as src
+from onnx_export.train.multitask import MultitaskConfig, build_rows
+from onnx_export.train.report import score_rows
+from topics.labels import SAFETY_KEYS
+
+SOURCES = ("requests", "openai")
+
+
+def _logit(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def _tags(name: str, fire: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_]) -> dict[str, float]:
+    tp, fp, fn = (fire & truth).sum(), (fire & ~truth).sum(), (~fire & truth).sum()
+    return {
+        "rule": name,  # type: ignore[dict-item]
+        "tags_per_row": float(fire.sum(1).mean()),
+        "true_category_tagged": float((fire & truth).any(1).mean()),
+        "precision": float(tp / max(tp + fp, 1)),
+        "recall": float(tp / max(tp + fn, 1)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = parser.parse_args()
+    model = EncoderMultitask(args.model, read_metadata(args.model), RuntimeOptions(device="cpu"))
+    policy = json.loads((args.model / "policy.json").read_text())
+    th = np.array([policy["safety"][k]["threshold"] for k in SAFETY_KEYS])
+    col = [src.COL[k] for k in SAFETY_KEYS]
+    _, dev = build_rows(args.data, MultitaskConfig(dev_cap=300))
+    for name in SOURCES:
+        rows = dev[name]
+        probs = score_rows(model, rows)
+        y, m = rows.targets()
+        truth_all = np.stack([(m[:, j] > 0) & (y[:, j] == 1) for j in col], 1)
+        harmful = truth_all.any(1)
+        p, truth = probs[harmful][:, col], truth_all[harmful]
+        print(f"\n{name}: {int(harmful.sum())} rows harmful in a known category")
+        for i, key in enumerate(SAFETY_KEYS):
+            pos, neg = truth[:, i], truth.any(1) & ~truth[:, i]
+            if pos.sum() and neg.sum():
+                y_pn = np.r_[np.ones(int(pos.sum())), np.zeros(int(neg.sum()))]
+                print(
+                    f"  {key:14s} positives {int(pos.sum()):3d}, harmful in another category {int(neg.sum()):3d}: "
+                    f"AUROC {auroc(y_pn, np.r_[p[pos, i], p[neg, i]]):.3f}; tagged on those others "
+                    f"{np.mean(p[neg, i] >= th[i]):.2f}, on its own {np.mean(p[pos, i] >= th[i]):.2f}"
+                )
+        over = p >= th
+        results = [_tags("every category over its threshold (policy)", over, truth)]
+        margin, raw = _logit(p) - _logit(th), _logit(p)
+        for delta in (0.0, 1.0, 2.0):
+            best = np.where(over, margin, -np.inf).max(1, keepdims=True)
+            results.append(
+                _tags(
+                    f"within {delta:g} logit of the best margin over threshold",
+                    over & (margin >= best - delta),
+                    truth,
+                )
+            )
+        for delta in (0.0, 1.0, 2.0):
+            best = np.where(over, raw, -np.inf).max(1, keepdims=True)
+            results.append(
+                _tags(f"within {delta:g} logit of the highest score", over & (raw >= best - delta), truth)
+            )
+        for r in results:
+            print(
+                f"  {r['rule']:58s} tags/row {r['tags_per_row']:.2f}, true category tagged "
+                f"{r['true_category_tagged']:.2f}, precision {r['precision']:.2f}, recall {r['recall']:.2f}"
+            )
+        best_raw = np.where(over, raw, -np.inf).argmax(1)
+        pairs = Counter(
+            (SAFETY_KEYS[int(t.argmax())], SAFETY_KEYS[int(b)])
+            for t, b, o in zip(truth, best_raw, over, strict=True)
+            if o.any()
+        )
+        print(
+            "  (true, highest-scoring tag):", ", ".join(f"{a}→{b} {n}" for (a, b), n in pairs.most_common(10))
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
