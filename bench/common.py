@@ -508,7 +508,10 @@ def add_model_args(parser: argparse.ArgumentParser, *, threads: bool = True) -> 
     parser.add_argument("--judge", help="judge model dir (default: the shipped one)")
     if threads:
         parser.add_argument(
-            "--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)"
+            "--threads",
+            type=int,
+            default=0,
+            help="ONNX Runtime intra-op threads (0: auto, one single-thread lane per core; MODERATOR_MODEL_LANES)",
         )
 
 

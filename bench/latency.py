@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     body += table(["batch window ms", "p50 ms", "p95 ms", "p99 ms"], window_rows)
     body += (
         f"\n\nClassifier `{model_label(classifier)}`, judge `{model_label(judge)}`, one worker, ONNX Runtime "
-        f"intra-op threads {args.threads or 'all cores'}, Redis cache off (every reply runs both models), "
+        f"intra-op threads {args.threads or 'auto (one single-thread lane per core, a solo session for lone calls)'}, Redis cache off (every reply runs both models), "
         f"{args.seconds:g} s per rate per round, {args.rounds} rounds. Goal p99 ≤{GOAL_P99_MS:.0f} ms at "
         f"{GOAL_RATE}/s: p99 {goal_p99:.0f} ms, **{'met' if goal_p99 <= GOAL_P99_MS else 'not met'}**; "
         f"lowest p99 at {GOAL_RATE}/s with a {best_w:g} ms window."
