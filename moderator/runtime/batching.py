@@ -81,7 +81,7 @@ class Lanes:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.count)
         self._active = 0
-        #: batches run solo / on a lane (for tests and metrics)
+        #: batches run solo / on a lane so far (read by tests)
         self.solo_runs = 0
         self.lane_runs = 0
 
