@@ -80,7 +80,8 @@ def _session_options(options: RuntimeOptions, intra_threads: int) -> ort.Session
 
 
 def runs_on_cpu(options: RuntimeOptions) -> bool:
-    """Whether a session created with ``options`` lands on CPU (no CUDA asked for, or none installed)."""
+    """Whether a session created with ``options`` is put on CPU (no CUDA asked for, or none installed);
+    ``create_session`` decides by this, and a CUDA session that quietly falls back is caught after."""
     return options.device == "cpu" or CUDA not in ort.get_available_providers()
 
 
@@ -131,7 +132,7 @@ def create_session(
     if not model_path.is_file():
         raise ModelLoadError(model_path, "ONNX model file is missing", "copy the whole exported directory")
     available = ort.get_available_providers()
-    want_cuda = options.device in ("cuda", "auto") and CUDA in available
+    want_cuda = not runs_on_cpu(options)
     if options.device == "cuda" and CUDA not in available:
         raise ProviderError(
             f"MODERATOR_DEVICE=cuda but this onnxruntime ({ort.__version__}) has no CUDA provider "
