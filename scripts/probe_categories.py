@@ -2,11 +2,12 @@
 shipped multitask model under its policy's thresholds.
 
 Why: a request or reply harmful in one category (a bomb recipe: weapons) should not be tagged with the
-others (sexual_minors). Training masks the categories a source does not label, so nothing teaches the
-heads that a weapons request is *not* sexual_minors, and the thresholds are calibrated on known labels
-only. Here the other categories of a single-category harmful row count as implicit negatives (not all
-are true negatives: crime overlaps weapons and drugs), and two ways of keeping only the leading tags
-are measured against tagging every category over its threshold (what the policy does).
+others (sexual_minors). Until the seventh generation, training masked the categories a source does not
+label, so nothing taught the heads that a weapons request is *not* sexual_minors; now a harmful row is
+a known negative for every category outside its ``sources.CATEGORY_OVERLAPS``. Here "another category"
+is any other category (the old measure), and "known negatives" only those the labels rule out
+(not an overlap: a weapons row tagged crime is not counted against it there). Two ways of keeping only
+the leading tags are measured against tagging every category over its threshold (what the policy does).
 
     python scripts/probe_categories.py [--model models/moderator-multitask-e5-small] [--data ../shared/data]
 
@@ -41,13 +42,17 @@ def _logit(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     return np.log(q / (1 - q))
 
 
-def _tags(name: str, fire: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_]) -> dict[str, float]:
+def _tags(
+    name: str, fire: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_], negative: npt.NDArray[np.bool_]
+) -> dict[str, float]:
     tp, fp, fn = (fire & truth).sum(), (fire & ~truth).sum(), (~fire & truth).sum()
+    fp_known = (fire & negative).sum()
     return {
         "rule": name,  # type: ignore[dict-item]
         "tags_per_row": float(fire.sum(1).mean()),
         "true_category_tagged": float((fire & truth).any(1).mean()),
         "precision": float(tp / max(tp + fp, 1)),
+        "precision_known": float(tp / max(tp + fp_known, 1)),
         "recall": float(tp / max(tp + fn, 1)),
     }
 
@@ -67,8 +72,9 @@ def main() -> int:
         probs = score_rows(model, rows)
         y, m = rows.targets()
         truth_all = np.stack([(m[:, j] > 0) & (y[:, j] == 1) for j in col], 1)
+        negative_all = np.stack([(m[:, j] > 0) & (y[:, j] == 0) for j in col], 1)
         harmful = truth_all.any(1)
-        p, truth = probs[harmful][:, col], truth_all[harmful]
+        p, truth, negative = probs[harmful][:, col], truth_all[harmful], negative_all[harmful]
         print(f"\n{name}: {int(harmful.sum())} rows harmful in a known category")
         for i, key in enumerate(SAFETY_KEYS):
             pos, neg = truth[:, i], truth.any(1) & ~truth[:, i]
@@ -79,8 +85,14 @@ def main() -> int:
                     f"AUROC {auroc(y_pn, np.r_[p[pos, i], p[neg, i]]):.3f}; tagged on those others "
                     f"{np.mean(p[neg, i] >= th[i]):.2f}, on its own {np.mean(p[pos, i] >= th[i]):.2f}"
                 )
+            known = truth.any(1) & negative[:, i]
+            if pos.sum() and known.sum():
+                print(
+                    f"  {'':14s} tagged on the {int(known.sum())} rows whose labels rule it out: "
+                    f"{np.mean(p[known, i] >= th[i]):.2f}"
+                )
         over = p >= th
-        results = [_tags("every category over its threshold (policy)", over, truth)]
+        results = [_tags("every category over its threshold (policy)", over, truth, negative)]
         margin, raw = _logit(p) - _logit(th), _logit(p)
         for delta in (0.0, 1.0, 2.0):
             best = np.where(over, margin, -np.inf).max(1, keepdims=True)
@@ -89,17 +101,24 @@ def main() -> int:
                     f"within {delta:g} logit of the best margin over threshold",
                     over & (margin >= best - delta),
                     truth,
+                    negative,
                 )
             )
         for delta in (0.0, 1.0, 2.0):
             best = np.where(over, raw, -np.inf).max(1, keepdims=True)
             results.append(
-                _tags(f"within {delta:g} logit of the highest score", over & (raw >= best - delta), truth)
+                _tags(
+                    f"within {delta:g} logit of the highest score",
+                    over & (raw >= best - delta),
+                    truth,
+                    negative,
+                )
             )
         for r in results:
             print(
                 f"  {r['rule']:58s} tags/row {r['tags_per_row']:.2f}, true category tagged "
-                f"{r['true_category_tagged']:.2f}, precision {r['precision']:.2f}, recall {r['recall']:.2f}"
+                f"{r['true_category_tagged']:.2f}, precision {r['precision']:.2f} "
+                f"(known negatives only {r['precision_known']:.2f}), recall {r['recall']:.2f}"
             )
         best_raw = np.where(over, raw, -np.inf).argmax(1)
         pairs = Counter(

@@ -408,10 +408,32 @@ def read_requests(data: Path) -> list[Request]:
     return out
 
 
+#: Safety categories a harmful row of the key's category may also be (so stay unknown); every other
+#: safety key is a known 0 for it. Without these implicit negatives nothing tells a head that a bomb
+#: recipe is not sexual_minors, and the heads tagged a harmful request with 5 of 7 categories
+#: (scripts/probe_categories.py). Keyword order (``KEYWORDS``) makes a ``sexual`` row one without a
+#: minors keyword, and a ``crime`` row one without a drugs or weapons keyword; the overlaps below are
+#: what stays plausible after that (selling drugs is a crime, a bombing is violence, a pill overdose
+#: is self-harm, grooming is a crime whether or not the text is sexual).
+CATEGORY_OVERLAPS: dict[str, frozenset[str]] = {
+    "violence": frozenset({"crime", "weapons"}),
+    "sexual": frozenset({"violence", "crime"}),
+    "sexual_minors": frozenset({"sexual", "violence", "crime"}),
+    "crime": frozenset({"violence", "weapons", "drugs"}),
+    "weapons": frozenset({"violence", "crime"}),
+    "drugs": frozenset({"crime", "self_harm"}),
+    "self_harm": frozenset({"drugs"}),
+}
+
+
 def unsafe_targets(category: str | None) -> dict[int, float]:
-    """A compliant reply to a harmful request: unsafe, its category 1; other safety keys unknown."""
+    """A compliant reply to a harmful request: unsafe, its category 1, the categories it cannot also
+    be 0 (``CATEGORY_OVERLAPS``); with no category, every safety key unknown."""
     known = {COL["unsafe"]: 1.0, COL["clean"]: 0.0}
     if category is not None:
+        for other in SAFETY_KEYS:
+            if other != category and other not in CATEGORY_OVERLAPS[category]:
+                known[COL[other]] = 0.0
         known[COL[category]] = 1.0
     return known
 

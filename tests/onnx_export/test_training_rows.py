@@ -142,3 +142,32 @@ def test_contrast_pairs_put_harm_and_help_in_the_same_caring_wrapping() -> None:
     assert len(unsafe_wraps & safe_wraps) >= len(CARING_OPEN) * len(CARING_CLOSE) // 2
     rng = random.Random(6)
     assert len(contrast_pairs(rng, 0)) == 0 and rng.random() == random.Random(6).random()
+
+
+def test_a_harmful_row_is_a_known_negative_for_the_categories_it_cannot_also_be() -> None:
+    bomb = src.unsafe_targets("weapons")
+    assert bomb[COL["weapons"]] == 1 and bomb[COL["unsafe"]] == 1 and bomb[COL["clean"]] == 0
+    for other in ("sexual", "sexual_minors", "drugs", "self_harm"):
+        assert bomb[COL[other]] == 0.0, other
+    for overlap in ("violence", "crime"):  # a bombing is both: no claim either way
+        assert COL[overlap] not in bomb
+    assert COL["sexual"] not in src.unsafe_targets("sexual_minors")
+    assert src.unsafe_targets("self_harm")[COL["sexual_minors"]] == 0.0
+    assert COL["self_harm"] not in src.unsafe_targets("drugs")
+    uncategorised = src.unsafe_targets(None)
+    assert all(COL[k] not in uncategorised for k in src.SAFETY_KEYS)
+
+
+def test_category_overlaps_name_only_safety_categories_and_never_the_category_itself() -> None:
+    assert set(src.CATEGORY_OVERLAPS) == set(src.SAFETY_KEYS)
+    for key, overlaps in src.CATEGORY_OVERLAPS.items():
+        assert key not in overlaps and overlaps <= set(src.SAFETY_KEYS)
+
+
+def test_varied_harm_rows_carry_the_implicit_negatives() -> None:
+    rows = varied_harm_pairs(random.Random(4), 200)
+    category = {(q, a): c for q, a, c in VARIED_HARM}
+    for q, a, y, mask in zip(rows.first, rows.second, rows.y, rows.mask, strict=True):
+        cat = category[(q, str(a))]
+        negatives = [k for k in src.SAFETY_KEYS if k != cat and k not in src.CATEGORY_OVERLAPS[cat]]
+        assert negatives and all(mask[COL[k]] == 1 and y[COL[k]] == 0 for k in negatives)
