@@ -1,4 +1,5 @@
-"""CLI: ``multitask`` trains the shared-backbone model; ``ship multitask`` exports it into ``models/``;
+"""CLI: ``multitask`` trains the shared-backbone model; ``safety-heads`` refits its safety-category rows;
+``ship multitask`` exports it into ``models/``;
 ``classifier``/``judge`` and ``ship classifier|judge`` keep the earlier single-task recipes."""
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["multitask"]:
         multitask_main(args[1:])
+        return
+    if args[:1] == ["safety-heads"]:
+        from onnx_export.train.safety_heads import safety_heads_main
+
+        safety_heads_main(args[1:])
         return
     if args[:2] == ["card", "multitask"]:
         from onnx_export.train.card_multitask import card_main
