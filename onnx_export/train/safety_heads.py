@@ -12,12 +12,15 @@ learns what it may not be.
     python -m onnx_export.train safety-heads --run build/gen6 --out build/gen6s [--data ../shared/data]
 
 The output is a run directory (``checkpoint/``, ``train_summary.json`` with a ``safety_heads`` entry)
-that ``ship multitask`` takes as it is. ~12 min on 2 cores, nearly all of it the forward passes.
+that ``ship multitask`` takes as it is. ~12 min on 2 cores, nearly all of it the forward passes; the
+pooled features are kept in ``--run``'s ``pooled_features.npz`` (~40 MB) and reused while the inputs
+and the encoder are the same, so refitting with other targets or settings then takes about a minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import shutil
@@ -132,19 +135,60 @@ def _category_report(probs: dict[str, F32], dev: dict[str, src.Rows]) -> dict[st
     return out
 
 
+def _features_key(model: Any, parts: list[src.Rows], mcfg: MultitaskConfig) -> str:
+    """What the pooled features depend on: every input text, the lengths they are cut at, the encoder's
+    weights (a digest of its pooler and last layer; the refit never changes them)."""
+    h = hashlib.sha256(f"{mcfg.max_length}/{mcfg.comment_max_length}".encode())
+    for rows in parts:
+        for first, second in zip(rows.first, rows.second, strict=True):
+            h.update(first.encode("utf-8") + b"\0" + (second or "").encode("utf-8") + b"\1")
+    for name, tensor in model.bert.named_parameters():
+        if name.startswith(("pooler.", f"encoder.layer.{model.config.num_hidden_layers - 1}.")):
+            h.update(tensor.detach().float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load_features(cache: Path, key: str, dev_names: list[str]) -> tuple[F32, dict[str, F32]] | None:
+    """The cached features if ``cache`` holds them for exactly these inputs, else None."""
+    if not cache.is_file():
+        return None
+    with np.load(cache) as z:
+        if str(z["key"]) != key:
+            return None
+        return z["train"], {k: z[f"dev_{k}"] for k in dev_names}
+
+
 def refit_rows(
-    model: Any, tok: Any, train: src.Rows, dev: dict[str, src.Rows], mcfg: MultitaskConfig, cfg: HeadsConfig
+    model: Any,
+    tok: Any,
+    train: src.Rows,
+    dev: dict[str, src.Rows],
+    mcfg: MultitaskConfig,
+    cfg: HeadsConfig,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Refit ``model``'s safety rows in place on ``train`` (the rows ``_pick_rows`` keeps); report the
-    categories on ``dev`` before and after."""
+    categories on ``dev`` before and after. ``cache``: an ``.npz`` of the pooled features, reused when
+    it was written for the same inputs and encoder (a refit with other targets then takes seconds)."""
     import torch
 
     picked = train.subset(_pick_rows(train, cfg.max_rows, cfg.seed))
     print(json.dumps({"rows": len(picked), "dev": {k: len(v) for k, v in dev.items()}}), flush=True)
     t0 = time.time()
-    x_tr = pooled_features(model, Tokenised(tok, picked, mcfg))
-    x_dev = {k: pooled_features(model, Tokenised(tok, v, mcfg)) for k, v in dev.items()}
-    print(json.dumps({"features_seconds": round(time.time() - t0, 1)}), flush=True)
+    key = _features_key(model, [picked, *dev.values()], mcfg)
+    cached = _load_features(cache, key, list(dev)) if cache is not None else None
+    if cached is not None:
+        x_tr, x_dev = cached
+    else:
+        x_tr = pooled_features(model, Tokenised(tok, picked, mcfg))
+        x_dev = {k: pooled_features(model, Tokenised(tok, v, mcfg)) for k, v in dev.items()}
+        if cache is not None:
+            arrays: dict[str, Any] = {"key": np.array(key), "train": x_tr}
+            arrays.update({f"dev_{k}": v for k, v in x_dev.items()})
+            np.savez(cache, **arrays)
+    print(
+        json.dumps({"features_seconds": round(time.time() - t0, 1), "cached": cached is not None}), flush=True
+    )
     weight = model.classifier.weight.detach().numpy().copy()
     bias = model.classifier.bias.detach().numpy().copy()
 
@@ -188,7 +232,8 @@ def refit_safety_heads(data: Path, run_dir: Path, out_dir: Path, cfg: HeadsConfi
     tok = AutoTokenizer.from_pretrained(run_dir / "checkpoint")
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "checkpoint")
     report: dict[str, Any] = {"from": str(run_dir), "config": asdict(cfg)}
-    report.update(refit_rows(model, tok, train, {k: dev_all[k] for k in DEV_SOURCES}, mcfg, cfg))
+    dev = {k: dev_all[k] for k in DEV_SOURCES}
+    report.update(refit_rows(model, tok, train, dev, mcfg, cfg, cache=run_dir / "pooled_features.npz"))
     report["seconds"] = round(time.time() - t0, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
@@ -212,6 +257,8 @@ def safety_heads_main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     if not (args.run / "checkpoint").is_dir() or not (args.run / "train_summary.json").is_file():
         ap.error(f"{args.run} is not a multitask run directory (needs checkpoint/ and train_summary.json)")
+    if not args.data.is_dir():
+        ap.error(f"no data directory at {args.data} (the ../shared/data layout)")
     cfg = HeadsConfig(**{k: getattr(args, k) for k in asdict(defaults)})
     report = refit_safety_heads(args.data, args.run, args.out, cfg)
     print(json.dumps({k: report[k] for k in ("rows", "fitted", "dev_before", "dev_after", "seconds")}))

@@ -25,7 +25,9 @@ def _rows(n: int) -> src.Rows:
     through the implicit negatives), plus clean comments."""
     rows = src.Rows()
     for i in range(n):
-        rows.add("안녕하세요", "욕설 욕설" + " 욕설" * (i % 3), src.unsafe_targets("violence"), "tpl_violence")
+        rows.add(
+            "안녕하세요", "욕설 욕설" + " 욕설" * (i % 3), src.unsafe_targets("violence"), "tpl_violence"
+        )
         weapons = src.unsafe_targets("weapons")
         weapons[COL["violence"]] = 0.0  # as if violence were ruled out for it
         rows.add("안녕하세요", "hello hello" + " hello" * (i % 3), weapons, "tpl_weapons")
@@ -90,3 +92,35 @@ def test_pick_rows_keeps_every_known_positive_and_caps_the_rest() -> None:
     y, m = rows.targets()
     positive = [i for i in range(len(rows)) if (y[i, src.SAFETY_COLS] * m[i, src.SAFETY_COLS]).any()]
     assert set(positive) <= set(picked)
+
+
+def test_cli_refuses_a_directory_that_is_not_a_run_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onnx_export.train.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["safety-heads", "--run", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert "is not a multitask run directory" in capsys.readouterr().err
+
+
+def test_features_are_cached_for_the_same_inputs_and_recomputed_for_others(
+    model_and_tokenizer: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, tok = model_and_tokenizer
+    state = {k: v.clone() for k, v in model.classifier.state_dict().items()}
+    cache = tmp_path / "features.npz"
+    first = refit_rows(model, tok, _rows(6), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
+    assert cache.is_file() and '"cached": false' in capsys.readouterr().out
+    model.classifier.load_state_dict(state)
+    again = refit_rows(model, tok, _rows(6), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
+    assert '"cached": true' in capsys.readouterr().out
+    assert again["fitted"] == first["fitted"] and again["dev_after"] == first["dev_after"]
+    model.classifier.load_state_dict(state)
+    with np.load(cache) as z:
+        stamp = str(z["key"])
+    refit_rows(model, tok, _rows(7), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
+    with np.load(cache) as z:
+        assert str(z["key"]) != stamp and len(z["train"]) == 21  # other rows: computed again
+    model.classifier.load_state_dict(state)
