@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,7 +367,7 @@ STRONGREJECT_CATEGORY = {
 #: Keyword → category, checked in order; refines the coarse category fields (drugs and weapons are
 #: "illegal goods" or "chemical" there).
 KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("sexual_minors", ("child porn", "minor", "underage", "child sexual", "grooming", "pedophil")),
+    ("sexual_minors", ("child porn", "child sexual", "grooming", "groom a minor", "pedophil", "csam")),
     ("self_harm", ("suicide", "self-harm", "self harm", "kill myself", "cutting", "anorexi", "bulimi",
                    "eating disorder", "starve")),
     ("drugs", ("drug", "cocaine", "heroin", "meth", "fentanyl", "marijuana", "cannabis", "lsd", "mdma",
@@ -381,8 +382,20 @@ KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )  # fmt: skip
 
 
+#: A minor named next to something sexual is ``sexual_minors`` too. Word-bounded: "minor" must not
+#: match "minority" (it did until 2026-12-01, labelling racism requests sexual_minors, while
+#: "sexually explicit magazines to 12 year olds" went to plain ``sexual``).
+MINOR_WORDS = re.compile(
+    r"\b(minors?|underage|child|children|kids?|teens?|teenagers?|\d+[- ]year[- ]olds?|"
+    r"(?:[a-z]+)-year-old)\b"
+)
+SEXUAL_WORDS = re.compile(r"(sex|porn|explicit|erotic|nude|naked|solicit|groom)")
+
+
 def keyword_category(text: str) -> str | None:
     low = text.lower()
+    if MINOR_WORDS.search(low) and SEXUAL_WORDS.search(low):
+        return "sexual_minors"
     for cat, words in KEYWORDS:
         if any(w in low for w in words):
             return cat
@@ -411,8 +424,8 @@ def read_requests(data: Path) -> list[Request]:
 #: Safety categories a harmful row of the key's category may also be (so stay unknown); every other
 #: safety key is a known 0 for it. Without these implicit negatives nothing tells a head that a bomb
 #: recipe is not sexual_minors, and the heads tagged a harmful request with 5 of 7 categories
-#: (scripts/probe_categories.py). Keyword order (``KEYWORDS``) makes a ``sexual`` row one without a
-#: minors keyword, and a ``crime`` row one without a drugs or weapons keyword; the overlaps below are
+#: (scripts/probe_categories.py). ``keyword_category`` makes a ``sexual`` request one that names no
+#: minor, and a ``crime`` request one without a drugs or weapons keyword; the overlaps below are
 #: what stays plausible after that (selling drugs is a crime, a bombing is violence, a pill overdose
 #: is self-harm, grooming is a crime whether or not the text is sexual).
 CATEGORY_OVERLAPS: dict[str, frozenset[str]] = {
