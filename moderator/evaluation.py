@@ -285,8 +285,11 @@ def binary_metrics(y_true: npt.ArrayLike, p_unsafe: npt.ArrayLike, threshold: fl
     }
 
 
-def best_f1_threshold(y_true: npt.ArrayLike, scores: npt.ArrayLike) -> float:
-    """Threshold maximising F1 of one label (midpoint between neighbouring scores; 0.5 if no positives)."""
+def best_f1_threshold(y_true: npt.ArrayLike, scores: npt.ArrayLike, tolerance: float = 0.0) -> float:
+    """Threshold maximising F1 of one label (midpoint between neighbouring scores; 0.5 if no positives).
+
+    ``tolerance`` > 0: the highest threshold whose F1 is within it of the best, so where F1 is flat
+    the level with the fewest false alarms wins instead of whichever cut happens to be a hair ahead."""
     y = np.asarray(y_true) > 0.5
     s = np.asarray(scores, dtype=np.float64)
     if not y.any():
@@ -298,7 +301,10 @@ def best_f1_threshold(y_true: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     f1 = 2 * tp / (tp + fp + y.sum())
     # Only cut where the next score differs, so a threshold separates exactly the first k.
     valid = np.append(ss[1:] < ss[:-1], True)
-    k = int(np.argmax(np.where(valid, f1, -1.0)))
+    scored = np.where(valid, f1, -1.0)
+    k = int(np.argmax(scored))
+    if tolerance > 0:
+        k = int(np.flatnonzero(scored >= scored[k] - tolerance)[0])  # fewest rows above the cut
     return float((ss[k] + ss[k + 1]) / 2.0) if k + 1 < len(ss) else float(ss[k])
 
 

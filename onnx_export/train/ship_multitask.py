@@ -90,6 +90,13 @@ def _set_comment_length(out_dir: Path, tokens: int) -> None:
 CLEAN_FLAG_BUDGET = 0.03
 
 
+#: Safety keys take the highest level within this much F1 of the best. Why: after the safety heads were
+#: refitted, violence's dev F1 was flat (0.967-0.971) from 0.3 to 0.8 and the F1-optimal 0.44 tagged a
+#: friendly sentence repeated 400 times and an English insult as violence; 0.79 keeps 612 of its 636
+#: dev hits and 4 of its 23 false alarms (crime 0.58 -> 0.81: 250 of 253 hits, 1 of 2 false alarms).
+SAFETY_F1_TOLERANCE = 0.005
+
+
 def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, float]:
     """Per-key thresholds (see the module docstring), then the group-hate and profanity levels raised
     as little as needed to keep HateScore's clean dev rows under ``CLEAN_FLAG_BUDGET``."""
@@ -97,7 +104,7 @@ def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, floa
     for k in LABEL_KEYS:
         th[k] = round(best_f1_threshold(*_known(dev, probs, k, ("unsmile", "hatescore"))), 4)
     for k in SAFETY_KEYS:
-        th[k] = round(best_f1_threshold(*_known(dev, probs, k)), 4)
+        th[k] = round(best_f1_threshold(*_known(dev, probs, k), tolerance=SAFETY_F1_TOLERANCE), 4)
     th["unsafe"] = round(best_accuracy_threshold(*_known(dev, probs, "unsafe")), 4)
     return _within_clean_budget(th, dev, probs)
 
@@ -107,7 +114,8 @@ def calibrated_on(note: str = "") -> str:
     return (
         "fixed dev splits of every source, on this int8 export: UnSmile keys F1-optimal on UnSmile + "
         f"HateScore dev, then raised (least F1 lost first) until at most {CLEAN_FLAG_BUDGET:.0%} of "
-        "HateScore's clean dev rows are flagged; safety keys F1-optimal on every dev row that knows them; "
+        "HateScore's clean dev rows are flagged; safety keys at the highest level within "
+        f"{SAFETY_F1_TOLERANCE} of the best F1 on every dev row that knows them; "
         f"unsafe accuracy-optimal on the reply sources' dev rows; {datetime.now(UTC):%Y-%m-%d}{note}"
     )
 

@@ -74,6 +74,20 @@ def test_binary_metrics_and_thresholds() -> None:
     assert best_f1_threshold(np.zeros(4), np.arange(4.0)) == 0.5
 
 
+def test_f1_tolerance_takes_the_highest_level_on_a_flat_stretch() -> None:
+    # 20 positives at 0.9, 2 negatives at 0.5, 3 positives at 0.4. Cutting at 0.4 catches all 23 with
+    # 2 false alarms (F1 0.958); cutting between 0.5 and 0.9 catches 20 with none (F1 0.930).
+    y = np.array([1] * 20 + [0, 0] + [1, 1, 1])
+    s = np.array([0.9] * 20 + [0.5, 0.5] + [0.4, 0.4, 0.4])
+    low = best_f1_threshold(y, s)
+    assert low <= 0.4
+    assert best_f1_threshold(y, s, tolerance=0.0) == low
+    assert best_f1_threshold(y, s, tolerance=0.01) == low  # 0.028 apart: not flat enough
+    high = best_f1_threshold(y, s, tolerance=0.03)
+    assert 0.5 < high <= 0.9
+    assert metrics.f1_score(y, s >= high) == pytest.approx(40 / 43)
+
+
 class _FixedClassifier:
     """Returns preset probabilities keyed by text: the evaluation plumbing is what is under test."""
 
