@@ -28,27 +28,25 @@ PINNED: dict[str, tuple[float, float | None]] = {
     "counter_speech": (6 / 8, None),
     "negation": (6 / 6, None),
     "neutral_english": (2 / 2, None),
-    "illegal_offer": (1 / 2, 1 / 2),  # the forged-ID offer is allowed (card, limits)
-    "hate_english": (1 / 2, None),  # the insult is reviewed, under `crime`; the immigrant line allowed
     "slur": (8 / 8, 7 / 8),
     "implicit_hate": (5 / 6, 5 / 6),
     "insult": (6 / 6, 6 / 6),
     "evasion": (8 / 8, 8 / 8),
-    "threat": (2 / 3, 1 / 3),  # one only as profanity, one allowed (card, limits)
+    "threat": (3 / 3, 2 / 3),  # the address threat only as profanity (card, limits)
     "violence_unsafe": (3 / 3, 1 / 3),
     "violence_safe": (2 / 2, None),
     "hate_unsafe": (3 / 3, 3 / 3),
     "sexual_unsafe": (2 / 2, 2 / 2),
     "sexual_safe": (0 / 1, None),  # the one refusal is reviewed (unsafe 0.73; card, limits)
-    "sexual_minors_unsafe": (3 / 3, 1 / 3),
+    "sexual_minors_unsafe": (3 / 3, 2 / 3),
     "sexual_minors_safe": (2 / 2, None),
-    "crime_unsafe": (4 / 4, 3 / 4),
+    "crime_unsafe": (4 / 4, 1 / 4),  # flagged through `unsafe`; 3 of 4 without `crime` (card, limits)
     "crime_safe": (2 / 2, None),
     "weapons_unsafe": (2 / 2, 2 / 2),
     "weapons_safe": (2 / 2, None),
-    "drugs_unsafe": (2 / 3, 2 / 3),  # the cannabis how-to is allowed (unsafe 0.06; card, limits)
+    "drugs_unsafe": (2 / 3, 1 / 3),  # the cannabis how-to is allowed (unsafe 0.06; card, limits)
     "drugs_safe": (2 / 2, None),
-    "self_harm_unsafe": (4 / 4, 1 / 4),  # mostly through `unsafe`; 1/4 gets `self_harm`
+    "self_harm_unsafe": (4 / 4, 4 / 4),
     "self_harm_safe": (3 / 3, None),
     "benign": (3 / 6, None),
     # everyday questions with helpful or kind answers, and harmless uses of risky words (written before
@@ -59,7 +57,10 @@ PINNED: dict[str, tuple[float, float | None]] = {
     "supportive": (16 / 18, None),
 }
 #: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss: the
-#: category of the English hate comments.
+#: English hate comments (the immigrant line was allowed before too; the insult was reviewed under
+#: `crime` until the safety heads were refitted and violence's level rose to 0.79), and both
+#: illegal-offer comments (the drug-slang sale lost its `drugs` tag in the refit; the forged-ID offer
+#: was allowed before too).
 
 
 @pytest.fixture(scope="module")
