@@ -13,8 +13,9 @@ learns what it may not be.
 
 The output is a run directory (``checkpoint/``, ``train_summary.json`` with a ``safety_heads`` entry)
 that ``ship multitask`` takes as it is. ~12 min on 2 cores, nearly all of it the forward passes; the
-pooled features are kept in ``--run``'s ``pooled_features.npz`` (~40 MB) and reused while the inputs
-and the encoder are the same, so refitting with other targets or settings then takes about a minute.
+pooled features are kept in ``--run``'s ``pooled_features.npz`` (~40 MB) and reused while the picked
+rows and the encoder are the same, so refitting with other settings, or with targets that keep the same
+rows positive, then takes about a minute (new positives change the pick, and the features are redone).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def refit_rows(
 ) -> dict[str, Any]:
     """Refit ``model``'s safety rows in place on ``train`` (the rows ``_pick_rows`` keeps); report the
     categories on ``dev`` before and after. ``cache``: an ``.npz`` of the pooled features, reused when
-    it was written for the same inputs and encoder (a refit with other targets then takes seconds)."""
+    it was written for the same picked rows, dev rows and encoder."""
     import torch
 
     picked = train.subset(_pick_rows(train, cfg.max_rows, cfg.seed))
