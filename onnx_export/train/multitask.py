@@ -20,6 +20,7 @@ import random
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -242,13 +243,17 @@ def bucketed(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return out
 
 
-def predict(model: Any, data: Tokenised, max_tokens: int = 8192) -> npt.NDArray[np.float32]:
-    """Sigmoid outputs for every row (length-sorted batches under a token budget)."""
+def run_sorted(
+    model: Any, data: Tokenised, width: int, forward: Callable[[dict[str, Any]], Any], max_tokens: int = 8192
+) -> npt.NDArray[np.float32]:
+    """``forward(batch)`` (a float tensor of ``width`` columns) for every row, in length-sorted batches
+    under a token budget, without gradients and in eval mode; rows come back in input order."""
     import torch
 
     lengths = data.lengths
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    out = np.zeros((len(lengths), len(MULTITASK_KEYS)), np.float32)
+    out = np.zeros((len(lengths), width), np.float32)
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         cur: list[int] = []
@@ -257,10 +262,19 @@ def predict(model: Any, data: Tokenised, max_tokens: int = 8192) -> npt.NDArray[
                 cur.append(i)
                 continue
             if cur:
-                out[cur] = torch.sigmoid(model(**data.batch(cur)).logits).float().numpy()
+                out[cur] = forward(data.batch(cur)).float().numpy()
             cur = [i] if i >= 0 else []
-    model.train()
+    model.train(was_training)
     return out
+
+
+def predict(model: Any, data: Tokenised, max_tokens: int = 8192) -> npt.NDArray[np.float32]:
+    """Sigmoid outputs for every row (length-sorted batches under a token budget)."""
+    import torch
+
+    return run_sorted(
+        model, data, len(MULTITASK_KEYS), lambda b: torch.sigmoid(model(**b).logits), max_tokens
+    )
 
 
 def dev_report(probs: dict[str, npt.NDArray[np.float32]], dev: dict[str, src.Rows]) -> dict[str, Any]:

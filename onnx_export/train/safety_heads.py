@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from moderator.evaluation import auroc
 from onnx_export.train import sources as src
-from onnx_export.train.multitask import MultitaskConfig, Tokenised, build_rows
+from onnx_export.train.multitask import MultitaskConfig, Tokenised, build_rows, run_sorted
 from topics.labels import SAFETY_KEYS
 
 F32 = npt.NDArray[np.float32]
@@ -54,22 +54,9 @@ class HeadsConfig:
 
 def pooled_features(model: Any, data: Tokenised, max_tokens: int = 8192) -> F32:
     """The pooler output (what the classifier reads) of every row, length-sorted under a token budget."""
-    import torch
-
-    lengths = data.lengths
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    out = np.zeros((len(lengths), model.config.hidden_size), np.float32)
-    model.eval()
-    with torch.no_grad():
-        cur: list[int] = []
-        for i in [*order, -1]:
-            if i >= 0 and not (cur and (len(cur) + 1) * lengths[i] > max_tokens):
-                cur.append(i)
-                continue
-            if cur:
-                out[cur] = model.bert(**data.batch(cur)).pooler_output.float().numpy()
-            cur = [i] if i >= 0 else []
-    return out
+    return run_sorted(
+        model, data, model.config.hidden_size, lambda b: model.bert(**b).pooler_output, max_tokens
+    )
 
 
 def fit_row(
