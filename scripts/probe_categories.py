@@ -94,26 +94,11 @@ def main() -> int:
         over = p >= th
         results = [_tags("every category over its threshold (policy)", over, truth, negative)]
         margin, raw = _logit(p) - _logit(th), _logit(p)
-        for delta in (0.0, 1.0, 2.0):
-            best = np.where(over, margin, -np.inf).max(1, keepdims=True)
-            results.append(
-                _tags(
-                    f"within {delta:g} logit of the best margin over threshold",
-                    over & (margin >= best - delta),
-                    truth,
-                    negative,
-                )
-            )
-        for delta in (0.0, 1.0, 2.0):
-            best = np.where(over, raw, -np.inf).max(1, keepdims=True)
-            results.append(
-                _tags(
-                    f"within {delta:g} logit of the highest score",
-                    over & (raw >= best - delta),
-                    truth,
-                    negative,
-                )
-            )
+        for what, score in (("the best margin over threshold", margin), ("the highest score", raw)):
+            best = np.where(over, score, -np.inf).max(1, keepdims=True)
+            for delta in (0.0, 1.0, 2.0):
+                kept = over & (score >= best - delta)
+                results.append(_tags(f"within {delta:g} logit of {what}", kept, truth, negative))
         for r in results:
             print(
                 f"  {r['rule']:58s} tags/row {r['tags_per_row']:.2f}, true category tagged "
