@@ -105,22 +105,83 @@ def test_cli_refuses_a_directory_that_is_not_a_run_in_one_line(
     assert "is not a multitask run directory" in capsys.readouterr().err
 
 
-def test_features_are_cached_for_the_same_inputs_and_recomputed_for_others(
+def test_features_are_cached_per_row_and_only_new_rows_are_computed(
     model_and_tokenizer: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model, tok = model_and_tokenizer
     state = {k: v.clone() for k, v in model.classifier.state_dict().items()}
     cache = tmp_path / "features.npz"
     first = refit_rows(model, tok, _rows(6), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
-    assert cache.is_file() and '"cached": false' in capsys.readouterr().out
+    # 18 train and 6 dev rows, 8 distinct texts: each run once, the dev rows all seen in train
+    assert cache.is_file() and '"computed": 8' in capsys.readouterr().out
     model.classifier.load_state_dict(state)
     again = refit_rows(model, tok, _rows(6), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
-    assert '"cached": true' in capsys.readouterr().out
+    assert '"computed": 0' in capsys.readouterr().out
     assert again["fitted"] == first["fitted"] and again["dev_after"] == first["dev_after"]
     model.classifier.load_state_dict(state)
-    with np.load(cache) as z:
-        stamp = str(z["key"])
-    refit_rows(model, tok, _rows(7), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
-    with np.load(cache) as z:
-        assert str(z["key"]) != stamp and len(z["train"]) == 21  # other rows: computed again
+    more = _rows(6)
+    more.add("처음 보는 문장", None, src.all_clean(), "clean")
+    refit_rows(model, tok, more, {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
+    assert '"computed": 1' in capsys.readouterr().out  # only the new text
     model.classifier.load_state_dict(state)
+    # features of another encoder are never read: the cache starts over
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.add_(1.0)
+    refit_rows(model, tok, _rows(6), {"requests": _rows(2)}, MultitaskConfig(), HeadsConfig(), cache)
+    assert '"computed": 8' in capsys.readouterr().out
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.sub_(1.0)
+    model.classifier.load_state_dict(state)
+
+
+def test_unsafe_refit_moves_only_that_row_and_learns_the_safe_pairs(model_and_tokenizer: tuple) -> None:
+    model, tok = model_and_tokenizer
+    state = {k: v.clone() for k, v in model.classifier.state_dict().items()}
+    rows = _rows(20)
+    for i in range(20):  # safe answers that share the harmful replies' prompt (the risky-word rows)
+        rows.add("안녕하세요", "hello 욕설" + " hello" * (i % 3), src.all_clean(), "tpl_risky_words")
+    w_before = model.classifier.weight.detach().clone()
+    report = refit_rows(
+        model, tok, rows, {"requests": _rows(5)}, MultitaskConfig(), HeadsConfig(l2=0.0, keys="unsafe")
+    )
+    w_after = model.classifier.weight.detach()
+    moved = [j for j in range(len(MULTITASK_KEYS)) if not torch.equal(w_after[j], w_before[j])]
+    assert moved == [COL["unsafe"]]
+    assert report["fitted"]["unsafe"]["negatives"] == 40 and report["fitted"]["unsafe"]["positives"] == 40
+    assert set(report["dev_after"]) == {"unsafe"} and "requests" in report["dev_after"]["unsafe"]["sources"]
+    model.classifier.load_state_dict(state)
+
+
+def test_pick_rows_for_unsafe_takes_reply_pairs_before_comments() -> None:
+    rows = src.Rows()
+    for i in range(10):
+        rows.add(f"comment {i}", None, src.all_clean(), "unsmile")
+        rows.add(f"question {i}", f"answer {i}", src.all_clean(), "do_not_answer")
+    picked = _pick_rows(rows, 12, 1, ["unsafe"])
+    pairs = [i for i in picked if rows.second[i] is not None]
+    assert len(picked) == 12 and len(pairs) == 10
+
+
+def test_keys_must_be_refittable_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="--keys takes some of"):
+        HeadsConfig(keys="unsafe,clean").key_list()
+    assert HeadsConfig(keys=" unsafe , drugs ").key_list() == ["unsafe", "drugs"]
+    from onnx_export.train.cli import main
+
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "train_summary.json").write_text("{}")
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "safety-heads",
+                "--data",
+                str(tmp_path),
+                "--run",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--keys",
+                "profanity",
+            ]
+        )
+    assert exc.value.code == 2 and "--keys takes some of" in capsys.readouterr().err
