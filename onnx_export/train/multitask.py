@@ -39,6 +39,7 @@ from onnx_export.train.templates import (
     hate_and_neutral,
     helpful_pairs,
     request_pairs,
+    risky_word_pairs,
     safety_pairs,
     varied_harm_pairs,
 )
@@ -73,11 +74,12 @@ class MultitaskConfig:
     template_helpful: int = 0  # safe helpful/supportive (request, reply) pairs (``helpful_pairs``)
     template_varied_harm: int = 0  # unsafe compliant replies written one by one (``varied_harm_pairs``)
     template_contrast: int = 0  # harmful and safe replies in the same caring voice (``contrast_pairs``)
+    template_risky: int = 0  # safe answers to questions with a risky word (``risky_word_pairs``)
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
     source_scale: float = 1.0  # multiplies SOURCE_CAPS (tests use a small fraction)
     dev_cap: int = 300  # rows per dev source for the in-run evaluations (shipping scores all of dev)
-    init_from: str = ""
-    source_caps: str = ""  # overrides of SOURCE_CAPS, "tag=rows,tag=rows" (a second, reply-heavy pass)  # warm start: a checkpoint dir or a shipped ONNX model dir (see warmstart)
+    init_from: str = ""  # warm start: a checkpoint dir or a shipped ONNX model dir (see warmstart)
+    source_caps: str = ""  # overrides of SOURCE_CAPS, "tag=rows,tag=rows" (a second, reply-heavy pass)
     step_seconds: float = 0.0  # >0: planned s/step (else measured on the first steps)
 
 
@@ -141,6 +143,7 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     train.extend(helpful_pairs(random.Random(cfg.seed + 3), cfg.template_helpful))
     train.extend(varied_harm_pairs(random.Random(cfg.seed + 4), cfg.template_varied_harm))
     train.extend(contrast_pairs(random.Random(cfg.seed + 5), cfg.template_contrast))
+    train.extend(risky_word_pairs(random.Random(cfg.seed + 6), cfg.template_risky))
     train.extend(src.dktc_snippets(data, cfg.dktc_snippets, rng))
     train.extend(window_like(korean_comments, cfg.window_rows, rng))
     # perturbed copies of Korean comments (the normaliser runs on them below, as in serving)

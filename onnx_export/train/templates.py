@@ -661,6 +661,163 @@ def contrast_pairs(rng: random.Random, n: int) -> Rows:
     return out
 
 
+#: Everyday questions that use a risky word in a harmless sense (IT, cooking, pests, games, sport,
+#: medicine taken as directed, history, help-seeking, slang), each with a few phrasings and a plain,
+#: helpful answer (safe). Why: a Korean rephrasing of a trained benign question ("파이썬 프로세스를
+#: 죽이려면 어떻게 해요?") was blocked at P(unsafe) 0.88, and a question about a child process or a
+#: bomb-shaped drink at 0.90: the judge read the word, not what the reply helps with. Written for the
+#: ``unsafe`` refit (``safety_heads``, ``--risky-pairs``); no sense here is one of the functional
+#: checks' (tests/models/checks: roaches, fish, garlic, game bosses, bomb sales, bullet delivery, ...).
+RISKY_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("도커 컨테이너 강제로 죽이는 법", "도커 컨테이너가 안 멈춰요. 어떻게 죽여요?"),
+     "docker ps로 컨테이너 ID를 확인하고 docker kill ID를 입력하면 바로 멈춰요. 정상 종료는 docker stop을 쓰세요."),
+    (("무한 루프 도는 프로그램 멈추는 법", "코드가 무한 루프에 빠졌어요 어떻게 끊어요?"),
+     "터미널에서 Ctrl+C를 누르면 실행이 중단돼요. 반복문의 종료 조건이 언젠가 참이 되는지 다시 확인해 보세요."),
+    (("코드 버그 잡는 방법 알려줘", "버그를 빨리 잡으려면 어떻게 해야 돼?"),
+     "문제가 생기는 입력을 먼저 재현하고, 디버거로 한 줄씩 따라가며 변수 값을 확인해 보세요. 고친 뒤엔 테스트를 추가하면 좋아요."),
+    (("메모리 누수 잡는 법", "앱 메모리가 계속 새는데 어떻게 잡아요?"),
+     "프로파일러로 시간에 따라 늘어나는 객체를 찾고, 해제되지 않는 참조나 닫지 않은 파일을 정리하면 돼요."),
+    (("깃 브랜치 날려버리는 법", "필요 없는 깃 브랜치 삭제하려면?"),
+     "로컬 브랜치는 git branch -d 이름으로 지우고, 원격 브랜치는 git push origin --delete 이름으로 지우면 돼요."),
+    (("포토샵에서 배경 날리는 법", "사진 배경 싹 지우는 방법 있어?"),
+     "개체 선택 도구로 인물을 고른 뒤 반전해서 지우거나, 배경 제거 버튼을 누르면 한 번에 지워져요."),
+    (("서버 포트 막는 법", "방화벽으로 외부 공격 막으려면 어떻게 해요?"),
+     "필요한 포트만 열어 두고 나머지는 방화벽에서 차단하세요. 관리자 접속은 허용된 IP로만 제한하면 안전해요."),
+    (("개미 박멸하는 방법", "집에 개미가 너무 많아요 다 없애고 싶어요"),
+     "개미가 다니는 길에 개미약을 놓아 두면 집으로 가져가서 군집 전체가 줄어들어요. 단 음식은 밀폐해 두세요."),
+    (("초파리 없애는 법", "부엌에 초파리 다 죽이는 방법 있어요?"),
+     "컵에 식초와 주방세제를 한 방울 섞어 두면 초파리가 빠져요. 과일 껍질과 음식물 쓰레기는 바로 버리세요."),
+    (("쥐 쫓아내는 방법", "창고에 쥐가 나와요 어떻게 잡아요?"),
+     "쥐가 드나드는 틈을 철망으로 막고, 끈끈이나 쥐덫을 벽을 따라 놓아 두세요. 많으면 방역 업체를 부르는 게 좋아요."),
+    (("마약 떡볶이 만드는 법", "마약 떡볶이 레시피 알려줘"),
+     "고추장, 간장, 설탕, 물엿을 섞은 양념에 떡과 어묵을 졸이다가 마지막에 치즈를 올리면 자꾸 손이 가는 맛이 나요."),
+    (("마약 옥수수 어떻게 만들어?", "휴게소 마약 옥수수 집에서 만드는 법"),
+     "삶은 옥수수에 버터를 바르고 마요네즈와 설탕, 파슬리 가루를 뿌린 뒤 치즈 가루를 듬뿍 올리면 돼요."),
+    (("죽여주는 라면 끓이는 법", "라면 죽이게 맛있게 끓이는 비법 있어?"),
+     "물을 조금 적게 잡고 스프를 먼저 넣어 끓인 뒤 면을 넣고, 마지막에 대파와 달걀을 넣으면 훨씬 맛있어요."),
+    (("취향 저격 선물 추천해 줘", "친구 취향 저격할 생일 선물 뭐가 좋을까?"),
+     "친구가 요즘 자주 이야기하는 취미를 떠올려 보세요. 그 취미에 쓰는 작은 소품과 손편지를 함께 주면 좋아해요."),
+    (("폭탄 맞은 머리 정리하는 법", "자고 일어나면 머리가 폭탄 맞은 것 같아요"),
+     "머리를 살짝 적신 뒤 드라이어로 뿌리부터 말리고, 잘 때는 머리를 완전히 말린 상태로 자면 덜 뻗쳐요."),
+    (("FPS 게임에서 헤드샷 잘 맞히는 법", "총게임 에임 올리는 방법 알려줘"),
+     "조준점을 항상 머리 높이에 두고 이동하세요. 연습장에서 하루 10분씩 에임 연습을 하면 금방 늘어요."),
+    (("게임에서 킬 수 늘리는 방법", "배그에서 적 많이 죽이는 법"),
+     "싸울 곳을 먼저 정하고 엄폐물 뒤에서 싸우세요. 소리를 잘 듣고 먼저 발견하는 쪽이 거의 이겨요."),
+    (("롤에서 저격수 챔피언 운영하는 법", "원딜로 상대 원딜 잡는 법"),
+     "라인전에서는 미니언을 먼저 챙기고, 상대가 스킬을 쓴 직후에 짧게 치고 빠지세요. 한타에서는 뒤에서 안전하게 딜을 넣으면 돼요."),
+    (("복싱에서 펀치 세게 치는 법", "주먹을 세게 날리려면 어떻게 해야 해?"),
+     "팔 힘보다 하체와 허리 회전으로 치는 게 중요해요. 체육관에서 글러브를 끼고 코치에게 자세를 배우세요."),
+    (("축구에서 태클 잘하는 방법", "수비할 때 공 뺏는 법"),
+     "상대와 거리를 두고 공이 발에서 떨어지는 순간을 노리세요. 뒤에서 다리를 거는 태클은 반칙이라 위험해요."),
+    (("야구에서 도루 잘하는 법", "2루 훔치는 요령 있어?"),
+     "투수의 견제 습관을 미리 보고, 투구 동작이 시작되는 순간 낮은 자세로 출발하면 성공률이 높아요."),
+    (("체스에서 상대 퀸 잡는 법", "바둑에서 대마 잡는 방법"),
+     "상대 돌이나 말의 도망갈 길을 먼저 막고, 두 곳을 동시에 노리는 수를 찾으면 잡을 기회가 생겨요."),
+    (("진통제 몇 시간 간격으로 먹어요?", "두통약 하루에 몇 번까지 먹어도 돼?"),
+     "보통 4~6시간 간격이지만 제품마다 달라요. 설명서의 하루 최대 용량을 넘기지 말고, 통증이 계속되면 진료를 받으세요."),
+    (("해열제 교차 복용 해도 돼요?", "아이 열 날 때 해열제 두 가지 번갈아 먹여도 되나요?"),
+     "성분이 다른 해열제는 2시간 이상 간격을 두고 교차할 수 있지만, 먼저 소아과나 약사와 상의하고 용량을 꼭 지켜 주세요."),
+    (("술 빨리 깨는 법", "숙취 없애는 방법 알려줘"),
+     "물을 충분히 마시고 꿀물이나 이온음료로 수분을 보충한 뒤 푹 쉬세요. 다음 날 운전은 술이 다 깬 뒤에 하세요."),
+    (("수면제 오래 먹으면 중독돼요?", "잠 안 올 때 수면제 먹어도 괜찮아?"),
+     "수면제는 의사가 처방한 기간과 용량대로만 드세요. 오래 쓰면 의존이 생길 수 있으니 수면 습관도 함께 상담해 보세요."),
+    (("화약은 누가 처음 만들었어?", "화약의 역사 알려줘"),
+     "화약은 9세기 무렵 중국에서 불로장생 약을 연구하던 사람들이 처음 만들었고, 처음엔 불꽃놀이에 쓰였어요."),
+    (("다이너마이트 발명한 사람이 누구야?", "노벨이 다이너마이트를 만든 이유"),
+     "알프레드 노벨이 공사 현장에서 더 안전하게 쓰려고 만들었어요. 그 재산으로 노벨상이 생겼어요."),
+    (("원자폭탄은 언제 처음 쓰였어?", "히로시마 원폭 투하에 대해 알려줘"),
+     "1945년 8월 6일 히로시마와 8월 9일 나가사키에 투하되어 수많은 민간인이 희생됐고, 이후 일본이 항복했어요."),
+    (("6.25 전쟁은 왜 일어났어?", "한국전쟁 원인 설명해 줘"),
+     "1950년 북한이 남침하면서 시작됐어요. 광복 후 남북이 갈라지고 냉전 속에서 갈등이 커진 것이 배경이에요."),
+    (("총기 규제 찬반 의견 정리해 줘", "미국은 왜 총기 규제가 어려워?"),
+     "찬성 쪽은 총기 사고를 줄일 수 있다고 보고, 반대 쪽은 헌법상 권리와 자기방어를 강조해요. 정치적 이해관계도 얽혀 있어요."),
+    (("마약 중독 치료받을 수 있는 곳 있어요?", "가족이 마약을 끊게 도와주고 싶어요"),
+     "보건소나 지역 중독관리통합지원센터에 상담을 요청하세요. 치료보호기관으로 지정된 병원에서 비밀을 지키며 치료받을 수 있어요."),
+    (("학교폭력 신고하는 방법", "친구가 괴롭힘 당하는데 어디에 말해야 해?"),
+     "117에 전화하거나 문자로 신고할 수 있어요. 선생님이나 부모님께 바로 알리고, 증거가 있으면 저장해 두세요."),
+    (("보이스피싱 당했을 때 어떻게 해요?", "사기 문자에 속아서 돈을 보냈어요"),
+     "바로 112나 송금한 은행 고객센터에 전화해 지급정지를 요청하세요. 그다음 경찰에 피해 신고를 하면 돼요."),
+    (("가정폭력 상담 어디서 받아요?", "집에서 맞고 있는데 도움 받을 곳 있어?"),
+     "1366에 전화하면 24시간 상담과 보호를 받을 수 있어요. 위험하면 바로 112에 신고하세요. 당신 잘못이 아니에요."),
+    (("자살예방 상담 전화번호 알려줘", "친구가 죽고 싶다고 하는데 어디에 연락해?"),
+     "자살예방상담전화 109로 24시간 연락할 수 있어요. 친구 곁에 있어 주고, 위급하면 119에 바로 연락하세요."),
+    (("칼국수 면 써는 법", "반죽 칼로 일정하게 자르는 요령"),
+     "반죽을 얇게 밀어 밀가루를 뿌린 뒤 접고, 잘 드는 칼로 같은 폭으로 썰어 바로 털어 주면 붙지 않아요."),
+    (("돼지고기 잡내 잡는 방법", "고기 누린내 없애는 법"),
+     "생강이나 마늘, 맛술을 넣고 끓는 물에 한 번 데쳐 내면 잡내가 많이 줄어요."),
+    (("나무 가지치기 하는 법", "마당 나무 베어도 돼요?"),
+     "죽은 가지와 안쪽으로 자라는 가지부터 자르세요. 큰 나무를 베려면 지자체 허가가 필요한지 먼저 확인하세요."),
+    (("집 벽 부수고 리모델링해도 돼?", "벽 허물고 거실 넓히는 법"),
+     "건물을 받치는 내력벽은 부수면 안 돼요. 먼저 도면을 확인하고 관리사무소와 전문 업체에 문의하세요."),
+    (("오래된 하드디스크 완전히 파괴하는 법", "버릴 컴퓨터 데이터 안전하게 없애는 방법"),
+     "데이터 완전 삭제 프로그램으로 여러 번 덮어쓴 뒤, 필요하면 전문 업체에서 물리적으로 파쇄하면 복구할 수 없어요."),
+    (("불꽃놀이 색깔은 어떻게 나와?", "폭죽이 여러 색으로 터지는 원리"),
+     "폭죽 안에 든 금속 성분이 타면서 색을 내요. 스트론튬은 빨강, 구리는 파랑, 나트륨은 노랑이에요."),
+    (("캠핑에서 장작불 피우는 법", "모닥불 안전하게 붙이는 방법"),
+     "허용된 화로에서 잔가지와 불쏘시개를 먼저 태우고 장작을 천천히 올리세요. 끌 때는 물을 충분히 부어 주세요."),
+    (("머더 미스터리 파티 게임 추천", "친구들이랑 할 추리 보드게임 추천해 줘"),
+     "'클루'나 '마피아' 같은 추리 게임이 좋아요. 역할을 나눠 범인을 찾는 재미가 있어서 여럿이 하기 좋아요."),
+    (("좀비 영화 추천해 줘", "무서운 공포 영화 뭐 볼까?"),
+     "'부산행'은 긴장감 있고 감동도 있어서 추천해요. 너무 무서운 게 싫다면 '좀비랜드' 같은 코미디도 좋아요."),
+    (("회사 때문에 죽겠어", "상사 때문에 진짜 미치겠어"),
+     "정말 많이 지치셨나 봐요. 오늘은 일을 잠시 내려놓고 쉬어 보세요. 힘든 점을 이야기하고 싶으면 들을게요."),
+    (("벌집 제거하는 방법", "베란다에 말벌집이 생겼어요"),
+     "말벌집은 직접 건드리면 위험해요. 119에 신고하면 무료로 제거해 줘요. 그동안 창문은 닫아 두세요."),
+    (("강아지 짖는 거 멈추게 하는 법", "개가 밤마다 짖어요 어떻게 해요?"),
+     "짖는 이유를 먼저 살펴보고, 산책을 늘려 에너지를 풀어 주세요. 조용할 때 간식으로 칭찬하면 점점 나아져요."),
+    (("사냥 게임 추천해 줘", "몬스터 헌터 처음 하는 법"),
+     "처음엔 무기를 하나 정해서 연습장에서 익히고, 몬스터의 공격 패턴을 관찰하며 천천히 사냥해 보세요."),
+    (("다이어트 약 먹어도 괜찮아?", "살 빼는 약 부작용 있어요?"),
+     "식욕억제제는 심장 두근거림이나 불면 같은 부작용이 있을 수 있어요. 반드시 의사 처방을 받고, 식단과 운동을 함께 하세요."),
+    (("How do I kill the lights with my smart speaker?", "Can my voice assistant kill all the lights at once?"),
+     "Group the lamps into one room in the speaker's app, then say \"turn off the living room\" to switch them all off together."),
+    (("What's the fastest way to shoot off a quick email?", "How do I fire off an email from my phone?"),
+     "Open your mail app, tap compose, add the address and a one-line subject, and send; templates save time for replies you write often."),
+    (("How do I nail a job interview?", "Tips to crush my interview tomorrow?"),
+     "Research the company, prepare three stories that show your skills, practise them out loud, and ask one thoughtful question at the end."),
+    (("How do I butcher a whole chicken?", "What's the easiest way to break down a chicken?"),
+     "Cut the legs off at the hip joint, split thighs and drumsticks at the knee, then slice each breast off along the breastbone."),
+    (("How do I safely destroy an old hard drive?", "What's the best way to wipe a laptop before selling it?"),
+     "Use the built-in reset with full disk erase, or a wiping tool; for a drive you are throwing away, a recycler can shred it."),
+    (("Can I knock down a wall between my kitchen and living room?", "How do I tear down an interior wall?"),
+     "First check whether it is load-bearing and whether pipes or wires run through it; hire a contractor and get a permit if needed."),
+    (("How do you steal a base in baseball?", "Tips for stealing second base?"),
+     "Watch the pitcher's first move, take a short lead, and sprint low the moment he commits to home; slide feet first."),
+    (("How do I bleed a radiator?", "My radiator has cold spots, how do I bleed it?"),
+     "Turn the heating off, put a cloth under the valve, open it with a radiator key until water comes out, then close it."),
+    (("How much caffeine is too much in a day?", "Is it dangerous to drink a lot of energy drinks?"),
+     "For most adults up to about 400 mg a day is considered safe; more can cause a racing heart and poor sleep, so spread it out."),
+    (("How do I get rid of a wasp nest?", "There's a hornet nest by my door, what do I do?"),
+     "Don't disturb it yourself; call a pest control service, and keep doors and windows shut near the nest until it is removed."),
+    (("How do I fire an employee the right way?", "What's the legal way to let someone go?"),
+     "Document the reasons, follow your company's process and local labour law, meet privately, and explain final pay and benefits clearly."),
+    (("How did the atomic bomb end World War II?", "Why was the atomic bomb dropped on Hiroshima?"),
+     "The US dropped atomic bombs on Hiroshima and Nagasaki in August 1945, killing over 100,000 civilians; Japan surrendered days later."),
+    (("Where can I get help for drug addiction?", "My brother is addicted to opioids, where can he get help?"),
+     "Contact a national drug helpline or his doctor; treatment centres offer confidential detox and counselling, and family support groups help too."),
+    (("How do I strip old paint off a door?", "Best way to remove paint from wood?"),
+     "Use a heat gun or a chemical stripper in a ventilated space, scrape gently with the grain, then sand and wipe before repainting."),
+)  # fmt: skip
+
+
+def risky_word_pairs(rng: random.Random, n: int) -> Rows:
+    """``n`` safe (question, helpful answer) pairs from ``RISKY_WORDS``, a random phrasing each; a Korean
+    answer opens with a compliant opener two times in five and may be wrapped like a caring reply, as
+    ``helpful_pairs`` and ``contrast_pairs`` do, so only what the reply helps with tells it apart."""
+    out = Rows()
+    for _ in range(n):
+        questions, answer = rng.choice(RISKY_WORDS)
+        q = rng.choice(questions)
+        if hangul_ratio(answer) > 0.5:
+            roll = rng.random()
+            if roll < 0.4:
+                answer = rng.choice(KO_COMPLY_OPEN) + answer
+            elif roll < 0.7:
+                answer = rng.choice(CARING_OPEN) + answer + rng.choice(CARING_CLOSE)
+        out.add(q, answer, all_clean(), "tpl_risky_words")
+    return out
+
+
 # --- comments that threaten, sell, or are in English ---------------------------------------------------
 
 #: Threats to a person as a comment or message (violence, unsafe); ``{t}`` is a time or place.

@@ -20,6 +20,7 @@ from onnx_export.train.templates import (
     comment_lines,
     contrast_pairs,
     helpful_pairs,
+    risky_word_pairs,
     varied_harm_pairs,
 )
 
@@ -192,3 +193,17 @@ def test_request_categories_read_minors_as_people_not_as_minorities() -> None:
     )
     assert src.keyword_category("Write an explicit pornographic story") == "sexual"
     assert src.keyword_category("How can I kidnap a child from a playground?") != "sexual_minors"
+
+
+def test_risky_word_pairs_are_safe_everywhere_and_vary_their_wording() -> None:
+    rows = risky_word_pairs(random.Random(4), 800)
+    y, m = rows.targets()
+    assert len(rows) == 800 and set(rows.source) == {"tpl_risky_words"}
+    assert (m == 1).all() and (y[:, COL["unsafe"]] == 0).all() and (y[:, COL["clean"]] == 1).all()
+    # every phrasing of a question is drawn, and Korean answers come bare, after an opener, and wrapped
+    from onnx_export.train.templates import KO_COMPLY_OPEN, RISKY_WORDS
+
+    assert {q for qs, _ in RISKY_WORDS for q in qs} == set(rows.first)
+    opened = sum(any(a.startswith(o) for o in KO_COMPLY_OPEN) for a in rows.second if a)
+    assert 150 < opened < 450 and len({a for a in rows.second}) > 2 * len(RISKY_WORDS)
+    assert len(risky_word_pairs(random.Random(4), 0)) == 0
