@@ -138,16 +138,21 @@ def test_broker_lost_mid_run_resumes_from_committed_offsets_without_loss(
 def _freeze_until_stalled(
     pb: ProxiedBroker, worker: WorkerProcess, send_backlog: Callable[[], None]
 ) -> tuple[float, dict[str, Any]]:
-    """Freeze the broker (connections open, nothing moves: commits stop) and wait for ``/health`` 503;
-    returns (seconds to detect, the 503 body).
+    """Produce a backlog, freeze the broker (connections open, nothing moves: commits stop) as soon as
+    the worker is verdicting it, and wait for ``/health`` 503; returns (seconds to detect, the 503 body).
 
     Lag is measured against the high-water mark the worker last fetched, so a worker that had verdicted
     and committed all it fetched by the moment the freeze landed has lag 0 and rightly stays live (it
-    knows of nothing it is failing to do). The tiny test models can drain a whole backlog in seconds, so
-    that race is retried after ``send_backlog`` produces a fresh one (without it the retry waited for
-    lag on a drained topic and failed); lag above 0 with no 503 fails, with the worker's own account.
+    knows of nothing it is failing to do). The freeze therefore follows the per-batch output counter,
+    not ``/health``: liveness samples lag every 5 s, and the tiny test models drain 20,000 records in
+    about a second on a fast CPU, between two samples. Should the worker still drain its whole backlog
+    before the freeze lands, the proxy is restored and it is tried again with a fresh backlog; lag above
+    0 with no 503 fails, with the worker's own account.
     """
-    for _ in range(3):
+    for _ in range(5):
+        before = verdicts_out(worker)
+        send_backlog()
+        wait_for(lambda b=before: verdicts_out(worker) > b, 60, "the worker verdicting the new backlog")
         pb.proxy.freeze()
         t0 = time.monotonic()
         try:
@@ -162,8 +167,6 @@ def _freeze_until_stalled(
                     f"{exc}; /health {status} {now}; worker log:\n{worker.log_tail()}"
                 ) from None
         pb.proxy.restore()
-        send_backlog()
-        wait_for(lambda: worker.health()[1]["lag"] > 0, 60, "records read but not committed, again")
     raise AssertionError(f"the worker drained all it had read before every freeze; log:\n{worker.log_tail()}")
 
 
@@ -182,20 +185,13 @@ def test_liveness_turns_bad_when_commits_stall_with_lag_and_recovers(
     )
     # commits move (and liveness sees them) before the fault
     wait_for(lambda: committed_total(worker) == len(first), 60, "the first 1000 committed")
-    # a backlog the worker cannot finish before the freeze: it must be mid-stream (read past its
-    # committed offsets, lag > 0) when the broker hangs, however fast it verdicts (the 5,000 of an
-    # earlier version could all be done and committed by the time the test froze the broker)
-    records = first + comments(20_000, prefix="stall", start=1000)
-    send(pb.url, topics.comments, records[len(first) :])
-    wait_for(
-        lambda: verdicts_out(worker) >= 1300 and worker.health()[1]["lag"] > 0,
-        120,
-        "300 more verdicts, with records read but not yet committed, before the freeze",
-    )
     status, health = worker.health()
     assert status == 200 and health["live"]
+    records = list(first)
 
     def send_backlog() -> None:
+        # a backlog the worker cannot finish before the freeze lands (the 5,000 of an earlier version
+        # could all be done and committed by the time the test froze the broker)
         more = comments(20_000, prefix="stall", start=len(records))
         send(pb.url, topics.comments, more)
         records.extend(more)
