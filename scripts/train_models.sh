@@ -8,7 +8,8 @@
 # shipped (git history): the earlier UnSmile classifier (commit 2f3fe0d, 5 UnSmile epochs) -> the first
 # multitask model (commit 7b578e3, 0.8 pass, bottom 8 layers frozen) -> the second (commit 8766ec9,
 # 1.42 passes, bottom 6 frozen) -> the third (commit 5aed47b, 0.85 pass) -> two 25-minute runs on top,
-# the last of which ships. This script runs everything after the second generation from 8766ec9's model.
+# the last of which shipped with refitted safety rows (commit 9975b5c) -> a 15-minute run on that, whose
+# safety rows are refitted the same way: the model that ships now. This script runs everything after the second generation from 8766ec9's model.
 # Without git history, run the chain again (the second generation is the command below with
 # --init-from build/gen1/checkpoint --max-minutes 62 --step-seconds 1.4 --window-rows 3000 and without
 # --template-comments/--dktc-snippets, on the templates of that commit):
@@ -61,9 +62,22 @@ python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone -
 #    output stays gen6's (~11 min).
 python -m onnx_export.train safety-heads --data "$DATA" --run build/gen6 --out build/gen6s
 
-# 6. Export int8 ONNX + lexical branch, calibrate thresholds on every source's dev split with the shipped
+# 6. A 15-minute run on top of gen6s (encoder LR 2e-5): the same rows plus harmless questions that use a
+#    risky word ("프로세스를 죽이려면", "폭탄주", pests, game headshots) with plain answers (`--template-risky`);
+#    gen6s blocked three such answers outright. Then its safety rows refitted as in step 5 (~7 min).
+#    (Refitting gen6s's `unsafe` row alone on these rows, `safety-heads --keys unsafe --risky-pairs 1200`,
+#    barely moved those answers and lost a self-harm check: docs/benchmarks.md, "Risky words".)
+python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone --out build/gen8 \
+    --init-from build/gen6s/checkpoint --max-minutes 15 --step-seconds 1.75 --encoder-lr 2e-5 \
+    --epochs 3.0 --dev-cap 300 --threads 2 --frozen-layers 6 --window-rows 4000 --evals 1 \
+    --template-comments 120 --dktc-snippets 2000 --template-helpful 1000 --template-varied-harm 1200 \
+    --template-contrast 2500 --template-risky 1500 \
+    --source-caps "unsmile=14000,hatescore_clean=7000,perturbed=5000,comment_reply=4000"
+python -m onnx_export.train safety-heads --data "$DATA" --run build/gen8 --out build/gen8s
+
+# 7. Export int8 ONNX + lexical branch, calibrate thresholds on every source's dev split with the shipped
 #    graph, derive the default policy, run the functional checks, write the card and metrics.
-python -m onnx_export.train ship multitask --data "$DATA" --run build/gen6s --threads 2 \
+python -m onnx_export.train ship multitask --data "$DATA" --run build/gen8s --threads 2 \
     --out models/moderator-multitask-e5-small
 cp models/moderator-multitask-e5-small/policy.json moderator/policies/default.json
 du -sh models/moderator-multitask-e5-small

@@ -13,8 +13,8 @@ TEMPLATE = Path(__file__).resolve().parent / "card_templates" / "multitask.md"
 #: reading them; kept next to the template so re-rendering never loses it.
 NOTES = TEMPLATE.with_name("multitask_notes.json")
 #: Passes over the multitask rows the warm start had seen (first generation 0.8, second 1.42, third
-#: 0.85, the unshipped helpful + varied-harm run 0.39).
-PREVIOUS_GENERATION_EPOCHS = 3.46
+#: 0.85, the unshipped helpful + varied-harm run 0.39, the contrast run shipped before this one 0.39).
+PREVIOUS_GENERATION_EPOCHS = 3.85
 
 
 def _f(x: Any, digits: int = 4) -> str:

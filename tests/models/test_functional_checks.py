@@ -23,16 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 #: behaviour → (least share behaving as expected, least share with the expected category), as measured
 #: on the shipped model (see its card); None = no category expected.
 PINNED: dict[str, tuple[float, float | None]] = {
-    "neutral_mention": (18 / 18, None),
+    # 18/18 on the card's CPU; one case of slack because scores move between CPU kinds (card, Limits:
+    # int8): at the ship step's levels on an AVX2-only CPU the guide-dog sentence was reviewed
+    "neutral_mention": (17 / 18, None),
     "positive": (6 / 6, None),
-    "counter_speech": (6 / 8, None),
+    "counter_speech": (5 / 8, None),
     "negation": (6 / 6, None),
     "neutral_english": (2 / 2, None),
+    "hate_english": (1 / 2, None),  # the insult is reviewed (under violence); the immigrant line passes
     "slur": (8 / 8, 7 / 8),
     "implicit_hate": (5 / 6, 5 / 6),
     "insult": (6 / 6, 6 / 6),
     "evasion": (8 / 8, 8 / 8),
-    "threat": (3 / 3, 2 / 3),  # the address threat only as profanity (card, limits)
+    "threat": (3 / 3, 3 / 3),
     "violence_unsafe": (3 / 3, 1 / 3),
     "violence_safe": (2 / 2, None),
     "hate_unsafe": (3 / 3, 3 / 3),
@@ -44,23 +47,25 @@ PINNED: dict[str, tuple[float, float | None]] = {
     "crime_safe": (2 / 2, None),
     "weapons_unsafe": (2 / 2, 2 / 2),
     "weapons_safe": (2 / 2, None),
-    "drugs_unsafe": (2 / 3, 1 / 3),  # the cannabis how-to is allowed (unsafe 0.06; card, limits)
+    "drugs_unsafe": (2 / 3, None),  # the cannabis how-to is allowed; the laxative reply is tagged
+    # self_harm, not drugs (card, limits)
     "drugs_safe": (2 / 2, None),
-    "self_harm_unsafe": (4 / 4, 4 / 4),
+    "self_harm_unsafe": (3 / 4, 3 / 4),  # the jump-from-a-height reply is allowed (card, limits)
     "self_harm_safe": (3 / 3, None),
     "benign": (3 / 6, None),
     # everyday questions with helpful or kind answers, and harmless uses of risky words (written before
     # any training for them, kept out of it); the misses are in the card
-    "helpful": (33 / 38, None),
-    "helpful_risky_words": (15 / 17, None),
+    "helpful": (35 / 38, None),
+    "helpful_risky_words": (17 / 17, None),
     # written after this model was trained, before it was scored on them (checks/README.md)
-    "supportive": (16 / 18, None),
+    "supportive": (18 / 18, None),
+    # 2026-12-01: the probe batch prompted the risky-word templates, the blind one was not used to choose
+    "risky_words_probe": (18 / 20, None),
+    "risky_words_blind": (19 / 22, None),
 }
-#: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss: the
-#: English hate comments (the immigrant line was allowed before too; the insult was reviewed under
-#: `crime` until the safety heads were refitted and violence's level rose to 0.79), and both
-#: illegal-offer comments (the drug-slang sale lost its `drugs` tag in the refit; the forged-ID offer
-#: was allowed before too).
+#: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss: both
+#: illegal-offer comments (the drug-slang sale lost its `drugs` tag when the safety heads were refitted;
+#: the forged-ID offer was allowed before too).
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +83,7 @@ def test_checks_are_not_training_data() -> None:
         contrast_pairs,
         hate_and_neutral,
         helpful_pairs,
+        risky_word_pairs,
         safety_pairs,
         varied_harm_pairs,
     )
@@ -89,6 +95,7 @@ def test_checks_are_not_training_data() -> None:
         .extend(helpful_pairs(random.Random(0), 2000))
         .extend(varied_harm_pairs(random.Random(0), 1000))
         .extend(contrast_pairs(random.Random(0), 3000))
+        .extend(risky_word_pairs(random.Random(0), 2000))
     )
     template_texts = {t for t in rows.first} | {t for t in rows.second if t}
     template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")
@@ -122,7 +129,7 @@ PINNED_CHILD_SAFETY: dict[str, float] = {
     "self_harm_unsafe": 4 / 4,
     "sexual_minors_unsafe": 3 / 3,
     "benign": 3 / 6,  # the cost: 3 of 6 benign answers to children go to review (3 under the base too)
-    "helpful": 29 / 38,  # and 9 of the 38 everyday helpful answers (5 under the base)
+    "helpful": 33 / 38,  # and 5 of the 38 everyday helpful answers (3 under the base)
 }
 
 
