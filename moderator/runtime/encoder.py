@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from moderator.runtime.base import ClassifierOutput, JudgeOutput
 from moderator.runtime.batching import Lanes, run_batched
+from moderator.runtime.device_kind import calibration_matches
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import (
     MODEL_FILE,
@@ -61,6 +62,8 @@ class _EncoderModel:
         shared = shared_initializers(path) if solo_threads else None
         self.session: Session = create_session(path, options, cpu_lanes=cpu_lanes, initializers=shared)
         self.provider = self.session.provider
+        #: whether this device is the kind the thresholds were calibrated on (None: not recorded)
+        self.calibration_matches = calibration_matches(directory, meta, self.provider)
         #: model runs at once (encode_core is safe from several threads: each run pads its own arrays)
         self.lanes = Lanes(options.lanes_for(self.provider))
         #: every lane's threads in one run, for a call that finds the lanes idle (``Lanes.map``)

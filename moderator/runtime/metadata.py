@@ -122,6 +122,10 @@ class ModelMetadata:
     #: multitask models: the longest single text (comment) in tokens, when shorter than ``max_length``
     #: (the pair limit): served at the lengths the model was trained on; 0 = ``max_length``
     comment_max_length: int = 0
+    #: the device kind (``moderator.runtime.device_kind``, e.g. ``cpu:avx512-vnni``) the shipped
+    #: thresholds were calibrated on: int8 scores move between kinds, so the runtime warns on another
+    #: one; "" = not recorded
+    calibration_device: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,6 +294,7 @@ def read_metadata(directory: Path) -> ModelMetadata:
         format_version=version,
         normalizer=str(raw.get("normalizer", "")),
         comment_max_length=int(raw.get("comment_max_length", 0)),
+        calibration_device=str(raw.get("calibration_device", "")),
     )
     check_files(directory, meta)
     return meta

@@ -88,6 +88,21 @@ def _refresh_metadata(out_dir: Path, note: str) -> None:
     read_metadata(out_dir)  # re-validates sizes and fields
 
 
+def record_calibration_device(out_dir: Path) -> str:
+    """The thresholds were just calibrated here, on CPU: record this device kind in ``metadata.json``
+    (int8 scores move between kinds; the runtime warns when it serves on another)."""
+    from moderator.runtime.device_kind import cpu_kind
+    from moderator.runtime.metadata import METADATA_FILE, read_metadata
+
+    kind = cpu_kind()
+    path = out_dir / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["calibration_device"] = kind
+    _write_json(path, raw)
+    read_metadata(out_dir)
+    return kind
+
+
 def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
     """int8-quantise an fp32 export in place and record the measured drift in metadata.json.
 
@@ -270,6 +285,7 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
     _write_json(out_dir / "thresholds.json", thresholds)
+    record_calibration_device(out_dir)
     report = evaluate_classifier(model, dev, th)
     speed = ("comments_per_second", _bench(model.predict, dev.texts))
     return _ship_report(report, data_file, {}, qdrift, w_best, choice, speed, threads)
@@ -326,6 +342,7 @@ def ship_judge(
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
     _write_json(out_dir / "thresholds.json", thresholds)
+    record_calibration_device(out_dir)
     report = evaluate_judge(model, dev, threshold)
     extra = {"accuracy_at_0.5": binary_metrics(dev.unsafe, p, 0.5)["accuracy"]}
     speed = ("replies_per_second", _bench(model.predict, pairs))

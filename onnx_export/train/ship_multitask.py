@@ -36,7 +36,12 @@ from onnx_export.train.lexical import LexicalModel, add_lexical_branch, set_lexi
 from onnx_export.train.long_texts import calibrate_long
 from onnx_export.train.multitask import MultitaskConfig, build_rows
 from onnx_export.train.report import REPLY_SOURCES, dev_sets, flagged, multitask_report, score_rows
-from onnx_export.train.ship import _quantize_exported, _refresh_metadata, record_drift
+from onnx_export.train.ship import (
+    _quantize_exported,
+    _refresh_metadata,
+    record_calibration_device,
+    record_drift,
+)
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
 MULTITASK_DIR = Path("models/moderator-multitask-e5-small")
@@ -503,6 +508,7 @@ def ship_multitask(
     long, long_report = calibrate_long(model, dev, th)
     thresholds["long"] = long
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
+    record_calibration_device(out_dir)
     report = multitask_report(model, data, th, probs=probs, dev=dev)
     report["long_texts"] = long_report
     report["int8_probability_drift"] = qdrift
@@ -619,6 +625,7 @@ def recalibrate(
         "; recalibrated (same weights)" + (" after per-row activation scales" if rows_int8 else "")
     )
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
+    record_calibration_device(out_dir)
     report = multitask_report(model, data, th, probs=probs, dev=dev)
     report["long_texts"] = long_report
     kept = ("int8_probability_drift", "int8_drift_rows", "int8_activations", "lexical", "nn_only", "training")

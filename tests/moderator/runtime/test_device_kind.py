@@ -1,0 +1,75 @@
+"""Device kinds: which instruction set a CPU's int8 kernels use, and the warning when a model's
+thresholds were calibrated on another kind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from moderator.runtime.device_kind import _cpuinfo_flags, cpu_kind, device_kind
+from moderator.runtime.loader import load_classifier
+from moderator.runtime.metadata import read_metadata
+from moderator.runtime.options import RuntimeOptions
+
+#: flags of the two AMD EPYC machines the shipped model's card was measured on (abridged)
+ZEN3 = {"fpu", "sse2", "avx", "avx2", "fma", "bmi2"}
+ZEN4 = ZEN3 | {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16"}
+
+
+def test_kinds_follow_the_int8_kernels_onnx_runtime_picks() -> None:
+    assert cpu_kind(ZEN3, "x86_64") == "cpu:avx2"
+    assert cpu_kind(ZEN4, "x86_64") == "cpu:avx512-vnni"
+    assert cpu_kind(ZEN3 | {"avx_vnni"}, "x86_64") == "cpu:avx-vnni"  # Alder Lake: VNNI without AVX-512
+    assert cpu_kind(ZEN3 | {"avx512f", "avx512bw"}, "x86_64") == "cpu:avx512"  # Skylake-SP: no VNNI
+    assert cpu_kind(ZEN4 | {"amx_int8", "amx_tile"}, "AMD64") == "cpu:amx"
+    assert cpu_kind({"sse2"}, "x86_64") == "cpu:x86-64"
+    assert cpu_kind(set(), "aarch64") == "cpu:aarch64"
+    assert device_kind("cuda") == "cuda"
+    assert device_kind("cpu") == cpu_kind()
+
+
+def test_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512bw avx512_vnni\n")
+    assert _cpuinfo_flags(info) == {"fpu", "avx2", "avx512bw", "avx512_vnni"}
+    assert _cpuinfo_flags(tmp_path / "missing") == frozenset()
+
+
+def _with_calibration(src: Path, tmp_path: Path, kind: str | None) -> Path:
+    dst = tmp_path / "model"
+    shutil.copytree(src, dst)
+    raw = json.loads((dst / "metadata.json").read_text())
+    if kind is None:
+        raw.pop("calibration_device", None)
+    else:
+        raw["calibration_device"] = kind
+    (dst / "metadata.json").write_text(json.dumps(raw))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("recorded", "matches"), [("here", True), ("cpu:some-other-kind", False), (None, None)]
+)
+def test_a_model_calibrated_on_another_kind_warns_once_at_load(
+    tiny_classifier_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    recorded: str | None,
+    matches: bool | None,
+) -> None:
+    kind = cpu_kind() if recorded == "here" else recorded
+    directory = _with_calibration(tiny_classifier_dir, tmp_path, kind)
+    assert read_metadata(directory).calibration_device == (kind or "")
+    with caplog.at_level("WARNING", logger="moderator.runtime.device_kind"):
+        model = load_classifier(directory, RuntimeOptions(device="cpu"))
+    assert model.calibration_matches is matches  # type: ignore[attr-defined]
+    warnings = [r for r in caplog.records if r.name == "moderator.runtime.device_kind"]
+    if matches is False:
+        assert len(warnings) == 1
+        message = warnings[0].getMessage()
+        assert "cpu:some-other-kind" in message and cpu_kind() in message and "--recalibrate" in message
+    else:
+        assert warnings == []
