@@ -55,9 +55,13 @@ class InputLimits:
     strict_fields: bool = True
 
 
+_DEFAULT_LIMITS = InputLimits()
+
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 _COMMENT_FIELDS = frozenset({"id", "text", "author", "channel", "ts", "meta"})
 _REPLY_FIELDS = frozenset({"id", "prompt", "reply", "bot", "conversation", "ts", "meta"})
+#: Ids the common way (printable ASCII, no space): valid by every rule of ``_record_id`` but the length.
+_PLAIN_ID = re.compile(r"[!-~]+")
 
 
 def _parse(raw: bytes | bytearray | memoryview, limits: InputLimits) -> dict[str, Any]:
@@ -195,9 +199,60 @@ def _check_fields(data: dict[str, Any], allowed: frozenset[str], rid: str, limit
         )
 
 
+def _plain_short(value: Any, limits: InputLimits) -> bool:
+    """An optional short field the common way: absent, or a string within its limit."""
+    return value is None or (type(value) is str and len(value) <= limits.max_short_field_chars)
+
+
+def _plain_ts(value: Any, limits: InputLimits) -> bool:
+    """``ts`` the common way: absent, a number (bools are ints: not accepted here), a short string."""
+    kind = type(value)
+    return (
+        value is None
+        or kind is float
+        or kind is int
+        or (kind is str and len(value) <= limits.max_short_field_chars)
+    )
+
+
+def _plain_text(value: Any, limits: InputLimits) -> bool:
+    """A text field that passes ``_text`` (allow_empty=False), decided without a regex for nearly every
+    text: it starts with a printable ASCII character or a Hangul syllable, so it is not blank."""
+    if type(value) is not str or len(value) > limits.max_text_chars:
+        return False
+    first = value[:1]
+    if "!" <= first <= "~" or "\uac00" <= first <= "\ud7a3":
+        return True
+    return bool(value) and not is_blank(value)
+
+
+def _plain_id(value: Any, limits: InputLimits) -> bool:
+    """An id that passes ``_record_id``: printable ASCII without spaces, within the limit."""
+    return type(value) is str and len(value) <= limits.max_id_chars and _PLAIN_ID.fullmatch(value) is not None
+
+
 def decode_comment(raw: bytes | bytearray | memoryview, limits: InputLimits | None = None) -> CommentIn:
-    limits = limits or InputLimits()
+    limits = limits or _DEFAULT_LIMITS
     data = _parse(raw, limits)
+    get = data.get
+    # The common record (plain id and text, short optional fields, no meta, known fields only) in a few
+    # checks that imply every rule below; anything else takes the field-by-field path, which names what
+    # is wrong. The record built is the same either way (tests/topics/test_validation.py).
+    rid, text, author, channel, ts = get("id"), get("text"), get("author"), get("channel"), get("ts")
+    if (
+        _plain_id(rid, limits)
+        and _plain_text(text, limits)
+        and _plain_short(author, limits)
+        and _plain_short(channel, limits)
+        and _plain_ts(ts, limits)
+        and get("meta") is None
+        and (not limits.strict_fields or _COMMENT_FIELDS.issuperset(data))
+    ):
+        return CommentIn(rid, text, author, channel, ts, None)
+    return _decode_comment_fields(data, limits)
+
+
+def _decode_comment_fields(data: dict[str, Any], limits: InputLimits) -> CommentIn:
     rid = _record_id(data, limits)
     _check_fields(data, _COMMENT_FIELDS, rid, limits)
     return CommentIn(
@@ -211,8 +266,34 @@ def decode_comment(raw: bytes | bytearray | memoryview, limits: InputLimits | No
 
 
 def decode_reply(raw: bytes | bytearray | memoryview, limits: InputLimits | None = None) -> ReplyIn:
-    limits = limits or InputLimits()
+    limits = limits or _DEFAULT_LIMITS
     data = _parse(raw, limits)
+    get = data.get
+    # the common record in a few checks, as in decode_comment; the prompt may be empty
+    rid, prompt, reply, bot, conversation = (
+        get("id"),
+        get("prompt"),
+        get("reply"),
+        get("bot"),
+        get("conversation"),
+    )
+    ts = get("ts")
+    if (
+        _plain_id(rid, limits)
+        and type(prompt) is str
+        and len(prompt) <= limits.max_text_chars
+        and _plain_text(reply, limits)
+        and _plain_short(bot, limits)
+        and _plain_short(conversation, limits)
+        and _plain_ts(ts, limits)
+        and get("meta") is None
+        and (not limits.strict_fields or _REPLY_FIELDS.issuperset(data))
+    ):
+        return ReplyIn(rid, prompt, reply, bot, conversation, ts, None)
+    return _decode_reply_fields(data, limits)
+
+
+def _decode_reply_fields(data: dict[str, Any], limits: InputLimits) -> ReplyIn:
     rid = _record_id(data, limits)
     _check_fields(data, _REPLY_FIELDS, rid, limits)
     return ReplyIn(

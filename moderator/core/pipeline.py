@@ -95,9 +95,9 @@ class _Item:
 DECISION_MEMO = 8192
 
 
-class _DecisionMemo(dict[tuple[VerdictCore, str | None], Decision]):
-    """(verdict core, profile) → the decision of ``policy`` (or its profile) on it: a core and a policy
-    decide it entirely."""
+class _DecisionMemo(dict[tuple[VerdictCore, str | None], tuple[Decision, dict[str, float]]]):
+    """(verdict core, profile) → the decision of ``policy`` (or its profile) on it, and the core's
+    scores by key: a core and a policy decide it entirely, and a repeat's verdict copies the scores."""
 
     policy: Policy | None = None
 
@@ -418,7 +418,8 @@ class Pipeline:
         self.metrics.cache_hits.inc(len(items) - len(misses))
         self.metrics.cache_misses.inc(len(misses))
 
-        verdicts: list[tuple[int, Verdict]] = []
+        # items are in input order, so the verdicts appended below are too
+        verdicts: list[Verdict] = []
         first_use: set[str] = set()
         # the revision last verdicted per id, moving forward through the batch in input order
         latest: dict[str, Revision | None] = {}
@@ -439,9 +440,7 @@ class Pipeline:
                 continue
             human = humans.get(item.human)
             if human is not None:
-                verdicts.append(
-                    (item.index, self._human_verdict(item, human, self._supersedes(item, latest)))
-                )
+                verdicts.append(self._human_verdict(item, human, self._supersedes(item, latest)))
                 continue
             core = hits.get(item.key)
             was_cached = core is not None
@@ -457,9 +456,9 @@ class Pipeline:
                 if routed
                 else policy
             )
-            decision = self._decide(core, policy, decider)
+            decision, scores = self._decide(core, policy, decider)
             verdicts.append(
-                (item.index, self._verdict(item, core, decision, was_cached, supersedes, clock, decider))
+                self._verdict(item, core, decision, scores, was_cached, supersedes, clock, decider)
             )
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
         revisions = [
@@ -468,11 +467,11 @@ class Pipeline:
         unsettled = (dict(revisions), dict(fresh))
         self._unsettled.append(unsettled)
         settle = self._settle(unsettled, list(fresh.items()), revisions)
-        verdicts.sort(key=lambda pair: pair[0])
-        dead.sort(key=lambda pair: pair[0])
+        if errors:  # model errors join the decoder's dead letters, which are in input order already
+            dead.sort(key=lambda pair: pair[0])
         # one metric update per label set and batch, not per record (labels() costs a lock and a lookup)
-        actions = Counter((v.kind, v.action) for _, v in verdicts)
-        categories = Counter(c for _, v in verdicts for c in v.categories)
+        actions = Counter((v.kind, v.action) for v in verdicts)
+        categories = Counter(c for v in verdicts for c in v.categories)
         reasons = Counter(d.reason for _, d in dead)
         for (kind, action), n in actions.items():
             self.metrics.verdicts.labels(kind=kind, action=action).inc(n)
@@ -480,7 +479,7 @@ class Pipeline:
             self.metrics.categories.labels(category=category).inc(n)
         for reason, n in reasons.items():
             self.metrics.dead_letters.labels(reason=reason).inc(n)
-        return BatchResult([v for _, v in verdicts], [d for _, d in dead]), settle
+        return BatchResult(verdicts, [d for _, d in dead]), settle
 
     async def _settle(
         self,
@@ -548,9 +547,11 @@ class Pipeline:
         latest[item.id_key] = Revision(item.revision, partition, offset)
         return before.revision if before is not None and before.revision != item.revision else None
 
-    def _decide(self, core: VerdictCore, policy: Policy, decider: Policy) -> Decision:
-        """``decider``'s decision on a core (``policy`` or one of its profiles); the same core (a repeat)
-        under the same profile reuses it while ``policy`` stays."""
+    def _decide(
+        self, core: VerdictCore, policy: Policy, decider: Policy
+    ) -> tuple[Decision, dict[str, float]]:
+        """``decider``'s decision on a core (``policy`` or one of its profiles), and the core's scores by
+        key; the same core (a repeat) under the same profile reuses both while ``policy`` stays."""
         memo = self._decisions
         if memo.policy is not policy:  # swapped live: nothing decided under the old one is reused
             memo.policy = policy
@@ -560,7 +561,11 @@ class Pipeline:
         if decision is None:
             if len(memo) >= DECISION_MEMO:
                 del memo[next(iter(memo))]  # the oldest entry
-            decision = memo[key] = self._decide_now(core, decider)
+            keys = SCORE_KEYS if len(core.scores) > len(LABEL_KEYS) else LABEL_KEYS
+            decision = memo[key] = (
+                self._decide_now(core, decider),
+                dict(zip(keys, core.scores, strict=True)),
+            )
         return decision
 
     @staticmethod
@@ -579,24 +584,21 @@ class Pipeline:
         item: _Item,
         core: VerdictCore,
         decision: Decision,
+        scores: dict[str, float],
         was_cached: bool,
         supersedes: str | None,
         clock: tuple[float, float],
         decider: Policy,
     ) -> Verdict:
         """``clock``: (wall, perf counter) read once per batch; its verdicts leave together. ``decider``:
-        the policy (or profile) that decided it."""
+        the policy (or profile) that decided it; ``scores``: the core's scores by key (``_decide``)."""
         return Verdict(
             id=item.record.id,
             kind=item.message.kind,
             flagged=decision.flagged,
             action=decision.action,
             categories=decision.categories,
-            scores=dict(
-                zip(
-                    SCORE_KEYS if len(core.scores) > len(LABEL_KEYS) else LABEL_KEYS, core.scores, strict=True
-                )
-            ),
+            scores=scores.copy(),  # the memo's, shared by repeats of the core: each verdict owns its copy
             unsafe=core.unsafe if item.message.kind == "reply" else None,
             cached=was_cached,
             model=self.model_ids,

@@ -142,3 +142,103 @@ def test_arbitrary_json_objects_either_decode_or_get_a_reason(obj: dict) -> None
             assert isinstance(exc.reason, Reason) and exc.detail
         else:
             assert isinstance(rec.id, str) and rec.id
+
+
+# the fast path of decode_comment/decode_reply must build exactly what the field-by-field path builds
+_FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet=st.sampled_from("a!~ 가힣ㄱ\u1100\u200b\x00\x7f\t\n\u3000é"), max_size=12),
+    st.text(max_size=12),
+    st.dictionaries(st.text(max_size=3), st.integers(-9, 9), max_size=2),
+    st.lists(st.integers(-9, 9), max_size=2),
+)
+_SMALL = InputLimits(max_text_chars=10, max_id_chars=6, max_short_field_chars=5)
+
+
+def _outcome(decode, data: bytes, limits: InputLimits) -> object:
+    try:
+        return decode(data, limits)
+    except InvalidRecord as exc:
+        return (exc.reason, exc.detail, exc.record_id)
+
+
+def _field_by_field(slow, data: bytes, limits: InputLimits) -> object:
+    from topics.validation import _parse
+
+    return _outcome(lambda raw_, lim: slow(_parse(raw_, lim), lim), data, limits)
+
+
+def _shaped(base: dict, fields: tuple[str, ...]) -> st.SearchStrategy[dict]:
+    """A valid record of one kind with at most one field dropped or set to an arbitrary value, so both
+    paths are exercised (about half of these take the fast one)."""
+    texts = st.text(alphabet=st.sampled_from("a!가ㄱ \u200b\x00\t"), max_size=12)
+    change = st.one_of(st.none(), st.tuples(st.sampled_from(fields), st.one_of(texts, _FIELD_VALUES)))
+
+    def apply(picked: tuple[str, object] | None, drop: bool) -> dict:
+        record = dict(base)
+        if picked is not None:
+            name, value = picked
+            if drop:
+                record.pop(name, None)
+            else:
+                record[name] = value
+        return record
+
+    return st.builds(apply, change, st.booleans())
+
+
+_COMMENTS = _shaped(
+    {"id": "c-1", "text": "안녕하세요", "author": "u1", "channel": "news", "ts": 1.5},
+    ("id", "text", "author", "channel", "ts", "meta"),
+)
+_REPLIES = _shaped(
+    {"id": "r-1", "prompt": "", "reply": "네", "bot": "kid", "conversation": "t1", "ts": "2026"},
+    ("id", "prompt", "reply", "bot", "conversation", "ts", "meta"),
+)
+_LIMITS = st.sampled_from([InputLimits(), _SMALL, InputLimits(strict_fields=False)])
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=_COMMENTS, limits=_LIMITS)
+def test_comments_decode_on_the_fast_path_exactly_as_field_by_field(
+    fields: dict, limits: InputLimits
+) -> None:
+    from topics.validation import _decode_comment_fields
+
+    data = raw(fields)
+    assert _outcome(decode_comment, data, limits) == _field_by_field(_decode_comment_fields, data, limits)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=_REPLIES, limits=_LIMITS)
+def test_replies_decode_on_the_fast_path_exactly_as_field_by_field(fields: dict, limits: InputLimits) -> None:
+    from topics.validation import _decode_reply_fields
+
+    data = raw(fields)
+    assert _outcome(decode_reply, data, limits) == _field_by_field(_decode_reply_fields, data, limits)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "c-1", "text": "안녕하세요", "author": "u1", "channel": "news", "ts": 1.5},
+        {"id": "c-1", "text": "!?", "ts": "2026-12-01"},
+        {"id": "c 1", "text": "ok"},  # an id with a space: valid, by the field-by-field path
+        {"id": "c-1", "text": " \u200b\t"},  # blank after normalisation
+        {"id": "c-1", "text": "\u200bx"},  # starts invisible, not blank
+        {"id": "c-1", "text": "hi", "ts": True},
+        {"id": "c-1", "text": "hi", "meta": {"a": 1}},
+        {"id": "c-1\u200b", "text": "hi"},
+        {"id": "c-1", "text": "hi", "extra": 1},
+    ],
+)
+def test_fast_path_edge_cases_match(record: dict) -> None:
+    from topics.validation import _decode_comment_fields
+
+    data = raw(record)
+    assert _outcome(decode_comment, data, InputLimits()) == _field_by_field(
+        _decode_comment_fields, data, InputLimits()
+    )
