@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -215,7 +215,7 @@ def _plain_ts(value: Any, limits: InputLimits) -> bool:
     )
 
 
-def _plain_text(value: Any, limits: InputLimits) -> bool:
+def _plain_text(value: Any, limits: InputLimits) -> TypeGuard[str]:
     """A text field that passes ``_text`` (allow_empty=False), decided without a regex for nearly every
     text: it starts with a printable ASCII character or a Hangul syllable, so it is not blank."""
     if type(value) is not str or len(value) > limits.max_text_chars:
@@ -226,7 +226,7 @@ def _plain_text(value: Any, limits: InputLimits) -> bool:
     return bool(value) and not is_blank(value)
 
 
-def _plain_id(value: Any, limits: InputLimits) -> bool:
+def _plain_id(value: Any, limits: InputLimits) -> TypeGuard[str]:
     """An id that passes ``_record_id``: printable ASCII without spaces, within the limit."""
     return type(value) is str and len(value) <= limits.max_id_chars and _PLAIN_ID.fullmatch(value) is not None
 
