@@ -14,8 +14,22 @@ _CONTROL = re.compile(
 )
 
 
+#: The length-prefixed kind every content digest starts with, for the record kinds.
+_KIND_PREFIXES = {
+    kind: len(kind.encode("utf-8")).to_bytes(4, "little") + kind.encode("utf-8")
+    for kind in ("comment", "reply")
+}
+
+
 def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
+    if text.isprintable():
+        # the common text, in C loops only: every character _CONTROL removes is non-printable (Cc, Cf,
+        # Zl, Zp), and the only white space a printable text can hold is " ", so only runs of it and
+        # spaces at the ends need folding
+        if "  " in text or text[:1] == " " or text[-1:] == " ":
+            return " ".join(text.split())
+        return text
     text = _CONTROL.sub("", text)
     # = re.sub(r"\s+", " ", text).strip(): str.split() splits on the characters re's \s matches (both
     # are Py_UNICODE_ISSPACE) and drops the ends, with no replacement per single space
@@ -71,8 +85,11 @@ def content_parts(text: str, prompt: str | None = None) -> bytes:
 
 def revision_and_hash_of_parts(kind: str, parts: bytes) -> tuple[str, str]:
     """(``revision_of_normalized``, ``content_hash_of_normalized``) from ``content_parts``."""
-    encoded = kind.encode("utf-8")
-    payload = len(encoded).to_bytes(4, "little") + encoded + parts
+    prefix = _KIND_PREFIXES.get(kind)
+    if prefix is None:
+        encoded = kind.encode("utf-8")
+        prefix = len(encoded).to_bytes(4, "little") + encoded
+    payload = prefix + parts
     return (
         hashlib.blake2b(payload, digest_size=8).hexdigest(),
         hashlib.blake2b(payload, digest_size=20).hexdigest(),

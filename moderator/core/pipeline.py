@@ -183,11 +183,21 @@ class Pipeline:
             # text and prompt are normalised already (content_revision would normalise them again) and
             # encoded once for the cache key, the revision and the content hash
             parts = content_parts(text, prompt)
-            key = cache_key_of_parts(prefixes[kind], parts)
             revision, content_hash = revision_and_hash_of_parts(kind, parts)
-            ids = id_key(_topic(message), record.id)
-            human = human_key(content_hash)
-            items.append(_Item(index, message, record, text, prompt, key, revision, ids, human))
+            source = message.source
+            items.append(
+                _Item(
+                    index,
+                    message,
+                    record,
+                    text,
+                    prompt,
+                    cache_key_of_parts(prefixes[kind], parts),
+                    revision,
+                    id_key(source.topic if source else f"local-{kind}", record.id),  # = _topic(message)
+                    human_key(content_hash),
+                )
+            )
         return items, dead
 
     async def _run_model(self, name: str, fn: Callable[[], T]) -> T:

@@ -108,6 +108,33 @@ def test_normalize_text_collapses_white_space_exactly_as_the_regex_did(text: str
     assert normalize_text(text) == expected
 
 
+@settings(max_examples=800, deadline=None)
+@given(
+    st.one_of(
+        st.text(
+            alphabet=st.sampled_from(
+                ["a", " ", "가", "\u1100", "\u1161", "\u11a8", "e", "\u0301", "\t", "\u200b", "\u3000"]
+            )
+        ),
+        st.text(),
+    )
+)
+def test_normalize_text_fast_path_equals_the_reference(text: str) -> None:
+    # the printable fast path must give what NFC, the control-character regex and the fold give
+    expected = " ".join(_CONTROL.sub("", unicodedata.normalize("NFC", text)).split())
+    assert normalize_text(text) == expected
+
+
+def test_what_the_printable_fast_path_assumes_holds_for_every_code_point() -> None:
+    import sys
+
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if char.isprintable():
+            assert not _CONTROL.match(char), hex(code)
+            assert char == " " or not char.isspace(), hex(code)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash(data: bytes) -> None:
