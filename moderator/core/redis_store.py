@@ -36,6 +36,17 @@ return #KEYS
 """
 
 
+#: Argument types hiredis packs byte for byte as redis-py's encoder does (bool, a subclass of int, is
+#: not one: redis-py refuses it).
+_PLAIN_ARGS = frozenset({str, bytes, int})
+
+
+def _utf8_strict(encoder: Any) -> bool:
+    """Whether ``encoder`` encodes text as hiredis does: UTF-8, strict errors."""
+    encoding = str(getattr(encoder, "encoding", "")).lower().replace("_", "-")
+    return encoding in ("utf-8", "utf8") and getattr(encoder, "encoding_errors", "") == "strict"
+
+
 def packing_in_c(connection_class: type[Any]) -> type[Any]:
     """``connection_class`` packing commands with hiredis (C) instead of redis-py's asyncio Python packer.
 
@@ -54,7 +65,13 @@ def packing_in_c(connection_class: type[Any]) -> type[Any]:
                 args = tuple(args[0].encode().split()) + args[1:]
             elif b" " in args[0]:
                 args = tuple(args[0].split()) + args[1:]
-            encode = self.encoder.encode
+            encoder = self.encoder
+            if _PLAIN_ARGS.issuperset(map(type, args)) and _utf8_strict(encoder):
+                # str, bytes and int (not bool) are what a batch's keys, values and TTLs are, and hiredis
+                # encodes them exactly as redis-py's encoder does under UTF-8/strict: no Python call per
+                # argument (a batch's MGET and write script carry several per record)
+                return [pack(args)]
+            encode = encoder.encode
             return [pack(tuple(bytes(a) if isinstance(a, memoryview) else a for a in map(encode, args)))]
 
     HiredisPacking.__name__ = HiredisPacking.__qualname__ = f"HiredisPacking{connection_class.__name__}"

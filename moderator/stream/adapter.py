@@ -259,11 +259,13 @@ async def send_batches(producer: Any, records: Sequence[Record]) -> list[Any]:
     """
     _require(producer, "_ensure_producer", "faust's aiokafka producer")
     kafka = producer._ensure_producer()
-    for attribute in ("create_batch", "send_batch", "_partition", "client"):
+    for attribute in ("create_batch", "send_batch", "_partitioner", "_metadata", "client"):
         _require(kafka, attribute, "aiokafka's batch API")
     out: list[Any] = [None] * len(records)
     open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-    ready: set[str] = set()
+    #: per topic: (all partitions, available partitions), as ``send``'s ``_partition`` lists them for
+    #: every record; read once per call here
+    layouts: dict[str, tuple[list[int], list[int]]] = {}
 
     async def submit(topic: str, partition: int) -> None:
         builder, indices = open_batches.pop((topic, partition))
@@ -277,10 +279,16 @@ async def send_batches(producer: Any, records: Sequence[Record]) -> list[Any]:
 
     for i, (topic, key, value) in enumerate(records):
         try:
-            if topic not in ready:
+            layout = layouts.get(topic)
+            if layout is None:
                 await kafka.client._wait_on_metadata(topic)
-                ready.add(topic)
-            partition = kafka._partition(topic, None, key, value, key, value)
+                metadata = kafka._metadata
+                layout = layouts[topic] = (
+                    list(metadata.partitions_for_topic(topic)),
+                    list(metadata.available_partitions_for_topic(topic)),
+                )
+            # = kafka._partition(topic, None, key, value, key, value), the partition send() would choose
+            partition = kafka._partitioner(key, *layout)
         except Exception as exc:
             out[i] = exc
             continue

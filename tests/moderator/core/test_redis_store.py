@@ -126,3 +126,34 @@ def test_commands_packed_in_c_are_byte_for_byte_what_redis_py_packs() -> None:
         ("SET", "k", 1.5, "EX", 10),
     ):
         assert b"".join(c.pack_command(*args)) == b"".join(python.pack_command(*args)), args
+
+
+def test_plain_arguments_skip_the_encoder_and_pack_the_same_bytes() -> None:
+    import pytest
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import DataError
+
+    from moderator.core.redis_store import packing_in_c
+
+    packed_class = packing_in_c(Connection)
+    python, c = Connection(), packed_class()
+    calls: list[object] = []
+    base = type(c.encoder)
+
+    class CountingEncoder(base):  # type: ignore[valid-type,misc]
+        def encode(self, value: object) -> object:
+            calls.append(value)
+            return super().encode(value)
+
+    c.encoder = CountingEncoder(c.encoder.encoding, c.encoder.encoding_errors, c.encoder.decode_responses)
+    args = ("EVALSHA", "f" * 40, 2, "mod:키", "k2", b"\x00\xff", 86400, -1, 2**70, "")
+    assert b"".join(c.pack_command(*args)) == b"".join(python.pack_command(*args))
+    assert calls == [], "str, bytes and int need no per-argument encoder call"
+    # anything else takes redis-py's encoder: a bool is refused as redis-py refuses it
+    with pytest.raises(DataError):
+        c.pack_command("SET", "k", True)
+    # another text encoding: every argument goes through the encoder, same bytes as redis-py
+    python_latin, c_latin = Connection(encoding="latin-1"), packed_class(encoding="latin-1")
+    args = ("SET", "mod:é", "é", 5)
+    assert b"".join(c_latin.pack_command(*args)) == b"".join(python_latin.pack_command(*args))
+    assert b"".join(c_latin.pack_command(*args)) != b"".join(c.pack_command(*args))

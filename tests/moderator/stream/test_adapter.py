@@ -174,8 +174,15 @@ def test_aiokafka_producer_still_has_the_batch_api_send_batches_uses() -> None:
         assert callable(getattr(AIOKafkaProducer, name)), name
     assert callable(AIOKafkaClient._wait_on_metadata)
     assert callable(faust_aiokafka.Producer._ensure_producer)
-    # the partition a key gets from send_batches is the one send() would give it
+    # the partition a key gets from send_batches is the one send() would give it: send() asks
+    # _partition, which (no explicit partition) lists the topic's partitions and asks the partitioner,
+    # as send_batches does once per topic and call
     assert "self._partition(" in inspect.getsource(AIOKafkaProducer.send)
+    source = inspect.getsource(AIOKafkaProducer._partition)
+    assert "list(self._metadata.partitions_for_topic(topic))" in source
+    assert "list(self._metadata.available_partitions_for_topic(topic))" in source
+    assert "return self._partitioner(serialized_key, all_partitions, available)" in source
+    assert "self._partitioner = partitioner" in inspect.getsource(AIOKafkaProducer.__init__)
 
 
 def test_send_batches_fills_one_batch_per_partition_and_maps_each_record_to_its_batch() -> None:
@@ -197,10 +204,21 @@ def test_send_batches_fills_one_batch_per_partition_and_maps_each_record_to_its_
         def create_batch(self) -> Builder:
             return Builder()
 
-        def _partition(self, topic: str, partition: Any, key: Any, value: Any, sk: Any, sv: Any) -> int:
+        _metadata = type(
+            "Metadata",
+            (),
+            {
+                "partitions_for_topic": lambda self, topic: {0, 1},
+                "available_partitions_for_topic": lambda self, topic: {0, 1},
+            },
+        )()
+
+        @staticmethod
+        def _partitioner(key: Any, all_partitions: list[int], available: list[int]) -> int:
+            assert all_partitions == [0, 1] and available == [0, 1]
             if key == b"bad":
                 raise ValueError("no partition")
-            return int(key[-1:]) % 2
+            return all_partitions[int(key[-1:]) % 2]
 
         async def send_batch(self, builder: Builder, topic: str, *, partition: int) -> Any:
             sent.append((topic, partition, [k for k, _ in builder.records]))
