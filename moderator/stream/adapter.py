@@ -14,10 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.transport import by_url
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
+
+from moderator.stream.partitioner import default_partitions
 
 
 class LibraryShapeError(RuntimeError):
@@ -247,6 +250,41 @@ def app_with_fetch_wait(wait_ms: int) -> type[BatchApp]:
 Record = tuple[str, bytes | None, bytes]
 
 
+async def _partitions(kafka: Any, records: Sequence[Record]) -> list[Any]:
+    """Per record, the partition ``send`` would choose (``AIOKafkaProducer._partition`` with no
+    partition given: the partitioner over the topic's partition lists), or the exception that kept it
+    from one. The lists are read once per topic; with aiokafka's default partitioner, keyed records are
+    hashed in one numpy pass per topic (``moderator.stream.partitioner``)."""
+    out: list[Any] = [None] * len(records)
+    by_topic: dict[str, list[int]] = {}
+    for i, (topic, _, _) in enumerate(records):
+        by_topic.setdefault(topic, []).append(i)
+    partitioner = kafka._partitioner
+    vectorised = type(partitioner) is DefaultPartitioner
+    for topic, indices in by_topic.items():
+        try:
+            await kafka.client._wait_on_metadata(topic)
+            metadata = kafka._metadata
+            all_partitions = list(metadata.partitions_for_topic(topic))
+            available = list(metadata.available_partitions_for_topic(topic))
+        except Exception as exc:
+            for i in indices:
+                out[i] = exc
+            continue
+        keyed = [i for i in indices if records[i][1] is not None] if vectorised and all_partitions else []
+        if keyed:
+            found = default_partitions([records[i][1] or b"" for i in keyed], all_partitions)
+            for i, partition in zip(keyed, found, strict=True):
+                out[i] = partition
+        for i in indices:
+            if out[i] is None:
+                try:
+                    out[i] = partitioner(records[i][1], all_partitions, available)
+                except Exception as exc:
+                    out[i] = exc
+    return out
+
+
 async def send_batches(producer: Any, records: Sequence[Record]) -> list[Any]:
     """Enqueue ``records`` on faust's aiokafka producer as whole record batches, one per partition.
 
@@ -263,9 +301,6 @@ async def send_batches(producer: Any, records: Sequence[Record]) -> list[Any]:
         _require(kafka, attribute, "aiokafka's batch API")
     out: list[Any] = [None] * len(records)
     open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-    #: per topic: (all partitions, available partitions), as ``send``'s ``_partition`` lists them for
-    #: every record; read once per call here
-    layouts: dict[str, tuple[list[int], list[int]]] = {}
 
     async def submit(topic: str, partition: int) -> None:
         builder, indices = open_batches.pop((topic, partition))
@@ -277,20 +312,11 @@ async def send_batches(producer: Any, records: Sequence[Record]) -> list[Any]:
         for i in indices:
             out[i] = outcome
 
+    partitions = await _partitions(kafka, records)
     for i, (topic, key, value) in enumerate(records):
-        try:
-            layout = layouts.get(topic)
-            if layout is None:
-                await kafka.client._wait_on_metadata(topic)
-                metadata = kafka._metadata
-                layout = layouts[topic] = (
-                    list(metadata.partitions_for_topic(topic)),
-                    list(metadata.available_partitions_for_topic(topic)),
-                )
-            # = kafka._partition(topic, None, key, value, key, value), the partition send() would choose
-            partition = kafka._partitioner(key, *layout)
-        except Exception as exc:
-            out[i] = exc
+        partition = partitions[i]
+        if isinstance(partition, BaseException):
+            out[i] = partition
             continue
         slot = open_batches.get((topic, partition))
         if slot is None:

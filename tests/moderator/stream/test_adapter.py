@@ -183,6 +183,9 @@ def test_aiokafka_producer_still_has_the_batch_api_send_batches_uses() -> None:
     assert "list(self._metadata.available_partitions_for_topic(topic))" in source
     assert "return self._partitioner(serialized_key, all_partitions, available)" in source
     assert "self._partitioner = partitioner" in inspect.getsource(AIOKafkaProducer.__init__)
+    # faust's producer gives aiokafka its DefaultPartitioner unless one is configured: the one
+    # send_batches hashes in numpy (moderator.stream.partitioner)
+    assert "self.partitioner = DefaultPartitioner()" in inspect.getsource(faust_aiokafka.Producer)
 
 
 def test_send_batches_fills_one_batch_per_partition_and_maps_each_record_to_its_batch() -> None:
