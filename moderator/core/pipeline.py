@@ -222,7 +222,8 @@ class Pipeline:
                     prompt,
                     cache_key_of_parts(prefixes[kind], parts),
                     revision,
-                    id_key(source.topic if source else f"local-{kind}", record.id),  # = _topic(message)
+                    # ids are per input topic; a local file's records (score) per kind
+                    id_key(source.topic if source else f"local-{kind}", record.id),
                     human_key(content_hash),
                 )
             )
@@ -704,7 +705,3 @@ def model_lanes(model: object) -> int:
     lanes = getattr(model, "lanes", None)
     count = getattr(lanes, "count", 1)
     return count if isinstance(count, int) and count > 0 else 1
-
-
-def _topic(message: InputMessage) -> str:
-    return message.source.topic if message.source else f"local-{message.kind}"
