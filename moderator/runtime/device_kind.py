@@ -73,15 +73,23 @@ def calibration_matches(directory: Path, meta: ModelMetadata, provider: str) -> 
     here = device_kind(provider)
     if here == meta.calibration_device:
         return True
+    if here == CUDA_KIND:
+        fix = (
+            "The ship step calibrates on CPU only: score a labelled sample here (moderator eval) and "
+            "move the policy's thresholds if the verdicts differ."
+        )
+    elif meta.kind == "multitask":
+        fix = f"Recalibrate on this kind: python -m onnx_export.train ship multitask --recalibrate --out {directory}"  # noqa: E501
+    else:
+        fix = "Re-run the ship step that wrote it on this kind of machine."
     log.warning(
         "%s: its thresholds were calibrated on %s but it runs on %s; %s scores move between device "
         "kinds (int8: up to ~0.1 per text measured), so a text near a threshold may get another verdict "
-        "than on the calibration machine. Recalibrate on this kind: python -m onnx_export.train ship "
-        "multitask --recalibrate --out %s",
+        "than on the calibration machine. %s",
         directory,
         meta.calibration_device,
         here,
         meta.dtype,
-        directory,
+        fix,
     )
     return False

@@ -70,6 +70,32 @@ def test_a_model_calibrated_on_another_kind_warns_once_at_load(
     if matches is False:
         assert len(warnings) == 1
         message = warnings[0].getMessage()
-        assert "cpu:some-other-kind" in message and cpu_kind() in message and "--recalibrate" in message
+        assert "cpu:some-other-kind" in message and cpu_kind() in message
+        assert "Re-run the ship step" in message  # a classifier's ship step has no --recalibrate
     else:
         assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "provider", "fix"),
+    [
+        ("multitask", "cpu", "ship multitask --recalibrate --out"),
+        ("multitask", "cuda", "calibrates on CPU only"),
+        ("judge", "cpu", "Re-run the ship step"),
+    ],
+)
+def test_the_warning_names_a_fix_that_applies(
+    tiny_classifier_dir: Path, caplog: pytest.LogCaptureFixture, kind: str, provider: str, fix: str
+) -> None:
+    import dataclasses
+
+    from moderator.runtime.device_kind import calibration_matches
+
+    meta = dataclasses.replace(
+        read_metadata(tiny_classifier_dir), kind=kind, calibration_device="cpu:some-other-kind"
+    )
+    with caplog.at_level("WARNING", logger="moderator.runtime.device_kind"):
+        assert calibration_matches(tiny_classifier_dir, meta, provider) is False
+    (record,) = [r for r in caplog.records if r.name == "moderator.runtime.device_kind"]
+    message = record.getMessage()
+    assert fix in message and ("runs on cuda" in message) == (provider == "cuda")
