@@ -102,6 +102,12 @@ class Metrics:
             "1 for the ONNX Runtime provider each model runs on",
             ["model", "provider"],
         )
+        self.device_kind = s.gauge(
+            "moderator_model_device_kind",
+            "Per model: 1 when it runs on the device kind its thresholds were calibrated on (or that is not "
+            "recorded), 0 on another kind (int8 scores move between instruction sets)",
+            ["model", "kind", "calibrated_on"],
+        )
         self.requested_device = s.gauge(
             "moderator_requested_device",
             "1 for the device the worker was asked for (MODERATOR_DEVICE): alerts compare it with the provider",

@@ -178,6 +178,8 @@ class Pipeline:
         self._unsettled: list[tuple[dict[str, Revision], dict[str, VerdictCore]]] = []
         self.metrics.provider.labels(model="classifier", provider=classifier.provider).set(1)
         self.metrics.provider.labels(model="judge", provider=judge.provider).set(1)
+        for name, model in (("classifier", classifier), ("judge", judge)):
+            _record_device_kind(self.metrics, name, model)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -698,6 +700,18 @@ class Pipeline:
             kind=message.kind,
             ts=time.time(),
         )
+
+
+def _record_device_kind(metrics: Metrics, name: str, model: object) -> None:
+    """``moderator_model_device_kind`` for a model that knows its device kind (the ONNX encoders; a
+    multitask model's seams through the model they share)."""
+    inner = getattr(model, "multitask", model)
+    kind = getattr(inner, "device_kind", None)
+    if not isinstance(kind, str):
+        return
+    calibrated_on = getattr(inner, "calibration_device", "") or ""
+    matches = getattr(inner, "calibration_matches", None) is not False
+    metrics.device_kind.labels(model=name, kind=kind, calibrated_on=calibrated_on).set(1 if matches else 0)
 
 
 def model_lanes(model: object) -> int:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from moderator.runtime.base import ClassifierOutput, JudgeOutput
 from moderator.runtime.batching import Lanes, run_batched
-from moderator.runtime.device_kind import calibration_matches
+from moderator.runtime.device_kind import calibration_matches, device_kind
 from moderator.runtime.errors import ModelLoadError
 from moderator.runtime.metadata import (
     MODEL_FILE,
@@ -62,7 +62,10 @@ class _EncoderModel:
         shared = shared_initializers(path) if solo_threads else None
         self.session: Session = create_session(path, options, cpu_lanes=cpu_lanes, initializers=shared)
         self.provider = self.session.provider
-        #: whether this device is the kind the thresholds were calibrated on (None: not recorded)
+        #: the device kind this session computes on, the kind the thresholds were calibrated on ("": not
+        #: recorded), and whether they are the same (None: not recorded)
+        self.device_kind = device_kind(self.provider)
+        self.calibration_device = meta.calibration_device
         self.calibration_matches = calibration_matches(directory, meta, self.provider)
         #: model runs at once (encode_core is safe from several threads: each run pads its own arrays)
         self.lanes = Lanes(options.lanes_for(self.provider))

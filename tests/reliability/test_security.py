@@ -262,6 +262,7 @@ EXPECTED_METRICS = {
     "moderator_consumer_lag",
     "moderator_committed_offset",
     "moderator_execution_provider",
+    "moderator_model_device_kind",
     "moderator_ready",
     "moderator_live",
 }

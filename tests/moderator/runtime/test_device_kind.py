@@ -3,6 +3,7 @@ thresholds were calibrated on another kind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -99,3 +100,34 @@ def test_the_warning_names_a_fix_that_applies(
     (record,) = [r for r in caplog.records if r.name == "moderator.runtime.device_kind"]
     message = record.getMessage()
     assert fix in message and ("runs on cuda" in message) == (provider == "cuda")
+
+
+@pytest.mark.parametrize(("recorded", "value"), [("here", 1.0), ("cpu:some-other-kind", 0.0), (None, 1.0)])
+def test_the_pipeline_exports_whether_each_model_runs_on_its_calibration_kind(
+    tiny_classifier_dir: Path, tmp_path: Path, recorded: str | None, value: float
+) -> None:
+    from moderator.core.pipeline import Pipeline
+    from moderator.core.policy import load_policy
+    from moderator.local.noop_models import NoopJudge
+    from moderator.metrics import Metrics
+    from moderator.settings import Settings
+
+    kind = cpu_kind() if recorded == "here" else recorded
+    directory = _with_calibration(tiny_classifier_dir, tmp_path, kind)
+    metrics = Metrics()
+    pipeline = Pipeline(
+        load_classifier(directory, RuntimeOptions(device="cpu")),
+        NoopJudge(),
+        load_policy(Settings.from_env().policy_path),
+        metrics=metrics,
+    )
+    labels = {"model": "classifier", "kind": cpu_kind(), "calibrated_on": kind or ""}
+    assert metrics.registry.get_sample_value("moderator_model_device_kind", labels) == value
+    # the no-op judge knows no device kind: no series for it
+    assert "judge" not in {
+        s.labels["model"]
+        for family in metrics.registry.collect()
+        if family.name == "moderator_model_device_kind"
+        for s in family.samples
+    }
+    asyncio.run(pipeline.close())
