@@ -56,7 +56,11 @@ def test_1000_comments_and_200_replies_all_verdicted_cached_and_flagged(start_wo
     ids = {c["id"] for c in comments} | {r["id"] for r in replies}
 
     def done(out: dict) -> bool:
-        return len(verdict_map(out[t.verdicts])) >= len(ids)
+        # the reader fetches the topics independently: wait for the flagged copies as well, or the last
+        # batch's may still be unread when the verdicts topic is complete
+        verdicts = verdict_map(out[t.verdicts])
+        flagged = {i for i, vs in verdicts.items() if vs[0]["flagged"]}
+        return len(verdicts) >= len(ids) and set(verdict_map(out[t.flagged])) >= flagged
 
     out = asyncio.run(read_until(broker.url, [t.verdicts, t.flagged, t.dead_letter], done, timeout_s=240))
     verdicts = verdict_map(out[t.verdicts])
