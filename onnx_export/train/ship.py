@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,32 +74,39 @@ def _write_json(path: Path, doc: Any) -> None:
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def _refresh_metadata(out_dir: Path, note: str) -> None:
-    """model.onnx changed after export: new content hash and file sizes, and say why in ``source``."""
-    from moderator.runtime.metadata import METADATA_FILE, content_hash, file_sizes, read_metadata
-
-    path = out_dir / METADATA_FILE
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    files = list(raw["files"])
-    raw["model_id"] = content_hash(out_dir / f for f in files)
-    raw["files"] = file_sizes(out_dir, files)
-    raw["source"] = f"{raw['source']}; {note}"
-    _write_json(path, raw)
-    read_metadata(out_dir)  # re-validates sizes and fields
-
-
-def record_calibration_device(out_dir: Path) -> str:
-    """The thresholds were just calibrated here, on CPU: record this device kind in ``metadata.json``
-    (int8 scores move between kinds; the runtime warns when it serves on another)."""
-    from moderator.runtime.device_kind import cpu_kind
+def _edit_metadata(out_dir: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Apply ``edit`` to ``metadata.json`` in place, then re-validate it (sizes and fields)."""
     from moderator.runtime.metadata import METADATA_FILE, read_metadata
 
-    kind = cpu_kind()
     path = out_dir / METADATA_FILE
     raw = json.loads(path.read_text(encoding="utf-8"))
-    raw["calibration_device"] = kind
+    edit(raw)
     _write_json(path, raw)
     read_metadata(out_dir)
+
+
+def _refresh_metadata(out_dir: Path, note: str) -> None:
+    """model.onnx changed after export: new content hash and file sizes, and say why in ``source``."""
+    from moderator.runtime.metadata import content_hash, file_sizes
+
+    def edit(raw: dict[str, Any]) -> None:
+        files = list(raw["files"])
+        raw["model_id"] = content_hash(out_dir / f for f in files)
+        raw["files"] = file_sizes(out_dir, files)
+        raw["source"] = f"{raw['source']}; {note}"
+
+    _edit_metadata(out_dir, edit)
+
+
+def write_thresholds(out_dir: Path, thresholds: dict[str, Any]) -> str:
+    """``thresholds.json``, just calibrated here on CPU, and this device kind in ``metadata.json``
+    (``calibration_device``: int8 scores move between kinds; the runtime warns when it serves on
+    another). Returns the kind."""
+    from moderator.runtime.device_kind import cpu_kind
+
+    kind = cpu_kind()
+    _write_json(out_dir / "thresholds.json", thresholds)
+    _edit_metadata(out_dir, lambda raw: raw.__setitem__("calibration_device", kind))
     return kind
 
 
@@ -114,7 +121,6 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
     """
     import tempfile
 
-    from moderator.runtime.metadata import METADATA_FILE
     from onnx_export.quantize import quantize_int8
 
     before = probs_fn()
@@ -122,10 +128,7 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
         written = quantize_int8(out_dir / "model.onnx", Path(tmp) / "model.onnx")
         for name in written:
             shutil.move(str(Path(tmp) / name), str(out_dir / name))
-    path = out_dir / METADATA_FILE
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    raw["dtype"] = "int8"
-    _write_json(path, raw)
+    _edit_metadata(out_dir, lambda raw: raw.__setitem__("dtype", "int8"))
     _refresh_metadata(out_dir, "int8 after fp32 export (weights per channel, activations per row)")
     return record_drift(
         out_dir,
@@ -141,20 +144,20 @@ def record_drift(
 ) -> dict[str, float]:
     """Probability drift of a precision change (max, 99th percentile, mean) written to metadata.json's
     ``validation``; ``compared`` is formatted with ``rows``, ``p99`` and ``mean``."""
-    from moderator.runtime.metadata import METADATA_FILE, read_metadata
-
     diff = np.abs(after - before)
     drift = {
         "max": float(np.max(diff)),
         "p99": float(np.percentile(diff, 99)),
         "mean": float(np.mean(diff)),
     }
-    path = out_dir / METADATA_FILE
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    raw["validation"]["quantization_drift"] = drift["max"]
-    raw["validation"]["compared"] = compared.format(rows=len(before), p99=drift["p99"], mean=drift["mean"])
-    _write_json(path, raw)
-    read_metadata(out_dir)
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw["validation"]["quantization_drift"] = drift["max"]
+        raw["validation"]["compared"] = compared.format(
+            rows=len(before), p99=drift["p99"], mean=drift["mean"]
+        )
+
+    _edit_metadata(out_dir, edit)
     return drift
 
 
@@ -284,8 +287,7 @@ def ship_classifier(run_dir: Path, out_dir: Path, data_file: Path, threads: int 
         "calibrated_on": f"{data_file.name} fixed dev split ({len(dev.texts)} rows), per-label F1-optimal "
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
-    _write_json(out_dir / "thresholds.json", thresholds)
-    record_calibration_device(out_dir)
+    write_thresholds(out_dir, thresholds)
     report = evaluate_classifier(model, dev, th)
     speed = ("comments_per_second", _bench(model.predict, dev.texts))
     return _ship_report(report, data_file, {}, qdrift, w_best, choice, speed, threads)
@@ -341,8 +343,7 @@ def ship_judge(
         "calibrated_on": f"{data_file.name} fixed dev split ({len(pairs)} pairs), accuracy-optimal "
         f"on this int8 export, {datetime.now(UTC):%Y-%m-%d}",
     }
-    _write_json(out_dir / "thresholds.json", thresholds)
-    record_calibration_device(out_dir)
+    write_thresholds(out_dir, thresholds)
     report = evaluate_judge(model, dev, threshold)
     extra = {"accuracy_at_0.5": binary_metrics(dev.unsafe, p, 0.5)["accuracy"]}
     speed = ("replies_per_second", _bench(model.predict, pairs))

@@ -39,8 +39,8 @@ from onnx_export.train.report import REPLY_SOURCES, dev_sets, flagged, multitask
 from onnx_export.train.ship import (
     _quantize_exported,
     _refresh_metadata,
-    record_calibration_device,
     record_drift,
+    write_thresholds,
 )
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
@@ -507,8 +507,7 @@ def ship_multitask(
     }
     long, long_report = calibrate_long(model, dev, th)
     thresholds["long"] = long
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
-    record_calibration_device(out_dir)
+    write_thresholds(out_dir, thresholds)
     report = multitask_report(model, data, th, probs=probs, dev=dev)
     report["long_texts"] = long_report
     report["int8_probability_drift"] = qdrift
@@ -624,8 +623,7 @@ def recalibrate(
     thresholds["calibrated_on"] = calibrated_on(
         "; recalibrated (same weights)" + (" after per-row activation scales" if rows_int8 else "")
     )
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, ensure_ascii=False, indent=2) + "\n")
-    record_calibration_device(out_dir)
+    write_thresholds(out_dir, thresholds)
     report = multitask_report(model, data, th, probs=probs, dev=dev)
     report["long_texts"] = long_report
     kept = ("int8_probability_drift", "int8_drift_rows", "int8_activations", "lexical", "nn_only", "training")

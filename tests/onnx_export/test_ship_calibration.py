@@ -8,14 +8,17 @@ from pathlib import Path
 
 from moderator.runtime.device_kind import cpu_kind
 from moderator.runtime.metadata import read_metadata
-from onnx_export.train.ship import record_calibration_device
+from onnx_export.train.ship import write_thresholds
 
 
-def test_calibration_device_is_recorded_in_metadata(tiny_classifier_dir: Path, tmp_path: Path) -> None:
+def test_writing_thresholds_records_the_calibration_device_in_metadata(
+    tiny_classifier_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "model"
     shutil.copytree(tiny_classifier_dir, out)
     before = json.loads((out / "metadata.json").read_text())
-    assert record_calibration_device(out) == cpu_kind()
+    assert write_thresholds(out, {"labels": {"clean": 0.5}}) == cpu_kind()
+    assert json.loads((out / "thresholds.json").read_text()) == {"labels": {"clean": 0.5}}
     after = json.loads((out / "metadata.json").read_text())
     assert after.pop("calibration_device") == cpu_kind()
     before.pop("calibration_device", None)
