@@ -65,12 +65,12 @@ def device_kind(provider: str) -> str:
     return CUDA_KIND if provider == "cuda" else cpu_kind()
 
 
-def calibration_matches(directory: Path, meta: ModelMetadata, provider: str) -> bool | None:
-    """Whether a session on ``provider`` computes on the kind ``meta`` was calibrated on (None: the
-    model does not say); on another kind, one warning naming both and the fix."""
+def calibration_matches(directory: Path, meta: ModelMetadata, here: str) -> bool | None:
+    """Whether a session computing on device kind ``here`` (``device_kind``) computes on the kind
+    ``meta`` was calibrated on (None: the model does not say); on another kind, one warning naming both
+    and the fix."""
     if not meta.calibration_device:
         return None
-    here = device_kind(provider)
     if here == meta.calibration_device:
         return True
     if here == CUDA_KIND:

@@ -66,7 +66,7 @@ class _EncoderModel:
         #: recorded), and whether they are the same (None: not recorded)
         self.device_kind = device_kind(self.provider)
         self.calibration_device = meta.calibration_device
-        self.calibration_matches = calibration_matches(directory, meta, self.provider)
+        self.calibration_matches = calibration_matches(directory, meta, self.device_kind)
         #: model runs at once (encode_core is safe from several threads: each run pads its own arrays)
         self.lanes = Lanes(options.lanes_for(self.provider))
         #: every lane's threads in one run, for a call that finds the lanes idle (``Lanes.map``)

@@ -96,7 +96,7 @@ def test_the_warning_names_a_fix_that_applies(
         read_metadata(tiny_classifier_dir), kind=kind, calibration_device="cpu:some-other-kind"
     )
     with caplog.at_level("WARNING", logger="moderator.runtime.device_kind"):
-        assert calibration_matches(tiny_classifier_dir, meta, provider) is False
+        assert calibration_matches(tiny_classifier_dir, meta, device_kind(provider)) is False
     (record,) = [r for r in caplog.records if r.name == "moderator.runtime.device_kind"]
     message = record.getMessage()
     assert fix in message and ("runs on cuda" in message) == (provider == "cuda")
