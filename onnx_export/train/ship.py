@@ -85,8 +85,9 @@ def _edit_metadata(out_dir: Path, edit: Callable[[dict[str, Any]], None]) -> Non
     read_metadata(out_dir)
 
 
-def _refresh_metadata(out_dir: Path, note: str) -> None:
-    """model.onnx changed after export: new content hash and file sizes, and say why in ``source``."""
+def _refresh_metadata(out_dir: Path, note: str, dtype: str | None = None) -> None:
+    """model.onnx changed after export: new content hash and file sizes (and ``dtype``, if given), and
+    say why in ``source``. One edit: ``metadata.json`` is validated only once the sizes are current."""
     from moderator.runtime.metadata import content_hash, file_sizes
 
     def edit(raw: dict[str, Any]) -> None:
@@ -94,6 +95,8 @@ def _refresh_metadata(out_dir: Path, note: str) -> None:
         raw["model_id"] = content_hash(out_dir / f for f in files)
         raw["files"] = file_sizes(out_dir, files)
         raw["source"] = f"{raw['source']}; {note}"
+        if dtype is not None:
+            raw["dtype"] = dtype
 
     _edit_metadata(out_dir, edit)
 
@@ -128,8 +131,9 @@ def _quantize_exported(out_dir: Path, probs_fn: Any) -> dict[str, float]:
         written = quantize_int8(out_dir / "model.onnx", Path(tmp) / "model.onnx")
         for name in written:
             shutil.move(str(Path(tmp) / name), str(out_dir / name))
-    _edit_metadata(out_dir, lambda raw: raw.__setitem__("dtype", "int8"))
-    _refresh_metadata(out_dir, "int8 after fp32 export (weights per channel, activations per row)")
+    _refresh_metadata(
+        out_dir, "int8 after fp32 export (weights per channel, activations per row)", dtype="int8"
+    )
     return record_drift(
         out_dir,
         before,
