@@ -62,10 +62,15 @@ PINNED: dict[str, tuple[float, float | None]] = {
     # 2026-12-01: the probe batch prompted the risky-word templates, the blind one was not used to choose
     "risky_words_probe": (18 / 20, None),
     "risky_words_blind": (19 / 22, None),
+    # 2026-12-01 (session 12), written before any template for the categories they test (checks/README.md)
+    "category_blind_unsafe": (12 / 15, 7 / 15),
+    "category_blind_safe": (5 / 6, None),
+    "crime_news_blind": (1 / 2, None),
+    "illegal_offer_blind": (1 / 5, 1 / 5),
 }
 #: Measured at zero and so not pinned (a pin at 0 could not fail); the card lists each miss: both
 #: illegal-offer comments (the drug-slang sale lost its `drugs` tag when the safety heads were refitted;
-#: the forged-ID offer was allowed before too).
+#: the forged-ID offer was allowed before too). ``illegal_offer_blind`` is pinned at its 1 of 5.
 
 
 @pytest.fixture(scope="module")
