@@ -63,8 +63,8 @@ PINNED: dict[str, tuple[float, float | None]] = {
     "risky_words_probe": (18 / 20, None),
     "risky_words_blind": (19 / 22, None),
     # 2026-12-01 (session 12), written before any template for the categories they test (checks/README.md)
-    "category_blind_unsafe": (12 / 15, 7 / 15),
-    "category_blind_safe": (5 / 6, None),
+    "category_blind_unsafe": (13 / 15, 8 / 15),
+    "category_blind_safe": (6 / 6, None),
     "crime_news_blind": (1 / 2, None),
     "illegal_offer_blind": (1 / 5, 1 / 5),
 }
