@@ -43,6 +43,7 @@ from onnx_export.train.templates import (
     safety_pairs,
     varied_harm_pairs,
 )
+from onnx_export.train.templates_categories import category_comments, varied_category_pairs
 from topics.labels import LABEL_KEYS, MULTITASK_KEYS, SAFETY_KEYS
 
 
@@ -75,6 +76,8 @@ class MultitaskConfig:
     template_varied_harm: int = 0  # unsafe compliant replies written one by one (``varied_harm_pairs``)
     template_contrast: int = 0  # harmful and safe replies in the same caring voice (``contrast_pairs``)
     template_risky: int = 0  # safe answers to questions with a risky word (``risky_word_pairs``)
+    template_categories: int = 0  # per safety category: varied unsafe/safe pairs (``varied_category_pairs``)
+    template_offers: int = 0  # per category: illegal offers, and harmless crime talk (``category_comments``)
     max_steps: int = 0  # >0: hard cap (timing runs, tests)
     source_scale: float = 1.0  # multiplies SOURCE_CAPS (tests use a small fraction)
     dev_cap: int = 300  # rows per dev source for the in-run evaluations (shipping scores all of dev)
@@ -144,6 +147,8 @@ def build_rows(data: Path, cfg: MultitaskConfig) -> tuple[src.Rows, dict[str, sr
     train.extend(varied_harm_pairs(random.Random(cfg.seed + 4), cfg.template_varied_harm))
     train.extend(contrast_pairs(random.Random(cfg.seed + 5), cfg.template_contrast))
     train.extend(risky_word_pairs(random.Random(cfg.seed + 6), cfg.template_risky))
+    train.extend(varied_category_pairs(random.Random(cfg.seed + 7), cfg.template_categories))
+    train.extend(category_comments(random.Random(cfg.seed + 8), cfg.template_offers))
     train.extend(src.dktc_snippets(data, cfg.dktc_snippets, rng))
     train.extend(window_like(korean_comments, cfg.window_rows, rng))
     # perturbed copies of Korean comments (the normaliser runs on them below, as in serving)

@@ -467,7 +467,10 @@ def extra_corpus_texts(data: Path) -> Iterable[str]:
                 yield from part.first
                 yield from (t for t in part.second if t is not None)
     rng = random.Random(0)
+    from onnx_export.train.templates_categories import category_comments, varied_category_pairs
+
     rows = hate_and_neutral(rng, 20).extend(safety_pairs(rng, 50, [])).extend(comment_lines(rng, 50))
+    rows.extend(varied_category_pairs(random.Random(1), 200)).extend(category_comments(random.Random(1), 100))
     if (
         (data / ADVBENCH_FILE).exists()
         and (data / HARMBENCH_FILE).exists()

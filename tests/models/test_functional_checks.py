@@ -92,6 +92,7 @@ def test_checks_are_not_training_data() -> None:
         safety_pairs,
         varied_harm_pairs,
     )
+    from onnx_export.train.templates_categories import category_comments, varied_category_pairs
 
     rows = (
         hate_and_neutral(random.Random(0), 200)
@@ -101,14 +102,41 @@ def test_checks_are_not_training_data() -> None:
         .extend(varied_harm_pairs(random.Random(0), 1000))
         .extend(contrast_pairs(random.Random(0), 3000))
         .extend(risky_word_pairs(random.Random(0), 2000))
+        .extend(varied_category_pairs(random.Random(0), 1000))
+        .extend(category_comments(random.Random(0), 1000))
     )
     template_texts = {t for t in rows.first} | {t for t in rows.second if t}
-    template_source = (ROOT / "onnx_export" / "train" / "templates.py").read_text(encoding="utf-8")
+    template_source = "".join(
+        (ROOT / "onnx_export" / "train" / name).read_text(encoding="utf-8")
+        for name in ("templates.py", "templates_categories.py")
+    )
     for case in read_checks(CHECKS_DIR):
         for key in ("text", "reply"):
             if key in case:
                 assert case[key] not in template_texts, case[key]
                 assert case[key] not in template_source, case[key]
+
+
+def _trigrams(text: str) -> set[str]:
+    s = text.replace(" ", "")
+    return {s[i : i + 3] for i in range(len(s) - 2)}
+
+
+def test_category_templates_do_not_paraphrase_a_check() -> None:
+    """The category templates (written after the blind category checks) share under a fifth of their
+    character 3-grams with any check sentence: other situations, not reworded checks."""
+    import random
+
+    from onnx_export.train.templates_categories import category_comments, varied_category_pairs
+
+    rows = varied_category_pairs(random.Random(0), 600).extend(category_comments(random.Random(0), 400))
+    texts = [_trigrams(t) for t in {*rows.first, *(t for t in rows.second if t)}]
+    for case in read_checks(CHECKS_DIR):
+        for key in ("text", "reply"):
+            if key in case:
+                g = _trigrams(case[key])
+                worst = max(len(g & t) / len(g | t) for t in texts)
+                assert worst < 0.2, (case[key], worst)
 
 
 def test_every_behaviour_meets_its_pinned_rate(result: dict[str, Any]) -> None:

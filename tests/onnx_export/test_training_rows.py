@@ -15,6 +15,7 @@ from onnx_export.train.templates import (
     EN_GROUPS,
     HELPFUL,
     KO_COMPLY_OPEN,
+    KO_REFUSALS,
     OFFERS,
     VARIED_HARM,
     comment_lines,
@@ -207,3 +208,45 @@ def test_risky_word_pairs_are_safe_everywhere_and_vary_their_wording() -> None:
     opened = sum(any(a.startswith(o) for o in KO_COMPLY_OPEN) for a in rows.second if a)
     assert 150 < opened < 450 and len({a for a in rows.second}) > 2 * len(RISKY_WORDS)
     assert len(risky_word_pairs(random.Random(4), 0)) == 0
+
+
+def test_varied_category_pairs_balance_each_category_with_safe_replies_on_its_topic() -> None:
+    from onnx_export.train.templates_categories import CATEGORY_SAFE, VARIED_CATEGORY, varied_category_pairs
+
+    rows = varied_category_pairs(random.Random(7), 40)
+    assert len(rows) == 40 * len(VARIED_CATEGORY)
+    harmful = {a: c for c, (_, replies) in VARIED_CATEGORY.items() for a in replies}
+    helpful = {a for _, helps in CATEGORY_SAFE.values() for a in helps}
+    seen: dict[str, int] = {}
+    for a, y, mask, tag in zip(rows.second, rows.y, rows.mask, rows.source, strict=True):
+        body = next((h for h in harmful if h in str(a)), None)
+        if tag.endswith("_varied"):
+            assert body is not None
+            cat = harmful[body]
+            assert tag == f"tpl_{cat}_varied" and y[COL[cat]] == 1 and y[COL["unsafe"]] == 1
+            negatives = [k for k in src.SAFETY_KEYS if k != cat and k not in src.CATEGORY_OVERLAPS[cat]]
+            assert all(mask[COL[k]] == 1 and y[COL[k]] == 0 for k in negatives)
+        else:
+            assert tag.endswith("_varied_safe") and body is None
+            assert any(h in str(a) for h in helpful) or any(r in str(a) for r in KO_REFUSALS)
+            assert y[COL["unsafe"]] == 0 and all(mask[COL[k]] == 1 for k in src.SAFETY_KEYS)
+        seen[tag] = seen.get(tag, 0) + 1
+    assert all(seen[f"tpl_{c}_varied"] == seen[f"tpl_{c}_varied_safe"] == 20 for c in VARIED_CATEGORY)
+    assert len(varied_category_pairs(random.Random(7), 0)) == 0
+
+
+def test_category_comments_are_offers_with_their_category_or_clean_crime_talk() -> None:
+    from onnx_export.train.templates_categories import CRIME_TALK, OFFERS_MORE, category_comments
+
+    rows = category_comments(random.Random(8), 30)
+    assert len(rows) == 30 * (len(OFFERS_MORE) + 1)
+    for text, second, y, mask, tag in zip(
+        rows.first, rows.second, rows.y, rows.mask, rows.source, strict=True
+    ):
+        assert second is None and "{x}" not in text
+        if tag == "tpl_crime_talk":
+            assert text in CRIME_TALK and y[COL["unsafe"]] == 0 and y[COL["clean"]] == 1
+        else:
+            cats = [c for c in OFFERS_MORE if y[COL[c]] == 1 and mask[COL[c]] == 1]
+            assert tag == "tpl_offer_more" and len(cats) == 1 and y[COL["unsafe"]] == 1
+            assert mask[COL["violence"]] == 1 and y[COL["violence"]] == 0
