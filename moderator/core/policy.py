@@ -46,6 +46,12 @@ class LabelBand:
     threshold: float
     block: float | None
     long: float | None = None
+    #: safety categories only: the level at which this category is named on a reply the judge has
+    #: already flagged (``unsafe`` at or over its review level), below ``threshold``. A generative judge
+    #: answers ``unsafe`` and then the category; here the category heads, calibrated to tag harm on
+    #: their own, stay silent on many replies the judge flags, so a flagged reply gets the categories
+    #: that lead among harmful dev rows. It names a category and never changes the action.
+    attribute: float | None = None
 
     def review_level(self, windowed: bool) -> float:
         """The review threshold for a score from one text (``windowed``: from several windows)."""
@@ -126,6 +132,10 @@ class Policy:
 
         ``spans``: for a text read in several windows, label (or ``unsafe``) → the character span
         of the window that scored it; it goes into the matching ``why`` entry.
+
+        When the judge flags a reply, each safety category at or over its ``attribute`` level (and
+        not already over its threshold) is named too, with a ``why`` entry saying so; the action is
+        the judge's.
         """
         spans = spans or {}
         categories: list[str] = []
@@ -150,6 +160,8 @@ class Policy:
             why.append(
                 Why("judge", "block" if blocked else "review", "unsafe", unsafe, level, spans.get("unsafe"))
             )
+            if len(scored) > len(HATE_LABEL_KEYS):
+                self._attribute(scored[len(HATE_LABEL_KEYS) :], categories, why, spans)
         action: Action = max((w.band for w in why), key=_RANK.__getitem__, default="allow")
         if language is not None and language not in self.languages.validated:
             action = self._language_rule(action, language, why)
@@ -159,6 +171,30 @@ class Policy:
             )
             action = _worst(action, self.truncated_action)
         return Decision(flagged=action != "allow", action=action, categories=categories, why=why)
+
+    @staticmethod
+    def _attribute(
+        scored: list[tuple[str, float, LabelBand]],
+        categories: list[str],
+        why: list[Why],
+        spans: Mapping[str, tuple[int, int]],
+    ) -> None:
+        """Name the safety categories of a reply the judge flagged (see ``LabelBand.attribute``)."""
+        for key, p, band in scored:
+            if band.attribute is not None and p >= band.attribute and key not in categories:
+                categories.append(key)
+                why.append(
+                    Why(
+                        "label",
+                        "review",
+                        key,
+                        p,
+                        band.attribute,
+                        spans.get(key),
+                        detail="attributed: the judge flagged the reply and this category reached "
+                        "its attribute level",
+                    )
+                )
 
     def _language_rule(self, action: Action, language: str, why: list[Why]) -> Action:
         rule = self.languages
@@ -211,7 +247,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}: missing key {exc}; expected name, labels, judge") from None
     if not isinstance(raw_labels, dict):
         raise PolicyError(f"{source}: 'labels' must be an object of label -> {{threshold, block}}")
-    labels = _bands(raw_labels, HATE_LABEL_KEYS, "labels", source)
+    labels = _bands(raw_labels, HATE_LABEL_KEYS, "labels", source, attribute=False)
     raw_safety = data.get("safety")
     safety: dict[str, LabelBand] = {}
     if raw_safety is not None:
@@ -294,8 +330,11 @@ def _routes(raw: Any, where: str, profiles: Mapping[str, Policy], source: str) -
     return dict(routes)
 
 
-def _bands(raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str) -> dict[str, LabelBand]:
-    """One band per key (``"*"`` gives a default); unknown keys are refused, not ignored."""
+def _bands(
+    raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str, attribute: bool = True
+) -> dict[str, LabelBand]:
+    """One band per key (``"*"`` gives a default); unknown keys are refused, not ignored.
+    ``attribute``: whether a band may carry an attribute level (safety categories only)."""
     unknown = set(raw) - set(keys) - {"*"}
     if unknown:
         raise PolicyError(f"{source}: unknown {section} key(s) {sorted(unknown)}; known: {', '.join(keys)}")
@@ -319,7 +358,19 @@ def _bands(raw: dict[str, Any], keys: tuple[str, ...], section: str, source: str
                 f"{source}: {section}.{key}.long ({long_p}) is below its threshold ({threshold}); "
                 "it is the review level for scores pooled over the windows of a long text"
             )
-        bands[key] = LabelBand(threshold, block_p, long_p)
+        attr = spec.get("attribute")
+        if attr is not None and not attribute:
+            raise PolicyError(
+                f"{source}: {section}.{key}.attribute: only safety categories take an attribute level "
+                "(the level at which a reply the judge flagged is tagged with the category)"
+            )
+        attr_p = None if attr is None else _prob(attr, f"{source}: {section}.{key}.attribute")
+        if attr_p is not None and attr_p > threshold:
+            raise PolicyError(
+                f"{source}: {section}.{key}.attribute ({attr_p}) is above its threshold ({threshold}); "
+                "it names the category on replies the judge flagged, below the level that flags alone"
+            )
+        bands[key] = LabelBand(threshold, block_p, long_p, attr_p)
     return bands
 
 

@@ -161,6 +161,7 @@ def write_multitask_card(out_dir: Path, report: dict[str, Any]) -> Path:
     )
     fields["functional_table"] = _functional_table(report.get("functional", {}))
     fields["long_section"] = _long_section(report.get("long_texts"))
+    fields["attribution_section"] = _attribution_section(report.get("attribution"))
     fields["profiles_section"] = _profiles_section(
         report.get("profiles", {}).get("child_safety"), report.get("functional_child_safety")
     )
@@ -201,6 +202,45 @@ def _long_section(long: dict[str, Any] | None) -> str:
             _table(["key", "single text", "long text"], rows) if rows else "(none raised)",
         ]
     )  # fmt: skip
+
+
+def _attribution_section(attribution: dict[str, Any] | None) -> str:
+    """The attribute levels (``ship_multitask.calibrate_attribution``) and what they name on dev."""
+    if not attribution or not attribution.get("keys"):
+        return "(no attribute levels in this model's policy)"
+    rows = [
+        [
+            key,
+            f"{d['positives']} / {d['rows']}",
+            d["threshold"]["level"],
+            d["threshold"]["recall"],
+            d["threshold"]["precision"],
+            d["attribute"]["level"],
+            d["attribute"]["recall"],
+            d["attribute"]["precision"],
+        ]
+        for key, d in attribution["keys"].items()
+    ]
+    head = ["key", "harmful dev rows: positives / rows", "threshold", "recall", "precision"]
+    return "\n".join(
+        [
+            "On a reply the judge flags, the default policy also names each safety category at or over its "
+            "`attribute` level (README, Policy): the thresholds are set on every dev row, harmless ones "
+            "included, and sit high, so without it many flagged replies named no harm. Each level is "
+            "F1-optimal among the harmful dev rows that know the category (the other harmful rows are its "
+            "negatives), never above the threshold; it never changes an action. A category gets a level "
+            f"only with at least {attribution.get('min_positives', 0)} harmful dev rows of its own"
+            + (
+                "; left without one: "
+                + ", ".join(f"`{k}` ({n})" for k, n in attribution.get("left_without", {}).items())
+                if attribution.get("left_without")
+                else ""
+            )
+            + ". Among harmful dev rows:",
+            "",
+            _table([*head, "attribute level", "recall", "precision"], rows),
+        ]
+    )
 
 
 def _profiles_section(child: dict[str, Any] | None, functional: dict[str, Any] | None) -> str:

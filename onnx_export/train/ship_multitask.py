@@ -114,6 +114,56 @@ def calibrate(dev: dict[str, src.Rows], probs: dict[str, F32]) -> dict[str, floa
     return _within_clean_budget(th, dev, probs)
 
 
+#: A category gets an attribute level only with at least this many harmful dev rows of its own (the
+#: bar ``CHILD_SAFETY_MIN_POSITIVES`` sets for the same reason: below it one or two rows set the level).
+ATTRIBUTE_MIN_POSITIVES = 20
+
+
+def calibrate_attribution(
+    dev: dict[str, src.Rows],
+    probs: dict[str, F32],
+    thresholds: dict[str, float],
+    min_positives: int = ATTRIBUTE_MIN_POSITIVES,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per safety category, the level at which a reply the judge flags is tagged with it: F1-optimal
+    over the dev rows that are harmful and know the category (the other harmful rows are its negatives:
+    the question is *which* harm, not whether), never above the category's own threshold.
+
+    Why: the thresholds are set on every dev row, harmless ones included, so they sit high (crime
+    0.84, drugs 0.40 on the shipped model) and a harmful reply the judge flags often names no category.
+    The report gives, per category, recall and precision among harmful dev rows at the threshold and at
+    the attribute level, with the number of rows behind them, and the categories left without a level
+    for want of harmful dev rows (``min_positives``)."""
+    levels: dict[str, float] = {}
+    report: dict[str, Any] = {
+        "rows": "dev rows with unsafe = 1 that know the category",
+        "min_positives": min_positives,
+        "keys": {},
+        "left_without": {},
+    }
+    for key in SAFETY_KEYS:
+        ys, ps = [], []
+        for name, rows in dev.items():
+            y, m = rows.targets()
+            keep = (m[:, COL[key]] > 0) & (m[:, COL["unsafe"]] > 0) & (y[:, COL["unsafe"]] > 0.5)
+            ys.append(y[keep, COL[key]])
+            ps.append(probs[name][keep, COL[key]])
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        positives = int((y > 0.5).sum())
+        if positives < min_positives or positives == len(y):
+            report["left_without"][key] = positives
+            continue
+        level = min(round(best_f1_threshold(y, p), 4), thresholds[key])
+        levels[key] = level
+        report["keys"][key] = {
+            "positives": positives,
+            "rows": len(y),
+            "threshold": _operating_point(y, p, thresholds[key]),
+            "attribute": _operating_point(y, p, level),
+        }
+    return levels, report
+
+
 def calibrated_on(note: str = "") -> str:
     """How ``calibrate`` chose the levels, for ``thresholds.json``."""
     return (
@@ -242,16 +292,19 @@ def child_safety_profile(
     probs: dict[str, F32],
     thresholds: dict[str, float],
     min_positives: int = CHILD_SAFETY_MIN_POSITIVES,
+    attribute: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``child_safety`` profile of the default policy and its dev report.
 
     Per key in ``CHILD_SAFETY_KEYS`` with at least ``min_positives`` dev positives: the
     highest review level (4 decimals, rounded down) at which dev recall is at least
     ``CHILD_SAFETY_RECALL``, never above the default threshold; blocking stays as the default policy
-    has it. The report gives recall, precision and the share of rows flagged at the default threshold
+    has it (and a lowered safety band keeps the base's ``attribute`` level, capped at its new
+    threshold: a profile's band replaces the base's whole). The report gives recall, precision and the share of rows flagged at the default threshold
     and at the profile's level, with the number of dev positives behind them, and the keys left at
     the default for want of positives.
     """
+    attribute = attribute or {}
     levels: dict[str, float] = {}
     report: dict[str, Any] = {
         "recall_target": CHILD_SAFETY_RECALL,
@@ -284,6 +337,7 @@ def child_safety_profile(
     }
     safety = {
         k: {"threshold": levels[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
+        | ({"attribute": min(attribute[k], levels[k])} if k in attribute else {})
         for k in levels
         if k != "unsafe"
     }
@@ -299,12 +353,15 @@ def default_policy(
     report: dict[str, Any],
     long: dict[str, float] | None = None,
     profiles: dict[str, Any] | None = None,
+    attribute: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The default policy for this model: review at the calibrated thresholds (at the ``long`` levels
     for scores pooled over a long text's windows), block in the bands above (never below the review
     threshold), judge blocking alone only where dev precision supports it; ``profiles`` (e.g.
-    ``child_safety``) ship with no bot or channel routed to them: a deployment names its own."""
+    ``child_safety``) ship with no bot or channel routed to them: a deployment names its own;
+    ``attribute``: per safety category, the level that names it on a reply the judge flags."""
     long = long or {}
+    attribute = attribute or {}
     block_at = None
     for t, d in sorted(report["unsafe_precision"].items(), key=lambda kv: float(kv[0])):
         if (
@@ -319,6 +376,8 @@ def default_policy(
         out = {"threshold": thresholds[k], "block": max(BLOCK_BANDS[k], thresholds[k])}
         if k in long:
             out["long"] = min(long[k], out["block"])
+        if k in attribute:
+            out["attribute"] = min(attribute[k], out["threshold"])
         return out
 
     return {
@@ -332,6 +391,12 @@ def default_policy(
             "clean dev texts."
             if long
             else "."
+        )
+        + (
+            " A reply the judge flags is also tagged with each safety category at or over its attribute "
+            "level (F1-optimal among harmful dev rows)."
+            if attribute
+            else ""
         ),
         "labels": {k: band(k) for k in LABEL_KEYS if k != "clean"},
         "safety": {k: band(k) for k in SAFETY_KEYS},
@@ -359,9 +424,11 @@ def _policy_and_checks(
 
     # the long levels stay out of the default policy: on long dev texts they trade too much recall
     # (see the card's long-text table); a policy may opt in with `long` per key
-    child, child_report = child_safety_profile(dev, probs, th)
+    attribute, attribute_report = calibrate_attribution(dev, probs, th)
+    report["attribution"] = attribute_report
+    child, child_report = child_safety_profile(dev, probs, th, attribute=attribute)
     report["profiles"] = {"child_safety": child_report}
-    policy_doc = default_policy(th, report, profiles={"child_safety": child})
+    policy_doc = default_policy(th, report, profiles={"child_safety": child}, attribute=attribute)
     (out_dir / "policy.json").write_text(json.dumps(policy_doc, ensure_ascii=False, indent=2) + "\n")
     policy = parse_policy(policy_doc)
     checks = read_checks()

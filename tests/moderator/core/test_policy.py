@@ -148,3 +148,45 @@ def test_shipped_long_levels_are_calibrated_but_left_out_of_the_default_policy()
         assert single <= level <= 1.0, key
     p = load_policy(DEFAULT_POLICY)
     assert all(b.long is None for b in (*p.labels.values(), *p.safety.values()))
+
+
+def test_attribute_names_the_harm_of_a_reply_the_judge_flagged_and_never_changes_the_action() -> None:
+    """A safety category at or over its ``attribute`` level is named only on a reply the judge flags
+    (as a generative judge's category line follows its ``unsafe``); the action stays the judge's."""
+    from topics.labels import SAFETY_KEYS
+
+    doc = {
+        "name": "a",
+        "labels": {"*": {"threshold": 0.5, "block": 0.9}},
+        "safety": {
+            "*": {"threshold": 0.8, "block": 0.95},
+            "drugs": {"threshold": 0.6, "block": 0.9, "attribute": 0.2},
+            "crime": {"threshold": 0.7, "block": 0.9, "attribute": 0.3},
+        },
+        "judge": {"review": 0.4, "block": 0.9},
+    }
+    p = parse_policy(doc)
+    scores = np.zeros(len(LABEL_KEYS) + len(SAFETY_KEYS), np.float32)
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("drugs")] = 0.25
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("crime")] = 0.1  # under its attribute level
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("violence")] = 0.5  # no attribute level: never named
+    # the judge did not flag: the category is not named, the reply is allowed
+    assert (p.decide(scores, 0.3).action, p.decide(scores, 0.3).categories) == ("allow", [])
+    d = p.decide(scores, 0.5)
+    assert (d.action, d.categories) == ("review", ["drugs"])
+    assert d.why[-1].rule == "label" and d.why[-1].label == "drugs" and d.why[-1].threshold == 0.2
+    assert "attributed" in str(d.why[-1].detail)
+    blocked = p.decide(scores, 0.95)
+    assert (blocked.action, blocked.categories) == ("block", ["drugs"])
+    # a category over its own threshold is named once, by its band
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("drugs")] = 0.7
+    d = p.decide(scores, 0.5)
+    assert d.categories == ["drugs"] and [w.label for w in d.why] == ["drugs", "unsafe"]
+    # comments (no judge score) are never attributed
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("drugs")] = 0.25
+    assert p.decide(scores, None).categories == []
+    assert p.version != parse_policy({**doc, "safety": {"*": {"threshold": 0.8}}}).version
+    with pytest.raises(PolicyError, match="above its threshold"):
+        parse_policy({**doc, "safety": {"*": {"threshold": 0.5, "attribute": 0.6}}})
+    with pytest.raises(PolicyError, match="only safety categories"):
+        parse_policy({**doc, "labels": {"*": {"threshold": 0.5, "attribute": 0.2}}})
