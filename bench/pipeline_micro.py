@@ -8,12 +8,23 @@ headroom for a GPU that scores several hundred thousand texts a second. Baseline
 pays per record.
 
     python -m bench.pipeline_micro --records 50000 --batch 256 --rounds 3
+
+Wall-clock figures on a shared virtual machine swing by ±30% from run to run. ``--instructions``
+counts instead: it runs the same loop under valgrind's callgrind twice (no round, then ``--rounds``
+rounds) and prints the CPU instructions per record of the difference, the same on every run of the
+same code; what compares two commits on a noisy machine (valgrind from Debian's packages).
+
+    python -m bench.pipeline_micro --records 20000 --rounds 2 --instructions
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import re
+import shutil
+import subprocess
 import sys
 import time
 from typing import Any
@@ -80,12 +91,72 @@ def _floor_pass(values: list[bytes]) -> tuple[float, float]:
     return time.perf_counter() - wall0, time.process_time() - cpu0
 
 
+#: callgrind's summary line: ``==PID== Collected : N``
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def collected_instructions(valgrind_stderr: str) -> int:
+    """The instruction count from callgrind's summary; ValueError if it is not there."""
+    found = _COLLECTED.findall(valgrind_stderr)
+    if not found:
+        raise ValueError("callgrind printed no 'Collected :' line")
+    return int(found[-1])
+
+
+def _count_instructions(records: int, batch: int, rounds: int) -> int:
+    """Instructions per record: a callgrind run of ``rounds`` rounds minus one of no round."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("--instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 69
+    counts = []
+    for n in (0, rounds):
+        cmd = [
+            valgrind,
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "bench.pipeline_micro",
+            "--loop-only",
+            str(n),
+            "--records",
+            str(records),
+            "--batch",
+            str(batch),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"callgrind run failed ({done.returncode}): {done.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        counts.append(collected_instructions(done.stderr))
+    per_record = (counts[1] - counts[0]) / (rounds * records)
+    print(
+        f"{per_record:,.0f} instructions per record ({rounds} rounds of {records:,} records under "
+        f"callgrind, minus a run of none)",
+        file=sys.stderr,
+    )
+    print(orjson.dumps({"pipeline_instructions_per_record": round(per_record)}).decode())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n")[0], rounds=3)
     parser.add_argument("--records", type=int, default=50_000, help="records per round (3/4 comments)")
     parser.add_argument("--batch", type=int, default=256, help="records per pipeline batch")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count CPU instructions per record under valgrind instead of timing (deterministic)",
+    )
+    parser.add_argument("--loop-only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    guard_training(args)
+    if args.rounds < 1 or args.records < 1 or args.batch < 1:
+        parser.error("--rounds, --records and --batch must be at least 1")
+    if args.instructions:
+        return _count_instructions(args.records, args.batch, args.rounds)
+    if args.loop_only is None:
+        guard_training(args)
     pinned = _pin_one_core()
     data = load_data()
     settings = Settings.from_env()
@@ -113,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu_rates: list[float] = []
     floor: list[float] = []
     asyncio.run(_pipeline_pass(pipeline, sink, batches[:4], -1))  # warm-up: imports, caches
+    if args.loop_only is not None:  # a callgrind run of --instructions: the rounds, nothing else
+        for r in range(args.loop_only):
+            asyncio.run(_pipeline_pass(pipeline, sink, batches, r))
+        asyncio.run(pipeline.close())
+        return 0
     for r in range(args.rounds):
         wall, cpu, out = asyncio.run(_pipeline_pass(pipeline, sink, batches, r))
         if out < len(values):

@@ -119,13 +119,20 @@ class _Item:
     human: str  # where a reviewer's decision on this text would be (moderator.core.cache.human_key)
 
 
-#: Policy decisions kept per verdict core (``Pipeline._decide``).
+#: Policy decisions kept per (cache key, profile) (``Pipeline._decide``).
 DECISION_MEMO = 8192
 
 
-class _DecisionMemo(dict[tuple[VerdictCore, str | None], tuple[Decision, dict[str, float]]]):
-    """(verdict core, profile) → the decision of ``policy`` (or its profile) on it, and the core's
-    scores by key: a core and a policy decide it entirely, and a repeat's verdict copies the scores."""
+class _DecisionMemo(dict[tuple[str, str | None], tuple[VerdictCore, Decision, dict[str, float]]]):
+    """(cache key, profile) → the verdict core seen under that key, the decision of ``policy`` (or its
+    profile) on it, and the core's scores by key: a core and a policy decide it entirely, and a
+    repeat's verdict copies the scores.
+
+    Keyed by the cache key (a string, whose hash Python keeps) rather than the core (hashing 17 floats
+    per record cost more than the rest of the look-up); the core is kept beside the decision and
+    compared, so a key that comes back with other scores (another worker's cached core) is decided
+    again, never given the decision of the scores seen first.
+    """
 
     policy: Policy | None = None
 
@@ -497,7 +504,7 @@ class Pipeline:
                 if routed
                 else policy
             )
-            decision, scores = self._decide(core, policy, decider)
+            decision, scores = self._decide(item.key, core, policy, decider)
             verdicts.append(
                 self._verdict(item, core, decision, scores, was_cached, supersedes, clock, decider)
             )
@@ -589,25 +596,26 @@ class Pipeline:
         return before.revision if before is not None and before.revision != item.revision else None
 
     def _decide(
-        self, core: VerdictCore, policy: Policy, decider: Policy
+        self, key: str, core: VerdictCore, policy: Policy, decider: Policy
     ) -> tuple[Decision, dict[str, float]]:
         """``decider``'s decision on a core (``policy`` or one of its profiles), and the core's scores by
-        key; the same core (a repeat) under the same profile reuses both while ``policy`` stays."""
+        key; a repeat (same cache key, same core) under the same profile reuses both while ``policy``
+        stays."""
         memo = self._decisions
         if memo.policy is not policy:  # swapped live: nothing decided under the old one is reused
             memo.policy = policy
             memo.clear()
-        key = (core, decider.profile)
-        decision = memo.get(key)
-        if decision is None:
-            if len(memo) >= DECISION_MEMO:
-                del memo[next(iter(memo))]  # the oldest entry
-            keys = SCORE_KEYS if len(core.scores) > len(LABEL_KEYS) else LABEL_KEYS
-            decision = memo[key] = (
-                self._decide_now(core, decider),
-                dict(zip(keys, core.scores, strict=True)),
-            )
-        return decision
+        memo_key = (key, decider.profile)
+        entry = memo.get(memo_key)
+        if entry is not None and (entry[0] is core or entry[0] == core):
+            return entry[1], entry[2]
+        if entry is None and len(memo) >= DECISION_MEMO:
+            del memo[next(iter(memo))]  # the oldest entry
+        keys = SCORE_KEYS if len(core.scores) > len(LABEL_KEYS) else LABEL_KEYS
+        decision = self._decide_now(core, decider)
+        scores = dict(zip(keys, core.scores, strict=True))
+        memo[memo_key] = (core, decision, scores)
+        return decision, scores
 
     @staticmethod
     def _decide_now(core: VerdictCore, decider: Policy) -> Decision:

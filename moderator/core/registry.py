@@ -71,25 +71,33 @@ class IdRegistry:
 
     def resolve(self, keys: Sequence[str], remote: Sequence[bytes | str | None]) -> list[Revision | None]:
         """Stored values (``None``: not in Redis, or Redis down) → revisions, this process's memory second."""
-        out: list[Revision | None] = []
-        for key, value in zip(keys, remote, strict=True):
-            out.append(Revision.decode(value) if value is not None else self._local.get(key))
-        return out
+        local = self._local.get
+        decode = Revision.decode
+        return [
+            decode(value) if value is not None else local(key)
+            for key, value in zip(keys, remote, strict=True)
+        ]
 
     async def record(self, items: Sequence[tuple[str, Revision]]) -> None:
         """Remember (id key, revision) pairs that now have a verdict; a later pair for a key wins."""
+        if self.store is None:  # this process's memory only: no stored values to encode
+            self._remember_locally(items)
+            return
         entries = self.remember(items)
-        if self.store is not None and entries:
+        if entries:
             await self.store.set_each("ids", entries)
 
     def remember(self, items: Sequence[tuple[str, Revision]]) -> list[tuple[str, bytes, int]]:
         """Record the pairs in this process; returns (key, stored value, TTL) for Redis, last pair per key."""
-        latest: dict[str, Revision] = {}
-        for key, revision in items:
-            latest[key] = revision
-            self._local[key] = revision
-            self._local.move_to_end(key)
-        while len(self._local) > _LOCAL_MAX:
-            self._local.popitem(last=False)
+        self._remember_locally(items)
+        latest = dict(items)
         ttl = self._ttl
         return [(k, r.encode(), ttl) for k, r in latest.items()]
+
+    def _remember_locally(self, items: Sequence[tuple[str, Revision]]) -> None:
+        local = self._local
+        for key, revision in items:
+            local[key] = revision
+            local.move_to_end(key)
+        while len(local) > _LOCAL_MAX:
+            local.popitem(last=False)

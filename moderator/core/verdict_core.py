@@ -23,12 +23,17 @@ from topics.labels import SAFETY_KEYS
 _SCORE_DIGITS = 6
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VerdictCore:
     """``scores[j]``: P(``LABEL_KEYS[j]``), then P(``SAFETY_KEYS[j]``) when the model scores them (the
     multitask model: 17 scores, else 10); ``unsafe``: the judge's P(unsafe) (replies only);
     ``language``: ISO 639-1 tag of the text; ``spans``: (label or ``unsafe``, start, end) of the window
-    that decided each score of a text read in several windows (empty for a one-window text)."""
+    that decided each score of a text read in several windows (empty for a one-window text).
+
+    Never changed once built (the cache, the decision memo and every repeat's verdict share one), but
+    not frozen: one is built per scored text, and a frozen dataclass's ``__init__`` costs ~3× a plain
+    one's. Not hashable: look cores up by their cache key.
+    """
 
     scores: tuple[float, ...]
     unsafe: float | None

@@ -311,3 +311,22 @@ def test_a_malformed_decision_in_redis_is_ignored(run, models, redis_url: str) -
     (verdict,) = run(pipe.process([comment(0, "문장 하나")])).verdicts
     assert verdict.human is None and not verdict.cached
     run(pipe.close())
+
+
+def test_a_cache_key_seen_with_other_scores_is_decided_again(run, models) -> None:  # type: ignore[no-untyped-def]
+    """The decision memo is keyed by cache key, but a key coming back with another core (another
+    worker's cached scores) gets the decision of those scores, not of the scores seen first."""
+    from moderator.core.verdict_core import VerdictCore
+
+    pipeline = make_pipeline(models, None)
+    policy = pipeline.policy
+    low = VerdictCore(tuple([0.0] * (len(LABEL_KEYS) - 1) + [1.0]), None, False, language="ko")
+    high = VerdictCore(tuple([0.99] + [0.0] * (len(LABEL_KEYS) - 2) + [0.0]), None, False, language="ko")
+    first, _ = pipeline._decide("moderator:v:k", low, policy, policy)
+    again, _ = pipeline._decide(
+        "moderator:v:k", VerdictCore(low.scores, None, False, language="ko"), policy, policy
+    )
+    other, scores = pipeline._decide("moderator:v:k", high, policy, policy)
+    assert first.action == "allow" and again is first  # an equal core reuses the decision
+    assert other.action != "allow" and scores[LABEL_KEYS[0]] == 0.99
+    run(pipeline.close())
