@@ -26,7 +26,7 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy moderator topics onnx_export
+	$(PY) -m mypy moderator topics onnx_export bench scripts
 
 # `make bench` runs the whole suite and rewrites docs/benchmarks.md (tens of minutes on 2 cores: see
 # "Running the suite" there); `make bench-quick` is its few-minute smoke test (build/bench/quick.md).

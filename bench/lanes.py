@@ -17,6 +17,7 @@ alternating so that load from other work skews a round, not the comparison:
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -62,6 +63,10 @@ def _p50_one_at_a_time(model: Any, pairs: Sequence[tuple[str, str]]) -> float:
     return float(statistics.median(times))
 
 
+def _one_pair(model: Any, pair: Any) -> object:
+    return model.score_replies([pair])
+
+
 def _rate(calls: Sequence[Any], run: Callable[[Any], object], callers: int) -> float:
     started = time.perf_counter()
     if callers == 1:
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             got = figures[name]
             got.setdefault("p50_ms", []).append(_p50_one_at_a_time(model, pairs))
             got.setdefault("pairs_per_call", []).append(
-                _rate(pairs, lambda p, m=model: m.score_replies([p]), model.lanes.count)
+                _rate(pairs, functools.partial(_one_pair, model), model.lanes.count)
             )
             for size in (args.small, args.large):
                 calls = [comments[i : i + size] for i in range(0, len(comments), size)]

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     texts = [normalize_text(t) for t in un_train.first]
-    y_train = un_train.targets()[0][:, :N]
+    y_train = un_train.targets()[0][:, :N].astype(np.float64)
     if args.hatescore:
         y_hs, known = hs_train.targets()
         keep = known[:, :N].min(axis=1) > 0
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, m in dev_features.items():
             char[name][:, j] = clf.predict_proba(m)[:, 1]
 
-    y_dev = un_dev.targets()[0][:, :N]
+    y_dev = un_dev.targets()[0][:, :N].astype(np.float64)
     y_hs_dev, known_hs = hs_dev.targets()
     clean = np.where((y_hs_dev[:, N - 1] == 1) & (known_hs[:, N - 1] > 0))[0]
     order = np.random.default_rng(0).permutation(len(y_dev))
