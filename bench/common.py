@@ -270,11 +270,9 @@ def model_dir(kind: str, override: str | None) -> Path:
 
 
 def model_label(path: Path) -> str:
-    try:
-        meta = json.loads((path / "metadata.json").read_text())
-        return str(meta.get("name") or meta.get("model_id") or path.name)
-    except (OSError, ValueError):
-        return path.name
+    """The model directory's name: what a user passes and finds under ``models/`` (the metadata's own
+    ``name`` is whatever build directory the ship step wrote it to)."""
+    return path.name
 
 
 # ------------------------------------------------------------------------------------------------ services
