@@ -37,7 +37,7 @@ from bench.common import (
 PLAN: tuple[tuple[str, str, list[str], list[str], int], ...] = (
     ("model_path", "bench.model_path", ["--texts", "384", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
     ("encoder_ort", "bench.encoder_ort_vs_torch", ["--texts", "512", "--rounds", "3"], ["--texts", "64", "--rounds", "1"], 900),
-    ("overhead", "bench.overhead", ["--messages", "20000", "--rounds", "3"], ["--messages", "2000", "--rounds", "1"], 900),
+    ("overhead", "bench.overhead", ["--messages", "100000", "--rounds", "3"], ["--messages", "2000", "--rounds", "1"], 900),
     ("pipeline_micro", "bench.pipeline_micro", ["--records", "50000", "--rounds", "3"], ["--records", "4000", "--rounds", "1"], 600),
     ("cache", "bench.cache_hits", ["--comments", "600", "--replies", "200", "--rounds", "3"], ["--comments", "64", "--replies", "32", "--rounds", "1"], 900),
     ("judge_prefix", "bench.judge_prefix", ["--pairs", "48", "--rounds", "2"], ["--pairs", "8", "--rounds", "1"], 900),
