@@ -76,7 +76,8 @@ python -m onnx_export.train multitask --data "$DATA" --backbone build/backbone -
 python -m onnx_export.train safety-heads --data "$DATA" --run build/gen8 --out build/gen8s
 
 # 7. Export int8 ONNX + lexical branch, calibrate thresholds on every source's dev split with the shipped
-#    graph, derive the default policy, run the functional checks, write the card and metrics.
+#    graph, derive the default policy (review and block bands, the attribute levels that name a flagged
+#    reply's harm, the child_safety profile), run the functional checks, write the card and metrics.
 python -m onnx_export.train ship multitask --data "$DATA" --run build/gen8s --threads 2 \
     --out models/moderator-multitask-e5-small
 cp models/moderator-multitask-e5-small/policy.json moderator/policies/default.json
