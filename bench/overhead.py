@@ -93,6 +93,17 @@ def run_raw(services: Services, mode: str, values: list[bytes], partitions: int,
     return rate(records)
 
 
+def _stop_spy(spy: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """py-spy writes its samples on SIGINT; one that does not exit (still attaching to a worker that was
+    done in a second, as in a smoke run) is killed, and its profile is then simply missing."""
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait(timeout=10)
+
+
 def run_worker(
     services: Services,
     values: list[bytes],
@@ -152,10 +163,11 @@ def run_worker(
             "cpu_cores": (sum(worker.cpu_times()[:2]) - cpu0) / (time.perf_counter() - wall0),
         }
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
-        proc.stop()
+        try:
+            if spy is not None:
+                _stop_spy(spy)
+        finally:  # the worker goes whatever py-spy does: an orphan would load the machine for good
+            proc.stop()
     records = asyncio.run(read_topic(services.broker_url, names.verdicts, len(values), 60))
     return rate(records), stats
 
