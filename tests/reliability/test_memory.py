@@ -27,8 +27,13 @@ from tests.reliability.data import korean_text
 BURST = 100_000
 DISTINCT_TEXTS = 10_000  # each text 10x: a burst of re-posted comments, as spam waves are
 MiB = 1024 * 1024
-#: the worker may grow this much over its idle, ready size while the whole burst goes through
-GROWTH_LIMIT = 160 * MiB
+#: the worker may grow this much over its idle, ready size while the whole burst goes through. What
+#: legitimately grows: ONNX Runtime's arenas per model lane at the burst's batch shapes, the id
+#: registry's in-process LRU (100,000 new ids here, capped at 200,000), 8 batches in flight per topic.
+#: With the shipped multitask model (idle 322-401 MiB) eleven runs on 2026-12-02 grew 123-170 MiB, so the
+#: bound of 160 MiB set for the earlier, smaller models failed one run in three; a leak of one verdict
+#: per message (~1.5 KB, ~150 MiB over the burst) still lands well above this bound.
+GROWTH_LIMIT = 200 * MiB
 
 
 @pytest.mark.slow
