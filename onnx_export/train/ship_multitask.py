@@ -141,10 +141,10 @@ def calibrate_attribution(
         "keys": {},
         "left_without": {},
     }
+    targets = {name: rows.targets() for name, rows in dev.items()}  # once per source, not per key
     for key in SAFETY_KEYS:
         ys, ps = [], []
-        for name, rows in dev.items():
-            y, m = rows.targets()
+        for name, (y, m) in targets.items():
             keep = (m[:, COL[key]] > 0) & (m[:, COL["unsafe"]] > 0) & (y[:, COL["unsafe"]] > 0.5)
             ys.append(y[keep, COL[key]])
             ps.append(probs[name][keep, COL[key]])
