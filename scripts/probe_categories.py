@@ -9,14 +9,20 @@ is any other category (the old measure), and "known negatives" only those the la
 (not an overlap: a weapons row tagged crime is not counted against it there). Two ways of keeping only
 the leading tags are measured against tagging every category over its threshold (what the policy does).
 
+Last, the policy's opt-in leading-category rule (``judge.name_leading``: a flagged reply that names
+nothing otherwise gets its top safety category): on the (prompt, reply) dev rows, how many flagged rows
+it names and how often the name is a true or a ruled-out category; on the functional checks, each case
+whose categories change when it is on.
+
     python scripts/probe_categories.py [--model models/moderator-multitask-e5-small] [--data ../shared/data]
 
-CPU, ~2 min on 2 cores.
+CPU, ~3 min on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -24,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from moderator.core.policy import Policy, load_policy
 from moderator.evaluation import auroc
 from moderator.runtime.metadata import read_metadata
 from moderator.runtime.multitask import EncoderMultitask
@@ -31,8 +38,8 @@ from moderator.runtime.options import RuntimeOptions
 from moderator.settings import DEFAULT_MODEL
 from onnx_export.train import sources as src
 from onnx_export.train.multitask import MultitaskConfig, build_rows
-from onnx_export.train.report import score_rows
-from topics.labels import SAFETY_KEYS
+from onnx_export.train.report import functional_checks, read_checks, score_rows
+from topics.labels import LABEL_KEYS, SAFETY_KEYS
 
 SOURCES = ("requests", "openai")
 
@@ -114,7 +121,66 @@ def main() -> int:
         print(
             "  (true, highest-scoring tag):", ", ".join(f"{a}→{b} {n}" for (a, b), n in pairs.most_common(10))
         )
+    shipped = load_policy(args.model / "policy.json")
+    _leading_on_dev(model, dev, shipped)
+    _leading_on_checks(model, shipped)
     return 0
+
+
+LEADING_FLOOR = 0.02
+
+
+def _leading_on_dev(model: EncoderMultitask, dev: dict[str, src.Rows], policy: Policy) -> None:
+    """Per (prompt, reply) dev source: rows the judge flags that name nothing without the rule, those
+    it names, and of the harmful ones how many get a true category or one their labels rule out."""
+    on = dataclasses.replace(policy, name_leading=LEADING_FLOOR)
+    print(f"\nleading-category rule (judge.name_leading {LEADING_FLOOR}) on (prompt, reply) dev rows:")
+    for name, rows in dev.items():
+        pair = [i for i, second in enumerate(rows.second) if second is not None]
+        if not pair:
+            continue
+        probs = score_rows(model, rows)
+        y, m = rows.targets()
+        counts = dict.fromkeys(("harmful_silent", "named", "right", "ruled_out", "harmless_named"), 0)
+        for i in pair:
+            scores, unsafe = (
+                probs[i, : len(LABEL_KEYS) + len(SAFETY_KEYS)],
+                float(probs[i, src.COL["unsafe"]]),
+            )
+            if policy.decide(scores, unsafe).categories or unsafe < policy.judge_review:
+                continue
+            lead = on.decide(scores, unsafe).categories
+            harmful = m[i, src.COL["unsafe"]] > 0 and y[i, src.COL["unsafe"]] > 0.5
+            harmless = m[i, src.COL["unsafe"]] > 0 and y[i, src.COL["unsafe"]] < 0.5
+            counts["harmful_silent"] += int(harmful)
+            counts["harmless_named"] += int(harmless and bool(lead))
+            if harmful and lead:
+                j = src.COL[lead[0]]
+                counts["named"] += 1
+                counts["right"] += int(m[i, j] > 0 and y[i, j] > 0.5)
+                counts["ruled_out"] += int(m[i, j] > 0 and y[i, j] < 0.5)
+        print(f"  {name:14s} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _leading_on_checks(model: EncoderMultitask, policy: Policy) -> None:
+    """The functional checks whose categories change with the rule on, and the behaviours' category
+    rates off → on."""
+    on = dataclasses.replace(policy, name_leading=LEADING_FLOOR)
+    cases = read_checks()
+    off_r, on_r = functional_checks(model, policy, cases), functional_checks(model, on, cases)
+    print("\nfunctional checks, category hits without → with the rule:")
+    for name, b in off_r["behaviours"].items():
+        after = on_r["behaviours"][name]
+        if b["category_hits"] != after["category_hits"]:
+            print(f"  {name}: {b['category_hits']} → {after['category_hits']} of {b['category_cases']}")
+    before = {(m["behaviour"], m["text"]): m["categories"] for m in off_r["misses"]}
+    for miss in on_r["misses"]:
+        old = before.get((miss["behaviour"], miss["text"]))
+        if old is not None and old != miss["categories"]:
+            want = f"expected {miss['category']}" if miss["category"] else f"expected {miss['expect']}"
+            print(
+                f"  [{miss['behaviour']}] {miss['text'][:70]} ({want}, {miss['action']}): {old} → {miss['categories']}"
+            )
 
 
 if __name__ == "__main__":

@@ -105,6 +105,11 @@ class Policy:
     bots: dict[str, str] = field(default_factory=dict)
     #: comment ``channel`` → profile name
     channels: dict[str, str] = field(default_factory=dict)
+    #: when the judge flags a reply and no category reaches its level (no hate label, no safety category
+    #: at its threshold or attribute level), the highest-scoring safety category is named if its score is at least this (``None``: never).
+    #: A generative judge (KoSafeGuard, Llama Guard) always answers ``unsafe`` with a category; this
+    #: gives the encoder judge's flagged replies the same contract, as a best guess the ``why`` says is one
+    name_leading: float | None = None
 
     def for_record(self, bot: str | None, channel: str | None) -> Policy:
         """The policy a record is decided under: its bot's profile, else its channel's, else this one."""
@@ -162,6 +167,10 @@ class Policy:
             )
             if len(scored) > len(HATE_LABEL_KEYS):
                 self._attribute(scored[len(HATE_LABEL_KEYS) :], categories, why, spans)
+                if self.name_leading is not None:
+                    self._name_leading(
+                        scored[len(HATE_LABEL_KEYS) :], self.name_leading, categories, why, spans
+                    )
         action: Action = max((w.band for w in why), key=_RANK.__getitem__, default="allow")
         if language is not None and language not in self.languages.validated:
             action = self._language_rule(action, language, why)
@@ -195,6 +204,35 @@ class Policy:
                         "its attribute level",
                     )
                 )
+
+    @staticmethod
+    def _name_leading(
+        scored: list[tuple[str, float, LabelBand]],
+        floor: float,
+        categories: list[str],
+        why: list[Why],
+        spans: Mapping[str, tuple[int, int]],
+    ) -> None:
+        """Name the top safety category of a flagged reply that names no harm at all, no hate label
+        either (see ``name_leading``)."""
+        if categories:
+            return
+        key, p, _ = max(scored, key=lambda item: item[1])
+        if p < floor:
+            return
+        categories.append(key)
+        why.append(
+            Why(
+                "label",
+                "review",
+                key,
+                p,
+                floor,
+                spans.get(key),
+                detail="leading: the judge flagged the reply, no category reached its level and this one "
+                "scored highest (a best guess at which harm)",
+            )
+        )
 
     def _language_rule(self, action: Action, language: str, why: list[Why]) -> Action:
         rule = self.languages
@@ -257,6 +295,8 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
     judge_review = _prob(judge.get("review", 0.5), f"{source}: judge.review")
     jb = judge.get("block")
     judge_block = None if jb is None else _prob(jb, f"{source}: judge.block")
+    lead = judge.get("name_leading")
+    name_leading = None if lead is None else _prob(lead, f"{source}: judge.name_leading")
     truncated_action: Action = data.get("truncated_action") or "review"
     if truncated_action not in ("review", "block"):
         raise PolicyError(
@@ -281,6 +321,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         labels=labels,
         judge_review=judge_review,
         judge_block=judge_block,
+        name_leading=name_leading,
         truncated_action=truncated_action,
         safety=safety,
         languages=languages,

@@ -190,3 +190,42 @@ def test_attribute_names_the_harm_of_a_reply_the_judge_flagged_and_never_changes
         parse_policy({**doc, "safety": {"*": {"threshold": 0.5, "attribute": 0.6}}})
     with pytest.raises(PolicyError, match="only safety categories"):
         parse_policy({**doc, "labels": {"*": {"threshold": 0.5, "attribute": 0.2}}})
+
+
+def test_name_leading_names_the_top_safety_category_of_a_flagged_reply_that_names_nothing() -> None:
+    """``judge.name_leading`` (opt-in): a reply the judge flags with no label or category over its
+    level gets its highest-scoring safety category, marked as a guess; off by default, never on
+    comments, never when something is named already, never under the floor, never changing the action;
+    a profile inherits it with the rest of the judge section."""
+    from topics.labels import SAFETY_KEYS
+
+    doc = {
+        "name": "lead",
+        "labels": {"*": {"threshold": 0.5, "block": 0.9}},
+        "safety": {"*": {"threshold": 0.8, "block": 0.95}},
+        "judge": {"review": 0.4, "block": 0.9, "name_leading": 0.05},
+        "profiles": {"strict": {"judge": {"review": 0.2}}},
+    }
+    p = parse_policy(doc)
+    assert p.name_leading == 0.05 and p.profiles["strict"].name_leading == 0.05
+    assert parse_policy({**doc, "judge": {"review": 0.4}}).name_leading is None
+    scores = np.zeros(len(LABEL_KEYS) + len(SAFETY_KEYS), np.float32)
+    col = {k: len(LABEL_KEYS) + i for i, k in enumerate(SAFETY_KEYS)}
+    scores[col["drugs"]], scores[col["crime"]] = 0.3, 0.1
+    d = p.decide(scores, 0.5)
+    assert (d.action, d.categories) == ("review", ["drugs"])
+    assert d.why[-1].label == "drugs" and d.why[-1].threshold == 0.05 and "leading" in str(d.why[-1].detail)
+    assert p.decide(scores, 0.95).action == "block"  # the judge's action, whatever is named
+    # off without the key; never for a comment or an unflagged reply
+    assert parse_policy({**doc, "judge": {"review": 0.4}}).decide(scores, 0.5).categories == []
+    assert p.decide(scores, None).categories == [] and p.decide(scores, 0.3).categories == []
+    # a hate label already says which harm: nothing added
+    named = scores.copy()
+    named[LABEL_KEYS.index("men")] = 0.6
+    assert p.decide(named, 0.5).categories == ["men"]
+    # under the floor: a ranking of near-zero scores names nothing
+    low = np.zeros_like(scores)
+    low[col["violence"]] = 0.04
+    assert p.decide(low, 0.5).categories == []
+    with pytest.raises(PolicyError, match="name_leading"):
+        parse_policy({**doc, "judge": {"review": 0.4, "name_leading": 2}})
