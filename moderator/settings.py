@@ -78,6 +78,9 @@ class Settings:
     cache_timeout_ms: int = 100
     cache_retry_s: float = 2.0
     dedupe_ttl_s: int = 24 * 3600
+    # ids the worker remembers in its own memory too (the newest; ~0.5 KB each): what links edits while
+    # Redis is down
+    id_memory_max: int = 200_000
     # Batching: ``batch_size`` is the model's rows per call (and the API's texts per batch); the stream
     # worker takes what one fetch returns, up to ``stream_batch_size`` records, as one pipeline batch
     # (one Redis round trip each way, one send wave), which the models split into their own batches.
@@ -184,6 +187,7 @@ class Settings:
             "model_lanes": 0,
             "cache_ttl_s": 1,
             "dedupe_ttl_s": 1,
+            "id_memory_max": 1,
             "cache_timeout_ms": 1,
             "max_record_bytes": 1,
             "max_text_chars": 1,

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from moderator.core.redis_store import RedisStore
 
 ID_PREFIX = "moderator:id:v2:"
-_LOCAL_MAX = 200_000
+#: ids this process remembers itself (the newest; ~0.5 KB each as the worker builds them: key, revision,
+#: partition name and offset): the fallback while Redis is down, and all ``moderator score`` uses
+LOCAL_MAX = 200_000
 
 
 @dataclass(slots=True)
@@ -56,9 +58,12 @@ def id_key(topic: str, record_id: str) -> str:
 
 
 class IdRegistry:
-    def __init__(self, store: RedisStore | None = None, *, ttl_s: int = 24 * 3600) -> None:
+    def __init__(
+        self, store: RedisStore | None = None, *, ttl_s: int = 24 * 3600, local_max: int = LOCAL_MAX
+    ) -> None:
         self.store = store
         self._ttl = ttl_s
+        self._local_max = local_max
         self._local: OrderedDict[str, Revision] = OrderedDict()
 
     async def latest(self, keys: Sequence[str]) -> list[Revision | None]:
@@ -99,5 +104,5 @@ class IdRegistry:
         for key, revision in items:
             local[key] = revision
             local.move_to_end(key)
-        while len(local) > _LOCAL_MAX:
+        while len(local) > self._local_max:
             local.popitem(last=False)

@@ -76,7 +76,9 @@ def build_pipeline(
         store = redis(settings.redis_url)
     ids_store = redis(settings.id_redis_url) if shared_ids and separate_ids else store
     cache = VerdictCache(store, ttl_s=settings.cache_ttl_s, metrics=metrics) if store and use_cache else None
-    ids = IdRegistry(ids_store if shared_ids else None, ttl_s=settings.dedupe_ttl_s)
+    ids = IdRegistry(
+        ids_store if shared_ids else None, ttl_s=settings.dedupe_ttl_s, local_max=settings.id_memory_max
+    )
     return Pipeline(
         classifier,
         judge,
