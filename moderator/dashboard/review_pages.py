@@ -148,10 +148,20 @@ def _why(item: Item, policy: Policy) -> list[str]:
     if v.get("human"):
         h = v["human"]
         reasons.append(f"a reviewer ({h.get('reviewer')}) decided {h.get('decision')} on this text earlier")
+    # a category named below its threshold (an attribute level or the leading-category rule) says so
+    # in the verdict's own `why`, with the level it reached: quoting the threshold would be false
+    named_below = {
+        w["label"]: w
+        for w in v.get("why") or ()
+        if w.get("rule") == "label" and w.get("label") and w.get("detail") and w.get("threshold") is not None
+    }
     for key in item.categories:
         score = float(v["scores"].get(key, 0.0))
         band = _band(policy, key)
-        if band is not None and same:
+        below = named_below.get(key)
+        if below is not None:
+            reasons.append(_named_below(key, score, below))
+        elif band is not None and same:
             line = f"{label_name(key)}: {score:.3f} ≥ threshold {band.threshold:.3f}"
             if band.block is not None and score >= band.block:
                 line += f" and ≥ block band {band.block:.2f}"
@@ -169,6 +179,20 @@ def _why(item: Item, policy: Policy) -> list[str]:
     if v.get("truncated"):
         reasons.append("the text was longer than the model's input and was cut")
     return reasons
+
+
+def _named_below(key: str, score: float, why: dict[str, Any]) -> str:
+    """A category the policy named under its threshold, from the verdict's ``why`` entry."""
+    detail = str(why["detail"])
+    level = float(why["threshold"])
+    if detail.startswith("attributed"):
+        return f"{label_name(key)}: {score:.3f} ≥ attribute level {level:.3f} (named because the judge flagged the reply)"
+    if detail.startswith("leading"):
+        return (
+            f"{label_name(key)}: {score:.3f}, the highest safety score (≥ {level:.3f}) on a flagged reply that "
+            "reached no category's level: a guess at which harm"
+        )
+    return f"{label_name(key)}: {score:.3f} ≥ {level:.3f} ({detail})"
 
 
 async def item_page(request: web.Request) -> web.Response:

@@ -41,3 +41,40 @@ def test_a_profiled_verdict_is_explained_by_its_profiles_levels() -> None:
     assert _why(_item({**verdict, "profile": None}, ["self_harm"]), POLICY) == [
         "self_harm: 0.300 ≥ threshold 0.500"
     ]
+
+
+def test_a_category_named_under_its_threshold_is_explained_by_the_level_it_reached() -> None:
+    """An attribute level or the leading-category rule names a category below its threshold; the page
+    quotes the level from the verdict's own ``why``, never a threshold the score did not reach."""
+    from topics.labels import LABEL_KEYS, SAFETY_KEYS
+
+    doc = {
+        "name": "a",
+        "labels": {"*": {"threshold": 0.5, "block": 0.9}},
+        "safety": {"*": {"threshold": 0.8, "block": 0.95}, "drugs": {"threshold": 0.6, "attribute": 0.2}},
+        "judge": {"review": 0.4, "block": 0.9, "name_leading": 0.02},
+    }
+    policy = parse_policy(doc)
+    scores = [0.0] * (len(LABEL_KEYS) + len(SAFETY_KEYS))
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("drugs")] = 0.25
+    attributed = policy.decide(scores, 0.5)
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("drugs")] = 0.0
+    scores[len(LABEL_KEYS) + SAFETY_KEYS.index("crime")] = 0.1
+    leading = policy.decide(scores, 0.5)
+    pages = {}
+    for decision, key, score in ((attributed, "drugs", 0.25), (leading, "crime", 0.1)):
+        verdict = {
+            "policy": policy.version,
+            "scores": {key: score},
+            "unsafe": 0.5,
+            "why": [w.to_dict() for w in decision.why],
+        }
+        pages[key] = _why(_item(verdict, decision.categories), policy)
+    assert (
+        pages["drugs"][0]
+        == "drugs: 0.250 ≥ attribute level 0.200 (named because the judge flagged the reply)"
+    )
+    assert pages["crime"][0].startswith("crime: 0.100, the highest safety score (≥ 0.020)")
+    assert "a guess at which harm" in pages["crime"][0]
+    for lines in pages.values():
+        assert "threshold" not in lines[0] and lines[1].startswith("judge: P(unsafe) 0.500")
