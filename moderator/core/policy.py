@@ -191,18 +191,11 @@ class Policy:
         """Name the safety categories of a reply the judge flagged (see ``LabelBand.attribute``)."""
         for key, p, band in scored:
             if band.attribute is not None and p >= band.attribute and key not in categories:
-                categories.append(key)
-                why.append(
-                    Why(
-                        "label",
-                        "review",
-                        key,
-                        p,
-                        band.attribute,
-                        spans.get(key),
-                        detail="attributed: the judge flagged the reply and this category reached "
-                        "its attribute level",
-                    )
+                detail = (
+                    "attributed: the judge flagged the reply and this category reached its attribute level"
+                )
+                _name_below(
+                    categories, why, Why("label", "review", key, p, band.attribute, spans.get(key), detail)
                 )
 
     @staticmethod
@@ -220,19 +213,11 @@ class Policy:
         key, p, _ = max(scored, key=lambda item: item[1])
         if p < floor:
             return
-        categories.append(key)
-        why.append(
-            Why(
-                "label",
-                "review",
-                key,
-                p,
-                floor,
-                spans.get(key),
-                detail="leading: the judge flagged the reply, no category reached its level and this one "
-                "scored highest (a best guess at which harm)",
-            )
+        detail = (
+            "leading: the judge flagged the reply, no category reached its level and this one scored "
+            "highest (a best guess at which harm)"
         )
+        _name_below(categories, why, Why("label", "review", key, p, floor, spans.get(key), detail))
 
     def _language_rule(self, action: Action, language: str, why: list[Why]) -> Action:
         rule = self.languages
@@ -263,6 +248,14 @@ class Policy:
 _RANK: dict[str, int] = {"allow": 0, "review": 1, "block": 2}
 _ACTIONS: tuple[Action, ...] = ("allow", "review", "block")
 _LANGUAGE_CODE = re.compile(r"^(?:[a-z]{2}|und)$")
+
+
+def _name_below(categories: list[str], why: list[Why], entry: Why) -> None:
+    """Name a safety category under its threshold (an attribute level, the leading category): never
+    an action of its own, always a ``why`` entry that says which rule named it."""
+    assert entry.label is not None
+    categories.append(entry.label)
+    why.append(entry)
 
 
 def _worst(a: Action, b: Action) -> Action:
