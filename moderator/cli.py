@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from moderator.cli_options import (
     Parser,
@@ -43,6 +43,9 @@ from moderator.exits import (
     known_user_errors,
 )
 from topics import Reason
+
+if TYPE_CHECKING:
+    from moderator.settings import Settings
 
 
 def _open_input(path: str) -> BinaryIO:
@@ -78,6 +81,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_server(settings_from(args))
 
 
+async def _redis_answers(settings: Settings) -> bool:
+    """Whether the verdict cache's Redis answers a PING within a short wait."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    kwargs: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    if settings.redis_ssl_ca_certs:
+        kwargs["ssl_ca_certs"] = settings.redis_ssl_ca_certs
+    try:
+        client = aioredis.from_url(settings.redis_url, **kwargs)
+    except ValueError:
+        return False
+    try:
+        return bool(await client.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+def _without_credentials(url: str) -> str:
+    """``redis://user:secret@host:6379/0`` → ``redis://host:6379/0``: never print a password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     check_readable(args.input)
     if args.dead_letter:
@@ -91,7 +123,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     from moderator.stream.worker import build_pipeline
     from topics import dumps
 
-    pipeline = build_pipeline(settings, Metrics(), use_cache=not args.no_cache, shared_ids=args.shared_ids)
+    use_cache = not args.no_cache
+    if use_cache and settings.redis_url and not args.shared_ids and not asyncio.run(_redis_answers(settings)):
+        # offline scoring on a machine without Redis is the common case: one line, not a warning per retry
+        print(
+            f"moderator score: no Redis answers at {_without_credentials(settings.redis_url)}; scoring "
+            "without the verdict cache (--no-cache skips this check)",
+            file=sys.stderr,
+        )
+        use_cache = False
+    pipeline = build_pipeline(settings, Metrics(), use_cache=use_cache, shared_ids=args.shared_ids)
     out = sys.stdout.buffer
     dead_file: IO[bytes] | None = open(args.dead_letter, "wb") if args.dead_letter else None  # noqa: SIM115
     show = args.input != "-" and sys.stderr.isatty()
@@ -384,11 +425,20 @@ def _dashboard_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--db", dest="dashboard_db", type=Path, help="dashboard sqlite file (index and accounts)")
 
 
+#: what ``moderator --help`` says: the commands, and where settings come from (the module docstring's
+#: other lines are for developers)
+DESCRIPTION = (
+    "Korean-first content moderation: a stream worker, an HTTP API, offline scoring and a review dashboard.\n\n"
+    "Flags override MODERATOR_* environment variables (README, Configuration); secrets are read from the\n"
+    "environment only. `moderator COMMAND --help` describes one command."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {int(code):>3}  {text}" for code, text in MEANINGS.items())
     parser = Parser(
         prog="moderator",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=f"exit codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

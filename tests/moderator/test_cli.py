@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -41,6 +42,43 @@ def test_score_writes_verdicts_to_stdout_and_dead_letters_aside(
     verdicts = [orjson.loads(line) for line in proc.stdout.splitlines()]
     assert [v["id"] for v in verdicts] == ["a", "c"]
     assert [orjson.loads(line)["reason"] for line in dead.read_bytes().splitlines()] == ["missing_field"]
+
+
+def test_score_without_a_redis_says_so_once_and_scores_uncached(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_judge_dir: Path, redis_server: Any
+) -> None:
+    """Offline scoring where no Redis runs: one line naming the address (never its password), no
+    warning per retry; with a Redis that answers, the second run is served from its cache."""
+    import os
+
+    from moderator.local.embedded import free_port
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"id": "a", "text": "score me once"}\n')
+    args = (
+        "score",
+        "--kind",
+        "comment",
+        "--input",
+        str(src),
+        *tiny_models(tiny_classifier_dir, tiny_judge_dir),
+    )
+
+    def score(redis_url: str) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "MODERATOR_REDIS_URL": redis_url}
+        return subprocess.run(
+            [sys.executable, "-m", "moderator", *args], capture_output=True, timeout=180, env=env
+        )
+
+    down = score(f"redis://user:hunter2@127.0.0.1:{free_port()}/0")
+    assert down.returncode == 0, down.stderr.decode()
+    err = down.stderr.decode()
+    assert "no Redis answers at redis://127.0.0.1:" in err and "hunter2" not in err
+    assert "redis get failed" not in err
+    assert [orjson.loads(line)["cached"] for line in down.stdout.splitlines()] == [False]
+    first, second = score(redis_server.url), score(redis_server.url)
+    assert "no Redis answers" not in first.stderr.decode()
+    assert [orjson.loads(line)["cached"] for line in second.stdout.splitlines()] == [True]
 
 
 def test_eval_reports_metrics_on_a_labelled_file_and_split(
