@@ -374,6 +374,28 @@ async def read_topic(
     return [(r.key, r.value, r.timestamp_ms) for r in out[topic]]
 
 
+async def read_topic_keys(
+    broker_url: str, topic: str, keys: set[bytes], timeout_s: float
+) -> list[tuple[bytes | None, bytes, int]]:
+    """Read ``topic`` from the start until every one of ``keys`` came at least once or the time is up:
+    (key, value, ts ms). Where records can be duplicated (at-least-once across a rebalance), a count
+    of records says nothing about which ids arrived; this waits for the ids."""
+    from moderator.local.harness import read_until
+
+    missing = set(keys)
+    seen = [0]
+
+    def done(out: dict[str, list[Any]]) -> bool:
+        records = out[topic]
+        for r in records[seen[0] :]:
+            missing.discard(r.key)
+        seen[0] = len(records)
+        return not missing
+
+    out = await read_until(broker_url, [topic], done, timeout_s)
+    return [(r.key, r.value, r.timestamp_ms) for r in out[topic]]
+
+
 def comment_values(texts: Sequence[str], prefix: str) -> list[bytes]:
     import orjson
 

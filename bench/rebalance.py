@@ -40,7 +40,7 @@ from bench.common import (
     invocation,
     load_data,
     produce_all,
-    read_topic,
+    read_topic_keys,
     table,
     wait_until,
     worker_env,
@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             b_exit = b.wait(60)
             events["B gone"] = time.time()
 
-            records = asyncio.run(read_topic(services.broker_url, names.verdicts, len(values), 600))
+            expected = {orjson.loads(v)["id"].encode() for v in values}
+            records = asyncio.run(read_topic_keys(services.broker_url, names.verdicts, expected, 600))
         finally:
             b.stop()
             a.stop()
     keys = Counter(k for k, _, _ in records)
-    expected = {orjson.loads(v)["id"].encode() for v in values}
     missing = expected - set(keys)
     duplicates = sum(n - 1 for n in keys.values() if n > 1)
     stamps = sorted(ts / 1000.0 for _, _, ts in records)
