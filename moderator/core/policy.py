@@ -106,9 +106,11 @@ class Policy:
     #: comment ``channel`` → profile name
     channels: dict[str, str] = field(default_factory=dict)
     #: when the judge flags a reply and no category reaches its level (no hate label, no safety category
-    #: at its threshold or attribute level), the highest-scoring safety category is named if its score is at least this (``None``: never).
-    #: A generative judge (KoSafeGuard, Llama Guard) always answers ``unsafe`` with a category; this
-    #: gives the encoder judge's flagged replies the same contract, as a best guess the ``why`` says is one
+    #: at its threshold or attribute level), the highest-scoring safety category is named if its score
+    #: is at least this (``None``: never). A generative judge (KoSafeGuard, Llama Guard) always answers
+    #: ``unsafe`` with a category; this gives the encoder judge's flagged replies the same contract, as
+    #: a best guess the ``why`` says is one. Off in the default policy (docs/benchmarks.md, "The leading
+    #: category": on the hand-written checks it names the wrong harm almost as often as the right one)
     name_leading: float | None = None
 
     def for_record(self, bot: str | None, channel: str | None) -> Policy:

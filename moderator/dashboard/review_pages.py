@@ -186,7 +186,10 @@ def _named_below(key: str, score: float, why: dict[str, Any]) -> str:
     detail = str(why["detail"])
     level = float(why["threshold"])
     if detail.startswith("attributed"):
-        return f"{label_name(key)}: {score:.3f} ≥ attribute level {level:.3f} (named because the judge flagged the reply)"
+        return (
+            f"{label_name(key)}: {score:.3f} ≥ attribute level {level:.3f} "
+            "(named because the judge flagged the reply)"
+        )
     if detail.startswith("leading"):
         return (
             f"{label_name(key)}: {score:.3f}, the highest safety score (≥ {level:.3f}) on a flagged reply that "
