@@ -238,3 +238,47 @@ def test_send_batches_fills_one_batch_per_partition_and_maps_each_record_to_its_
     ]
     assert out[:5] == ["fut-1", "fut-2", "fut-1", "fut-2", "fut-3"]
     assert isinstance(out[5], ValueError) and out[6] == "fut-4"
+
+
+def test_faust_forgets_the_acks_of_revoked_partitions_before_the_apps_revoke_handler() -> None:
+    """Why ``commit_before_revoke`` exists: if faust-streaming stops dropping its ack bookkeeping
+    before the app's handler, the early commit is no longer needed (and this test says so)."""
+    from faust.transport import consumer as faust_consumer
+
+    source = inspect.getsource(faust_consumer.Consumer.on_partitions_revoked)
+    assert source.index("self._acked.pop(tp, None)") < source.index("self._on_partitions_revoked")
+
+
+class _Consumer:
+    """What ``commit_before_revoke`` reads: the acked offsets per partition, and ``commit``."""
+
+    def __init__(self, acked: dict[str, list[int]], results: list[Any]) -> None:
+        self._acked = acked
+        self.results = results
+        self.commits = 0
+
+    async def commit(self) -> bool:
+        self.commits += 1
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        if result:
+            self._acked.clear()  # committed: faust removes the committed run
+        return bool(result)
+
+
+def test_commit_before_revoke_commits_pending_acks_and_retries_after_a_running_commit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # nothing acked on the revoked partitions: no commit
+    idle = _Consumer({"other": [5]}, [])
+    asyncio.run(adapter.commit_before_revoke(idle, {"p0"}))
+    assert idle.commits == 0
+    # the first commit only waited for the periodic one (False): committed on the second
+    busy = _Consumer({"p0": [10, 11]}, [False, True])
+    asyncio.run(adapter.commit_before_revoke(busy, {"p0", "p1"}))
+    assert busy.commits == 2 and not busy._acked
+    # a failing commit is logged, not raised: the records are re-delivered, as before
+    failing = _Consumer({"p0": [3]}, [RuntimeError("broker gone")])
+    asyncio.run(adapter.commit_before_revoke(failing, {"p0"}))
+    assert failing.commits == 1 and "commit before a rebalance failed" in caplog.text
