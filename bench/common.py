@@ -485,16 +485,30 @@ def write_section(section: Section, doc: Path = DOC_FILE) -> None:
     head, rest = text.split(BLOCK_BEGIN, 1)
     block, tail = rest.split(BLOCK_END, 1)
     chunks: dict[str, str] = {}
+    # text written by hand after a section, up to the next one: kept with the section it follows
+    # (it was once dropped whenever any benchmark rewrote the block)
+    notes: dict[str, str] = {}
+    starts = list(_SECTION_BEGIN.finditer(block))
+    lead = (block[: starts[0].start()] if starts else block).strip("\n")
     # every section already there, listed in SECTIONS or not (a benchmark outside run_all, e.g. api)
-    for name in _SECTION_BEGIN.findall(block):
-        b, e = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
-        if e in block:
-            chunks[name] = block.split(b, 1)[1].split(e, 1)[0]
+    for i, found in enumerate(starts):
+        name, end = found.group(1), f"<!-- bench:{found.group(1)}:end -->"
+        segment = block[found.end() : starts[i + 1].start() if i + 1 < len(starts) else len(block)]
+        if end in segment:
+            chunks[name], after = segment.split(end, 1)
+            if after.strip():
+                notes[name] = after.strip("\n")
     chunks[section.name] = "\n" + section.markdown()
     ordered = [n for n in SECTIONS if n in chunks] + [n for n in chunks if n not in SECTIONS]
-    inner = "\n".join(f"<!-- bench:{n}:begin -->{chunks[n]}<!-- bench:{n}:end -->\n" for n in ordered)
+    inner = "\n".join(
+        f"<!-- bench:{n}:begin -->{chunks[n]}<!-- bench:{n}:end -->\n"
+        + (f"\n{notes[n]}\n" if n in notes else "")
+        for n in ordered
+    )
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(head + BLOCK_BEGIN + "\n" + inner + BLOCK_END + tail, encoding="utf-8")
+    doc.write_text(
+        head + BLOCK_BEGIN + "\n" + (lead + "\n\n" if lead else "") + inner + BLOCK_END + tail, encoding="utf-8"
+    )
 
 
 def save_result(name: str, data: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:

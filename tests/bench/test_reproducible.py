@@ -104,3 +104,19 @@ def test_writing_a_section_keeps_every_other_section_listed_or_not(tmp_path: Pat
     text = doc.read_text(encoding="utf-8")
     assert "api figures" in text and "new figures" in text and "old figures" not in text
     assert text.count("<!-- bench:api:begin -->") == 1 and text.count("<!-- bench:overhead:begin -->") == 1
+
+
+def test_writing_a_section_keeps_notes_written_between_sections(tmp_path: Path) -> None:
+    """Text added by hand after a section inside the generated block stays after that section."""
+    doc = tmp_path / "benchmarks.md"
+    write_section(Section("api", "HTTP API", "api figures", "python -m bench.api", []), doc)
+    write_section(Section("overhead", "Overhead", "old figures", "python -m bench.overhead", []), doc)
+    text = doc.read_text(encoding="utf-8")
+    note = "*A note on the overhead run,*\nwritten by hand."
+    doc.write_text(text.replace("<!-- bench:overhead:end -->\n", f"<!-- bench:overhead:end -->\n\n{note}\n"))
+    write_section(Section("api", "HTTP API", "new api figures", "python -m bench.api", []), doc)
+    write_section(Section("overhead", "Overhead", "new figures", "python -m bench.overhead", []), doc)
+    text = doc.read_text(encoding="utf-8")
+    assert text.count(note) == 1
+    assert text.index("new figures") < text.index(note) < text.index("<!-- bench-suite:end -->")
+    assert "new api figures" in text and "old figures" not in text
