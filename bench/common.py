@@ -507,7 +507,8 @@ def write_section(section: Section, doc: Path = DOC_FILE) -> None:
     )
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(
-        head + BLOCK_BEGIN + "\n" + (lead + "\n\n" if lead else "") + inner + BLOCK_END + tail, encoding="utf-8"
+        head + BLOCK_BEGIN + "\n" + (lead + "\n\n" if lead else "") + inner + BLOCK_END + tail,
+        encoding="utf-8",
     )
 
 
