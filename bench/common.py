@@ -52,6 +52,7 @@ SECTIONS = (
     "judge_prefix",
     "latency",
     "scale_out",
+    "score_path",
 )
 _SECTION_BEGIN = re.compile(r"<!-- bench:([\w-]+):begin -->")
 

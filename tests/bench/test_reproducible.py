@@ -120,3 +120,21 @@ def test_writing_a_section_keeps_notes_written_between_sections(tmp_path: Path) 
     assert text.count(note) == 1
     assert text.index("new figures") < text.index(note) < text.index("<!-- bench-suite:end -->")
     assert "new api figures" in text and "old figures" not in text
+
+
+def test_the_summary_keeps_rows_it_has_no_raw_result_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone has no build/bench/*.json: rewriting the summary keeps the rows already in it."""
+    from bench import run_all
+
+    doc = tmp_path / "benchmarks.md"
+    rows = "| benchmark | goal | result (median) |\n| --- | --- | --- |\n| overhead | g | 30,693 msg/s: 0.51× batched loop |\n"
+    write_section(Section("summary", "Summary", rows, "python -m bench"), doc)
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path / "no-results")
+    assert run_all.main(["--only", "--doc", str(doc)]) == 0
+    text = doc.read_text(encoding="utf-8")
+    assert (
+        "| overhead | ≥0.5× the raw aiokafka loop | 30,693 msg/s: 0.51× batched loop (earlier run; see its section) |"
+        in text
+    )
