@@ -168,11 +168,14 @@ def _row_quantizer(node: onnx.NodeProto) -> list[onnx.NodeProto]:
     y, y_scale, y_zero_point = node.output
     p = f"{y}{ROW_QUANT}"  # tensor names are unique; node names may be empty
     return [
-        helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
+        # max |x| of a row as max(max x, −min x): the same value bit for bit, without the full-size
+        # Abs tensor (3-4% of the shipped model's time on one thread)
+        helper.make_node("ReduceMax", [x, "row_quant_axes"], [f"{p}_hi"], keepdims=1, name=f"{p}_hi"),
+        helper.make_node("ReduceMin", [x, "row_quant_axes"], [f"{p}_lo"], keepdims=1, name=f"{p}_lo"),
+        helper.make_node("Neg", [f"{p}_lo"], [f"{p}_neg_lo"], name=f"{p}_neg_lo"),
         helper.make_node(
-            "ReduceMax", [f"{p}_abs", "row_quant_axes"], [f"{p}_max"], keepdims=1, name=f"{p}_max"
+            "Max", [f"{p}_hi", f"{p}_neg_lo", "row_quant_eps"], [f"{p}_range"], name=f"{p}_range"
         ),
-        helper.make_node("Max", [f"{p}_max", "row_quant_eps"], [f"{p}_range"], name=f"{p}_range"),
         helper.make_node("Div", [f"{p}_range", "row_quant_63"], [y_scale], name=f"{p}_scale"),
         helper.make_node("Div", ["row_quant_63", f"{p}_range"], [f"{p}_inverse"], name=f"{p}_inverse"),
         helper.make_node("Mul", [x, f"{p}_inverse"], [f"{p}_scaled"], name=f"{p}_scaled"),

@@ -99,3 +99,37 @@ def test_dequantising_the_per_row_graph_gives_fp32_matmuls(graphs: dict[str, Pat
     np.testing.assert_allclose(_run(path, batch), expected, rtol=1e-4, atol=1e-3)
     ref = _run(graphs["fp32"], batch)  # only the int8 weight rounding (per output channel) is left
     assert np.linalg.norm(expected - ref) < 0.02 * np.linalg.norm(ref)
+
+
+def _with_abs_row_range(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with each row's range as ReduceMax(Abs(x)), the form exported before."""
+    nodes: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        name = node.name
+        if name.endswith("_row_quant_hi"):
+            p = name.removesuffix("_hi")
+            nodes.append(helper.make_node("Abs", [node.input[0]], [f"{p}_abs"], name=f"{p}_abs"))
+            nodes.append(
+                helper.make_node("ReduceMax", [f"{p}_abs", "row_quant_axes"], [f"{p}_max"], keepdims=1)
+            )
+        elif name.endswith("_row_quant_range"):
+            p = name.removesuffix("_range")
+            nodes.append(helper.make_node("Max", [f"{p}_max", "row_quant_eps"], list(node.output), name=name))
+        elif not name.endswith(("_row_quant_lo", "_row_quant_neg_lo")):
+            nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def test_the_row_range_from_max_and_min_is_bit_identical_to_max_of_abs(
+    graphs: dict[str, Path], tmp_path: Path
+) -> None:
+    model = onnx.load(str(graphs["int8"]))
+    assert "Abs" not in {n.op_type for n in model.graph.node}
+    legacy = tmp_path / "abs.onnx"
+    onnx.save(_with_abs_row_range(model), str(legacy))
+    assert "Abs" in {n.op_type for n in onnx.load(str(legacy)).graph.node}
+    _, batch = _rows()
+    for x in (batch, -batch, np.abs(batch)):  # rows whose largest |x| is positive, negative, both
+        np.testing.assert_array_equal(_run(graphs["int8"], x), _run(legacy, x))
