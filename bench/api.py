@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +41,11 @@ from bench.common import (
     base_parser,
     bench_process,
     command_line,
+    distinct,
     finish,
     guard_training,
     load_data,
+    score_path_rate,
     table,
 )
 
@@ -128,19 +129,8 @@ class Baseline:
         """Texts/s over ``texts``, the clock running from the first batch to the last verdict."""
         import orjson
 
-        from moderator.core.score import score_lines
-
         lines = [orjson.dumps({"id": f"b{i}", "text": t}) for i, t in enumerate(texts)]
-
-        async def run() -> float:
-            started = time.perf_counter()
-            n = 0
-            async for result in score_lines(self.pipeline, "comment", lines, batch_size=batch_size):
-                n += len(result.verdicts)
-            assert n == len(texts), f"{n} verdicts for {len(texts)} texts"
-            return n / (time.perf_counter() - started)
-
-        return asyncio.run(run())
+        return asyncio.run(score_path_rate(self.pipeline, "comment", lines, batch_size))
 
     def close(self) -> None:
         asyncio.run(self.pipeline.close())
@@ -182,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     # every saturation text distinct: the dev comments, then copies with a numbered marker appended,
     # enough that no round at up to POOL_TEXTS_PER_S comes round to a text it sent before
     copies = max(2, math.ceil(args.duration * POOL_TEXTS_PER_S / max(len(data.comments), 1)))
-    texts = data.comments + [f"{t} ({k})" for k in range(2, copies + 1) for t in data.comments]
+    texts = distinct(data.comments, copies * len(data.comments), lambda t, k: f"{t} ({k})")
     comments = work / "comments.jsonl"
     comments.write_text("".join(json.dumps({"input": t}, ensure_ascii=False) + "\n" for t in texts))
 

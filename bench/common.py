@@ -93,6 +93,28 @@ def cycle(items: Sequence[Any], n: int) -> list[Any]:
     return [items[i % len(items)] for i in range(n)]
 
 
+def distinct(items: Sequence[Any], n: int, mark: Callable[[Any, int], Any]) -> list[Any]:
+    """``cycle`` with no repeats: the k-th pass (k ≥ 2) over ``items`` gives ``mark(item, k)``."""
+    return [
+        items[i % len(items)] if i < len(items) else mark(items[i % len(items)], i // len(items) + 1)
+        for i in range(n)
+    ]
+
+
+async def score_path_rate(pipeline: Any, kind: str, values: Sequence[bytes], batch_size: int) -> float:
+    """Records/s of ``values`` through ``moderator score``'s path (``score_lines``), from the first
+    batch to the last verdict; raises if a record got no verdict."""
+    from moderator.core.score import score_lines
+
+    started = time.perf_counter()
+    n = 0
+    async for result in score_lines(pipeline, kind, values, batch_size=batch_size):  # type: ignore[arg-type]
+        n += len(result.verdicts)
+    if n != len(values):
+        raise RuntimeError(f"{n} verdicts for {len(values)} {kind}s")
+    return n / (time.perf_counter() - started)
+
+
 # ------------------------------------------------------------------------------------------------ stats
 
 

@@ -18,19 +18,19 @@ the section names the device kind the model ran on.
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
 from bench.common import (
     Section,
     Stat,
     base_parser,
     comment_values,
+    distinct,
     finish,
     guard_training,
     invocation,
     load_data,
     reply_values,
+    score_path_rate,
     table,
 )
 
@@ -38,29 +38,6 @@ from bench.common import (
 GOALS = {"comment": 0.8 * 340.0, "reply": 250.0}
 BATCHES = (64, 256)
 JUDGED_AT = 256
-
-
-def distinct(items: list[Any], n: int, mark: Any) -> list[Any]:
-    """``n`` items from ``items``, the k-th pass over them marked by ``mark(item, k)`` so none repeats."""
-    return [
-        items[i % len(items)] if i < len(items) else mark(items[i % len(items)], i // len(items) + 1)
-        for i in range(n)
-    ]
-
-
-def _rate(pipeline: Any, kind: str, values: list[bytes], batch: int) -> float:
-    from moderator.core.score import score_lines
-
-    async def run() -> float:
-        started = time.perf_counter()
-        n = 0
-        async for result in score_lines(pipeline, kind, values, batch_size=batch):  # type: ignore[arg-type]
-            n += len(result.verdicts)
-        if n != len(values):
-            raise RuntimeError(f"{n} verdicts for {len(values)} {kind}s")
-        return n / (time.perf_counter() - started)
-
-    return asyncio.run(run())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     device_kind = str(getattr(model, "device_kind", "unknown"))
     try:
         for kind, vals in values.items():  # warm-up: sessions, lanes, tokenizer
-            _rate(pipeline, kind, vals[:64], 64)
+            asyncio.run(score_path_rate(pipeline, kind, vals[:64], 64))
         rates: dict[tuple[str, int], list[float]] = {(k, b): [] for k in values for b in BATCHES}
         for r in range(args.rounds):
             for kind, vals in values.items():
                 for batch in BATCHES:
-                    rates[kind, batch].append(_rate(pipeline, kind, vals, batch))
+                    rates[kind, batch].append(asyncio.run(score_path_rate(pipeline, kind, vals, batch)))
                     print(f"round {r + 1} {kind} batch {batch}: {rates[kind, batch][-1]:.1f}/s", flush=True)
     finally:
         asyncio.run(pipeline.close())
