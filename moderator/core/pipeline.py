@@ -509,8 +509,11 @@ class Pipeline:
                 self._verdict(item, core, decision, scores, was_cached, supersedes, clock, decider)
             )
         # Ids are recorded only now that their verdicts exist: a model error leaves no trace.
+        # ``_supersedes`` puts a new Revision in ``latest`` for every id it moves forward, and the ones
+        # read from Redis or memory are never changed, so identity says which ids moved (an equality
+        # test per id compared every field)
         revisions = [
-            (key, rev) for key, rev in latest.items() if rev is not None and rev != before_batch[key]
+            (key, rev) for key, rev in latest.items() if rev is not None and rev is not before_batch[key]
         ]
         unsettled = (dict(revisions), dict(fresh))
         self._unsettled.append(unsettled)

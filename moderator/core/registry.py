@@ -11,7 +11,7 @@ all ``moderator score`` uses unless asked to share.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,7 +64,8 @@ class IdRegistry:
         self.store = store
         self._ttl = ttl_s
         self._local_max = local_max
-        self._local: OrderedDict[str, Revision] = OrderedDict()
+        #: insertion-ordered (a plain dict: re-inserting a key moves it last), oldest first
+        self._local: dict[str, Revision] = {}
 
     async def latest(self, keys: Sequence[str]) -> list[Revision | None]:
         """The revision last verdicted under each id key (Redis first, then this process's memory)."""
@@ -101,8 +102,11 @@ class IdRegistry:
 
     def _remember_locally(self, items: Sequence[tuple[str, Revision]]) -> None:
         local = self._local
+        pop = local.pop
         for key, revision in items:
+            pop(key, None)  # re-inserted below: the newest go last
             local[key] = revision
-            local.move_to_end(key)
-        while len(local) > self._local_max:
-            local.popitem(last=False)
+        excess = len(local) - self._local_max
+        if excess > 0:
+            for key in list(itertools.islice(local, excess)):
+                del local[key]
