@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from faust.transport import by_url
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
+from faust.types.tuples import ConsumerMessage, ack_lock
+from mode.utils.futures import notify
 
 from moderator.stream.partitioner import default_partitions
 
@@ -98,7 +101,6 @@ async def drain_messages_batched(
     set_flag, unset_flag = consumer.diag.set_flag, consumer.diag.unset_flag
     commit_every = consumer._commit_every
     acks_enabled_for = consumer.app.topics.acks_enabled_for
-    track = consumer.track_message
     routes = routes or {}
 
     async def deliver(batch: list[tuple[Any, Any]]) -> None:
@@ -132,8 +134,7 @@ async def drain_messages_batched(
 
     async def hand_over(routed: dict[str, list[Any]]) -> None:
         for topic, messages in routed.items():
-            for message in messages:
-                track(message)
+            track_batch(consumer, messages)
             await routes[topic](messages)
 
     try:
@@ -156,6 +157,78 @@ async def drain_messages_batched(
         unset_flag(faust_consumer.CONSUMER_FETCHING)
 
 
+def pin_batch(messages: Sequence[Any]) -> None:
+    """``Message.incref()`` on every record of a batch, under one acquisition of faust's ack lock."""
+    with ack_lock:
+        for message in messages:
+            message.refcount += 1
+
+
+def track_batch(consumer: Any, messages: Sequence[Any]) -> None:
+    """``Consumer.track_message`` for every record of a batch: each joins the set of records a rebalance
+    or a stop waits for, and the sensors see it come in. The set is a ``WeakSet``, whose ``add`` is a
+    Python method (a weak reference and a pending-removals check per record, ~2 µs a record with the
+    call); here its references go into its underlying set directly, with the callback ``add`` gives
+    them, after the same removals check."""
+    unacked = consumer._unacked_messages
+    if unacked._pending_removals:
+        unacked._commit_removals()
+    remove = unacked._remove
+    unacked.data.update([weakref.ref(message, remove) for message in messages])
+    on_message_in = consumer._on_message_in
+    if next(iter(consumer.app.sensors), None) is not None:  # faust's Monitor, unless removed
+        for message in messages:
+            on_message_in(message.tp, message.offset, message)
+
+
+def ack_batch(consumer: Any, messages: Sequence[Any]) -> None:
+    """``Message.ack(consumer)`` on every record of a batch, in order, as one step.
+
+    faust acks record by record: two acquisitions of its ack lock, a decrement, a call into
+    ``Consumer.ack`` and a wake-up of its ack waiters per record (~2.7 µs a record, the largest per-record
+    cost left in the worker's own loop besides the pipeline). This is the same bookkeeping, the
+    last reference of each record releasing it exactly as ``ConsumerMessage.on_final_ack`` →
+    ``Consumer.ack`` would, under one acquisition, with one wake-up for the batch. A record of another
+    message type takes faust's own path."""
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    committed_offsets = consumer._committed_offset
+    acked_indexes = consumer._acked_index
+    acked_lists = consumer._acked
+    unacked = consumer._unacked_messages
+    released = 0
+    wake = False
+    with ack_lock:
+        for message in messages:
+            if message.acked:
+                continue
+            refcount = message.refcount = max(message.refcount - 1, 0)
+            if refcount:
+                continue
+            if type(message).on_final_ack is not _FINAL_ACK:
+                message.on_final_ack(consumer)
+                continue
+            message.acked = True
+            if not acks_enabled_for(message.topic):
+                continue
+            wake = True
+            tp, offset = message.tp, message.offset
+            committed = committed_offsets[tp]
+            if committed is None or offset >= committed:
+                acked_index = acked_indexes[tp]
+                if offset not in acked_index:
+                    unacked.discard(message)
+                    acked_index.add(offset)
+                    acked_lists[tp].append(offset)
+                    released += 1
+        consumer._n_acked += released
+        if wake:
+            notify(consumer._waiting_for_ack)
+
+
+#: the final ack ``ack_batch`` replays (``ConsumerMessage`` hands the record to ``Consumer.ack``)
+_FINAL_ACK = ConsumerMessage.on_final_ack
+
+
 _DRAIN_NEEDS = (
     "callback",
     "getmany",
@@ -169,8 +242,13 @@ _DRAIN_NEEDS = (
     "wait_first",
     "suspend_flow",
     "consumer_stopped_errors",
-    "track_message",
     "_acked",  # read by ``commit_before_revoke``
+    # ``track_batch`` and ``ack_batch``
+    "_unacked_messages",
+    "_on_message_in",
+    "_committed_offset",
+    "_acked_index",
+    "_waiting_for_ack",
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import faust
 from moderator.core.pipeline import Pipeline
 from moderator.metrics import Metrics
 from moderator.settings import Settings
-from moderator.stream.adapter import app_with_fetch_wait, send_batches
+from moderator.stream.adapter import ack_batch, app_with_fetch_wait, pin_batch, send_batches
 from moderator.stream.checkpoint import BatchHandler
 from moderator.stream.liveness import Liveness
 from moderator.stream.sinks import VerdictSink
@@ -119,10 +120,10 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
 
     sink = VerdictSink(topics, send, metrics, send_many=send_many)
 
-    def ack(message: Any) -> object:
-        return message.ack(app.consumer)
+    def ack(messages: Sequence[Any]) -> None:
+        ack_batch(app.consumer, messages)
 
-    handler = BatchHandler(pipeline, sink, metrics, liveness, ack)
+    handler = BatchHandler(pipeline, sink, metrics, liveness, ack, pin_batch)
     inputs: dict[Kind, Any] = {
         "comment": app.topic(
             topics.comments, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions

@@ -43,14 +43,17 @@ class BatchHandler:
     their way to the broker no longer holds up the consumer, which hands over the next batch meanwhile
     (up to ``max_inflight`` batches per topic). Its records stay pinned until the broker acked its
     outputs, so the committed offset still never passes an unsent verdict; ``drain`` waits for all of
-    them. ``ack(message)`` releases a record on the consumer (``Message.ack(consumer)``).
+    them. ``pin(messages)`` holds a batch's records on the consumer (``Message.incref``) and
+    ``ack(messages)`` releases them (``Message.ack(consumer)``), a batch at a time
+    (``moderator.stream.adapter.pin_batch`` and ``ack_batch``).
     """
 
     pipeline: Pipeline
     sink: VerdictSink
     metrics: Metrics
     liveness: Liveness
-    ack: Callable[[Any], object]
+    ack: Callable[[Sequence[Any]], object]
+    pin: Callable[[Sequence[Any]], object]
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
     max_inflight: int = MAX_INFLIGHT_BATCHES
     _pending: dict[Kind, deque[asyncio.Task[None]]] = field(default_factory=dict)
@@ -65,8 +68,7 @@ class BatchHandler:
         batch is pinned and started before the first ``await``: a caller cancelled while it waits for
         room (a rebalance, a stop) leaves the batch running; ``drain`` waits for it.
         """
-        for message in messages:
-            message.incref()
+        self.pin(messages)
         pending = self._pending.setdefault(kind, deque())
         order = self._order.setdefault(kind, asyncio.Lock())
         # acks in batch order: faust commits the first run of consecutive acked offsets and checks it
@@ -139,9 +141,7 @@ class BatchHandler:
         if acked_before is not None and not await asyncio.shield(acked_before):
             # acking now would let faust commit past the failed batch's records: these stay unacked too
             raise RuntimeError(f"an earlier {kind} batch failed; this one is left unacked (re-delivered)")
-        ack = self.ack
-        for message in messages:
-            ack(message)  # drop our pin: the offset is safe to commit
+        self.ack(messages)  # drop our pins: the offsets are safe to commit
         self.metrics.batch_latency.observe(time.perf_counter() - started)
         self.liveness.progress()
 

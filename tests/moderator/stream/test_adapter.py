@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from typing import Any
 
 import faust
@@ -123,14 +124,17 @@ def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() 
         should_stop = False
         consumer_stopped_errors = (RuntimeError,)
         diag = type("Diag", (), {"set_flag": lambda self, f: None, "unset_flag": lambda self, f: None})()
-        app = type("App", (), {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})()})()
+        app = type(
+            "App",
+            (),
+            {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})(), "sensors": ()},
+        )()
+        _unacked_messages: weakref.WeakSet[Any] = weakref.WeakSet()
+        _on_message_in = None  # no sensors: never called
         suspend_flow = asyncio.Event
 
         async def callback(self, message: Any) -> None:
             seen.append(("callback", message.offset))
-
-        def track_message(self, message: Any) -> None:
-            seen.append(("track", message.offset))
 
         async def getmany(self, timeout: float) -> Any:
             stopped.value = True  # one fetch, then stop
@@ -146,7 +150,10 @@ def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() 
                 extra.close()
 
     async def route(messages: list[Any]) -> None:
+        # tracked before the route takes them: a rebalance or a stop waits for them from here on
+        tracked = sorted((m.partition, m.offset) for m in consumer._unacked_messages)
         seen.append(("route", [(m.partition, m.offset) for m in messages]))
+        seen.append(("tracked", tracked))
 
     consumer: Any = Consumer()
     consumer.suspend_flow = asyncio.Event()
@@ -158,10 +165,8 @@ def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() 
     asyncio.run(run())
     assert seen == [
         ("callback", 1),
-        ("track", 5),
-        ("track", 0),
-        ("track", 6),
         ("route", [(0, 5), (1, 0), (0, 6)]),
+        ("tracked", [(0, 5), (0, 6), (1, 0)]),
     ]
     assert consumer._read_offset == {("in", 0): 6, ("in", 1): 0, ("other", 0): 1}
 
@@ -282,3 +287,115 @@ def test_commit_before_revoke_commits_pending_acks_and_retries_after_a_running_c
     failing = _Consumer({"p0": [3]}, [RuntimeError("broker gone")])
     asyncio.run(adapter.commit_before_revoke(failing, {"p0"}))
     assert failing.commits == 1 and "commit before a rebalance failed" in caplog.text
+
+
+def _faust_consumer() -> Any:
+    """A real faust consumer, never started (nothing connects); acks enabled for topic ``in`` only."""
+
+    async def build() -> Any:
+        app = faust.App("ack-batch-test", broker="kafka://127.0.0.1:1")
+        app.topics.acks_enabled_for = lambda topic: topic == "in"  # what subscribing to ``in`` would set
+        return app.consumer
+
+    return asyncio.run(build())
+
+
+def _ack_case() -> tuple[Any, list[Any]]:
+    """Records as a worker meets them: pinned once or twice, one acked already, one below the committed
+    offset, one offset fetched twice, one on a topic without acks."""
+    from faust.types.tuples import TP, ConsumerMessage
+
+    consumer = _faust_consumer()
+    consumer._committed_offset[TP("in", 0)] = 3
+    specs = [("in", 0, o, 1) for o in (2, 3, 4, 5)] + [("in", 1, 7, 2), ("in", 1, 8, 1), ("in", 1, 8, 1)]
+    specs += [("off", 0, 1, 1)]
+    messages = []
+    for topic, partition, offset, pins in specs:
+        message = ConsumerMessage(topic, partition, offset, 0.0, 0, None, None, b"v", None)
+        for _ in range(pins):
+            message.incref()
+        consumer.track_message(message)
+        messages.append(message)
+    messages[3].ack(consumer)  # acked before the batch (offset 5)
+    return consumer, messages
+
+
+def _ack_state(consumer: Any, messages: list[Any]) -> Any:
+    return (
+        [(m.acked, m.refcount) for m in messages],
+        {tp: list(v) for tp, v in consumer._acked.items() if v},
+        {tp: set(v) for tp, v in consumer._acked_index.items() if v},
+        consumer._n_acked,
+        sorted((m.topic, m.partition, m.offset) for m in consumer._unacked_messages),
+    )
+
+
+def test_ack_batch_leaves_the_bookkeeping_faust_s_per_record_acks_leave() -> None:
+    each_consumer, each = _ack_case()
+    batch_consumer, batch = _ack_case()
+    for message in each:
+        message.ack(each_consumer)
+    adapter.ack_batch(batch_consumer, batch)
+    assert _ack_state(batch_consumer, batch) == _ack_state(each_consumer, each)
+    # a record pinned twice is released by its second ack only, in both
+    for message in each:
+        message.ack(each_consumer)
+    adapter.ack_batch(batch_consumer, batch)
+    assert _ack_state(batch_consumer, batch) == _ack_state(each_consumer, each)
+    state = _ack_state(batch_consumer, batch)
+    assert all(acked for acked, _ in state[0]) and state[3] == 5  # 3, 4, 5, 7, 8 (once)
+
+
+def test_pin_and_track_batch_do_what_incref_and_track_message_do() -> None:
+    from faust.types.tuples import ConsumerMessage
+
+    seen: list[tuple[str, int]] = []
+
+    class Sensor(faust.Sensor):
+        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+            seen.append((tp.topic, offset))
+
+    consumers = [_faust_consumer(), _faust_consumer()]
+    batches = [
+        [ConsumerMessage("in", 0, o, 0.0, 0, None, None, b"v", None) for o in range(5)] for _ in consumers
+    ]
+    for consumer in consumers:
+        consumer.app.sensors.add(Sensor())
+    for message in batches[0]:
+        message.incref()
+        consumers[0].track_message(message)
+    adapter.pin_batch(batches[1])
+    adapter.track_batch(consumers[1], batches[1])
+    assert seen[:5] == seen[5:] == [("in", o) for o in range(5)]
+    assert [m.refcount for m in batches[1]] == [m.refcount for m in batches[0]] == [1] * 5
+    assert set(consumers[1]._unacked_messages) == set(batches[1])
+    del batches[1][0]  # the set holds records weakly, as faust's own ``add`` does
+    import gc
+
+    gc.collect()
+    assert len(consumers[1]._unacked_messages) == 4
+
+
+def test_faust_ack_path_still_has_the_shape_ack_batch_replays() -> None:
+    from faust.types.tuples import ConsumerMessage, Message
+
+    assert "self.decref(n)" in inspect.getsource(Message.ack)
+    assert "on_final_ack(consumer)" in inspect.getsource(Message.ack)
+    assert "consumer.ack(self)" in inspect.getsource(ConsumerMessage.on_final_ack)
+    ack = inspect.getsource(faust.transport.consumer.Consumer.ack)
+    for piece in (
+        "acks_enabled_for(message.topic)",
+        "self._committed_offset[tp]",
+        "offset >= committed",
+        "self._unacked_messages.discard(message)",
+        "acked_index.add(offset)",
+        "self._n_acked += 1",
+        "notify(self._waiting_for_ack)",
+    ):
+        assert piece in ack, f"faust's Consumer.ack no longer does {piece}"
+    track = inspect.getsource(faust.transport.consumer.Consumer.track_message)
+    assert "self._unacked_messages.add(message)" in track and "self._on_message_in(" in track
+    # the WeakSet internals ``track_batch`` fills directly
+    members: weakref.WeakSet[Any] = weakref.WeakSet()
+    for name in ("data", "_remove", "_pending_removals", "_commit_removals"):
+        assert hasattr(members, name), name

@@ -48,7 +48,8 @@ def _handler(sink: _Sink, acked: list[int]) -> BatchHandler:
         sink,  # type: ignore[arg-type]
         Metrics(),
         _Liveness(),  # type: ignore[arg-type]
-        lambda m: acked.append(m.offset),
+        lambda messages: acked.extend(m.offset for m in messages),
+        lambda messages: [m.incref() for m in messages],
     )
 
 
