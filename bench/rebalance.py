@@ -60,6 +60,32 @@ def _worker(services: Services, names: Any, app_id: str, tag: str) -> Any:
     )
 
 
+def duplicate_sources(
+    records: list[tuple[bytes | None, bytes, int]], duplicated: set[bytes | None], events: dict[str, float]
+) -> str:
+    """Where the second verdicts of ``duplicated`` ids came from: per input partition, the offsets and
+    the rebalance (the last event before the repeat's broker timestamp) they followed."""
+    if not duplicated:
+        return ""
+    first_seen: set[bytes | None] = set()
+    spans: dict[tuple[str, int], list[int]] = {}
+    for key, value, ts in sorted(records, key=lambda r: r[2]):
+        if key not in duplicated:
+            continue
+        if key not in first_seen:
+            first_seen.add(key)
+            continue
+        after = [name for name, at in events.items() if at <= ts / 1000.0]
+        source = orjson.loads(value).get("source") or {}
+        spans.setdefault((after[-1] if after else "start", source.get("partition", -1)), []).append(
+            source.get("offset", -1)
+        )
+    return "; ".join(
+        f"{len(offsets)} of partition {partition} (offsets {min(offsets)}-{max(offsets)}) after '{event}'"
+        for (event, partition), offsets in sorted(spans.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n")[0], rounds=1)
     parser.add_argument(
@@ -108,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = Counter(k for k, _, _ in records)
     missing = expected - set(keys)
     duplicates = sum(n - 1 for n in keys.values() if n > 1)
+    where = duplicate_sources(records, {k for k, n in keys.items() if n > 1}, events)
     stamps = sorted(ts / 1000.0 for _, _, ts in records)
     t0 = stamps[0]
     buckets = Counter(int((t - t0) / BUCKET_S) for t in stamps)
@@ -147,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     body += (
         f"\n\n{len(values):,} comments in 4 partitions, no-op models, real Redis; worker B exit code {b_exit}. "
         f"Longest stretch without any verdict: {pause:.1f} s. **Lost: {len(missing)}** of {len(values):,} input ids without a verdict; {duplicates} duplicate "
-        "verdicts (re-delivered across a rebalance; consumers dedupe on the id)."
+        "verdicts (re-delivered across a rebalance; consumers dedupe on the id)"
+        + (f": {where}." if where else ".")
     )
     section = Section(
         "rebalance",
@@ -161,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": {k: v - t0 for k, v in events.items()},
         "missing": len(missing),
         "duplicates": duplicates,
+        "duplicates_where": where,
         "longest_pause_s": pause,
     }
     finish(args, section, result)

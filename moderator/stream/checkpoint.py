@@ -86,24 +86,32 @@ class BatchHandler:
                 pending.popleft()
 
     async def drain_all(self) -> bool:
-        """Shutdown: every kind's in-flight batches reach the broker; False if some did not in time."""
-        results = [await self.drain(kind) for kind in list(self._pending)]
-        return all(results)
+        """Shutdown or rebalance: every kind's in-flight batches reach the broker; False if some did not
+        in time. A hand-over under way while it waits (several batches of one fetch) may start more: those
+        are waited for too."""
+        while any(self._pending.values()):
+            if not all([await self.drain(kind) for kind in list(self._pending)]):
+                return False
+        return True
 
     async def drain(self, kind: Kind) -> bool:
-        """Shutdown: let in-flight batches reach the broker so their offsets can be committed."""
+        """Shutdown or rebalance: let the in-flight batches reach the broker so their offsets can be
+        committed. Batches started meanwhile stay pending (``drain_all`` waits for them next)."""
         pending = self._pending.get(kind)
         if not pending:
             return True
+        waited = list(pending)
         drained = True
         try:
             await asyncio.wait_for(
-                asyncio.shield(asyncio.gather(*pending, return_exceptions=True)), DRAIN_TIMEOUT_S
+                asyncio.shield(asyncio.gather(*waited, return_exceptions=True)), DRAIN_TIMEOUT_S
             )
         except (TimeoutError, asyncio.CancelledError):
             drained = False
-            log.warning("shutdown: in-flight %s batch not drained; it will be re-delivered", kind)
+            log.warning("in-flight %s batch not drained; it will be re-delivered", kind)
+        started_since = [task for task in pending if task not in waited]
         pending.clear()
+        pending.extend(started_since)
         return drained
 
     async def _run(

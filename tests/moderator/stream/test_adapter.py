@@ -399,3 +399,46 @@ def test_faust_ack_path_still_has_the_shape_ack_batch_replays() -> None:
     members: weakref.WeakSet[Any] = weakref.WeakSet()
     for name in ("data", "_remove", "_pending_removals", "_commit_removals"):
         assert hasattr(members, name), name
+
+
+class _RevokingConsumer(_Consumer):
+    """``settle_before_revoke``'s view: the app's batch drain and flow switch, then the commit."""
+
+    def __init__(self, calls: list[str], *, stopping: bool = False) -> None:
+        super().__init__({"p0": [7]}, [True])
+        self.calls = calls
+
+        async def drain() -> bool:
+            calls.append("drain")
+            self._acked["p0"].append(8)  # the in-flight batch acks while faust still knows p0
+            return True
+
+        self.app = type("App", (), {"batch_drain": staticmethod(drain), "should_stop": stopping})()
+
+    def stop_flow(self) -> None:
+        self.calls.append("stop_flow")
+
+    async def commit(self) -> bool:
+        self.calls.append(f"commit {sorted(self._acked.get('p0', []))}")
+        return await super().commit()
+
+
+def test_settle_before_revoke_drains_the_in_flight_batches_then_commits_their_acks() -> None:
+    calls: list[str] = []
+    asyncio.run(adapter.settle_before_revoke(_RevokingConsumer(calls), {"p0"}))
+    assert calls == ["stop_flow", "drain", "commit [7, 8]"]
+    # stopping: the shutdown path drains and commits; here only what is acked is committed
+    calls.clear()
+    asyncio.run(adapter.settle_before_revoke(_RevokingConsumer(calls, stopping=True), {"p0"}))
+    assert calls == ["commit [7]"]
+    # nothing revoked (a first assignment): nothing to wait for
+    calls.clear()
+    asyncio.run(adapter.settle_before_revoke(_RevokingConsumer(calls), set()))
+    assert calls == []
+
+
+def test_the_worker_consumer_settles_before_faust_forgets_the_revoked_partitions() -> None:
+    source = inspect.getsource(adapter.app_with_fetch_wait)
+    assert source.index("await settle_before_revoke(self, revoked)") < source.index(
+        "await super().on_partitions_revoked(revoked)"
+    )

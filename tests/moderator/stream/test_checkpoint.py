@@ -78,3 +78,25 @@ def test_after_a_failed_batch_later_batches_of_the_topic_stay_unacked() -> None:
 
     asyncio.run(run())
     assert acked == [7]
+
+
+def test_drain_all_also_waits_for_batches_started_while_it_waits() -> None:
+    """A rebalance drains while a fetch's hand-over may still start batches (one per chunk): those
+    must be finished too before the offsets are committed."""
+    acked: list[int] = []
+    handler = _handler(_Sink({0: 0.05, 2: 0.05}), acked)
+
+    async def run() -> bool:
+        await handler.handle("comment", [_Message(0), _Message(1)])
+
+        async def later_chunk() -> None:
+            await asyncio.sleep(0.02)  # starts while drain_all waits for the first batch
+            await handler.handle("comment", [_Message(2), _Message(3)])
+
+        task = asyncio.ensure_future(later_chunk())
+        drained = await handler.drain_all()
+        await task
+        return drained
+
+    assert asyncio.run(run())
+    assert acked == [0, 1, 2, 3]
