@@ -60,6 +60,8 @@ class BatchHandler:
     _order: dict[Kind, asyncio.Lock] = field(default_factory=dict)
     #: per kind, resolved once the last started batch acked its records (True) or failed (False)
     _acked: dict[Kind, asyncio.Future[bool]] = field(default_factory=dict)
+    #: batches a drain gave up on (still running): the next drain does not wait for them again
+    _stuck: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def handle(self, kind: Kind, messages: Sequence[Any]) -> None:
         """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
@@ -88,7 +90,11 @@ class BatchHandler:
     async def drain_all(self) -> bool:
         """Shutdown or rebalance: every kind's in-flight batches reach the broker; False if some did not
         in time. A hand-over under way while it waits (several batches of one fetch) may start more: those
-        are waited for too."""
+        are waited for too. While a batch an earlier drain gave up on still runs (a rebalance's drain,
+        then faust's, then a shutdown's), this answers False at once instead of waiting for it again."""
+        self._stuck = {task for task in self._stuck if not task.done()}
+        if self._stuck:
+            return False
         while any(self._pending.values()):
             if not all([await self.drain(kind) for kind in list(self._pending)]):
                 return False
@@ -108,6 +114,7 @@ class BatchHandler:
             )
         except (TimeoutError, asyncio.CancelledError):
             drained = False
+            self._stuck.update(task for task in waited if not task.done())
             log.warning("in-flight %s batch not drained; it will be re-delivered", kind)
         started_since = [task for task in pending if task not in waited]
         pending.clear()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from moderator.metrics import Metrics
 from moderator.stream.checkpoint import BatchHandler
 
@@ -100,3 +102,26 @@ def test_drain_all_also_waits_for_batches_started_while_it_waits() -> None:
 
     assert asyncio.run(run())
     assert acked == [0, 1, 2, 3]
+
+
+def test_a_batch_a_drain_gave_up_on_is_not_waited_for_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebalance's drain that times out (the broker refuses writes) answers False; faust's own drain
+    right after, and a shutdown's, answer False at once instead of each waiting the full bound again,
+    until the batch is done."""
+    from moderator.stream import checkpoint
+
+    monkeypatch.setattr(checkpoint, "DRAIN_TIMEOUT_S", 0.05)
+    acked: list[int] = []
+    handler = _handler(_Sink({0: 0.3}), acked)
+
+    async def run() -> list[bool]:
+        await handler.handle("comment", [_Message(0)])
+        first = await handler.drain_all()
+        started = asyncio.get_running_loop().time()
+        second = await handler.drain_all()
+        assert asyncio.get_running_loop().time() - started < 0.04
+        await asyncio.sleep(0.35)  # the batch gets through
+        return [first, second, await handler.drain_all()]
+
+    assert asyncio.run(run()) == [False, False, True]
+    assert acked == [0]
