@@ -291,15 +291,20 @@ async def commit_before_revoke(consumer: Any, revoked: set[Any], attempts: int =
     waits for it, hence the retries while acked offsets are pending. The worker is still a member of
     the old generation here, so it may commit; a failure is logged and the records are re-delivered,
     as before."""
+    await commit_acked(consumer, revoked, attempts, "before a rebalance")
+
+
+async def commit_acked(consumer: Any, tps: set[Any] | None, attempts: int = 3, when: str = "") -> None:
+    """Commit what is acked on ``tps`` (all partitions: None), retrying while a commit only waited
+    for the periodic one already running (faust's ``commit`` then returns without committing)."""
     for _ in range(attempts):
-        if not any(consumer._acked.get(tp) for tp in revoked):
+        acked = consumer._acked
+        if not any(acked.get(tp) for tp in (list(acked) if tps is None else tps)):
             return
         try:
             await consumer.commit()
         except Exception as exc:  # noqa: BLE001 - at-least-once still holds: they are re-delivered
-            log.warning(
-                "commit before a rebalance failed (%r); records since the last commit are re-delivered", exc
-            )
+            log.warning("commit %s failed (%r); records since the last commit are re-delivered", when, exc)
             return
 
 
@@ -334,6 +339,9 @@ class BatchApp(faust.App):
             # faust's wait_empty would wait for the undrained records forever: commit what is acked
             await consumer.commit_and_end_transactions()
             return
+        # faust's wait_empty commits once, and that commit only waits if the periodic one is running
+        # (a stopping worker then left its last second of acks uncommitted: read and verdicted again)
+        await commit_acked(consumer, None, when="after the drain")
         await super()._consumer_wait_empty(consumer, logger)
 
 

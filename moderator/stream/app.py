@@ -142,8 +142,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> faus
         limit = settings.stream_batch_size
 
         async def take(messages: list[Any]) -> None:
-            for start in range(0, len(messages), limit):
-                await handler.handle(kind, messages[start : start + limit])
+            await handler.take(kind, messages, limit)
 
         return take
 

@@ -62,6 +62,24 @@ class BatchHandler:
     _acked: dict[Kind, asyncio.Future[bool]] = field(default_factory=dict)
     #: batches a drain gave up on (still running): the next drain does not wait for them again
     _stuck: set[asyncio.Task[None]] = field(default_factory=set)
+    #: fetches being handed over (``take``), and set whenever there are none
+    _handing_over: int = 0
+    _handed_over: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def take(self, kind: Kind, messages: Sequence[Any], limit: int) -> None:
+        """Hand over one fetch of ``kind``: batches of at most ``limit`` records, each started by
+        ``handle`` (which waits while ``max_inflight`` batches are unfinished). A large fetch is many
+        batches; ``drain_all`` waits for the whole hand-over, not only for the batches it has started so
+        far, or a rebalance would commit before the rest of the fetch was even started."""
+        self._handing_over += 1
+        self._handed_over.clear()
+        try:
+            for start in range(0, len(messages), limit):
+                await self.handle(kind, messages[start : start + limit])
+        finally:
+            self._handing_over -= 1
+            if not self._handing_over:
+                self._handed_over.set()
 
     async def handle(self, kind: Kind, messages: Sequence[Any]) -> None:
         """Start a batch; return once fewer than ``max_inflight`` batches of ``kind`` are unfinished.
@@ -95,9 +113,16 @@ class BatchHandler:
         self._stuck = {task for task in self._stuck if not task.done()}
         if self._stuck:
             return False
-        while any(self._pending.values()):
+        while self._handing_over or any(self._pending.values()):
             if not all([await self.drain(kind) for kind in list(self._pending)]):
                 return False
+            if self._handing_over and not any(self._pending.values()):
+                # between two of a hand-over's batches: it starts the next one as soon as it runs
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._handed_over.wait()), DRAIN_TIMEOUT_S)
+                except TimeoutError:
+                    log.warning("a fetch was not handed over in time; its records will be re-delivered")
+                    return False
         return True
 
     async def drain(self, kind: Kind) -> bool:

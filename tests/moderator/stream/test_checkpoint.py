@@ -125,3 +125,22 @@ def test_a_batch_a_drain_gave_up_on_is_not_waited_for_again(monkeypatch: pytest.
 
     assert asyncio.run(run()) == [False, False, True]
     assert acked == [0]
+
+
+def test_drain_all_waits_for_the_rest_of_a_fetch_being_handed_over() -> None:
+    """One large fetch is several batches, started one after the other as room frees up: a drain that
+    begins between two of them must wait for all of them, or a rebalance commits before the rest."""
+    acked: list[int] = []
+    handler = _handler(_Sink({0: 0.03, 1: 0.03, 2: 0.03}), acked)
+    handler.max_inflight = 1
+
+    async def run() -> bool:
+        fetch = [_Message(0), _Message(1), _Message(2)]
+        hand_over = asyncio.ensure_future(handler.take("comment", fetch, 1))
+        await asyncio.sleep(0)  # the first batch has started; the other two wait for room
+        drained = await handler.drain_all()
+        assert hand_over.done()
+        return drained
+
+    assert asyncio.run(run())
+    assert acked == [0, 1, 2]
