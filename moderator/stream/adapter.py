@@ -121,16 +121,18 @@ async def drain_messages_batched(
                     await consumer.commit()
                 await callback(message)
             read_offsets[tp] = offset
-        if routed and commit_every is not None and consumer._n_acked >= commit_every:
-            consumer._n_acked = 0
-            await consumer.commit()
         if routed:
             # Shielded: a rebalance or stop (suspend_flow) that cancels this delivery must not abandon
             # records already fetched and read past, half handed over: with no seek back (faust's seek
             # after an assignment can fail when another rebalance follows), the fetcher would go on
             # after them and the next records' acks could commit past them. Once tracked, they are
-            # the routes'; faust's wait for unacked records at the rebalance waits for them.
+            # the routes'; faust's wait for unacked records at the rebalance waits for them. The
+            # commit comes after the hand-over, so a cancel while it waits for the broker cannot come
+            # between reading these records and handing them over.
             await asyncio.shield(hand_over(routed))
+            if commit_every is not None and consumer._n_acked >= commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
 
     async def hand_over(routed: dict[str, list[Any]]) -> None:
         for topic, messages in routed.items():
@@ -308,6 +310,21 @@ async def commit_acked(consumer: Any, tps: set[Any] | None, attempts: int = 3, w
             return
 
 
+async def commit_to_the_end(commit: Awaitable[bool]) -> bool:
+    """Await a faust commit that the caller's cancellation cannot stop halfway.
+
+    faust's ``Consumer.commit`` takes each partition's run of acked offsets out of its bookkeeping
+    (``_new_offset``) *before* it flushes the producer and commits them. Cancelled in between (the
+    delivery ``wait_first`` drops when a rebalance suspends the flow, or a stopping worker's tasks),
+    those offsets were neither committed nor acked any more, and every later commit of the partition
+    found a hole at its start (faust commits only from the committed offset on) and committed
+    nothing: the partition's whole share since then was read and verdicted again by its next owner
+    (``bench.rebalance`` under load: 4,000-15,000 duplicates in half the runs). Shielded, the commit
+    finishes; the cancelled caller still gets its ``CancelledError``, and other committers wait for
+    it through faust's own ``_commit_fut``."""
+    return await asyncio.shield(commit)
+
+
 class BatchApp(faust.App):
     """A ``faust.App`` whose routed topics are consumed batch by batch (``route_batches``)."""
 
@@ -362,6 +379,9 @@ def app_with_fetch_wait(wait_ms: int) -> type[BatchApp]:
         async def _drain_messages(self, fetcher: Any) -> None:
             check_drain_shape(self)
             await drain_messages_batched(self, fetcher, getattr(self.app, "batch_routes", None))
+
+        async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+            return await commit_to_the_end(super().commit(topics, start_new_transaction))
 
         async def on_partitions_revoked(self, revoked: set[Any]) -> None:
             await settle_before_revoke(self, revoked)

@@ -442,3 +442,118 @@ def test_the_worker_consumer_settles_before_faust_forgets_the_revoked_partitions
     assert source.index("await settle_before_revoke(self, revoked)") < source.index(
         "await super().on_partitions_revoked(revoked)"
     )
+
+
+def _worker_consumer() -> Any:
+    """The worker's real faust consumer class (``app_with_fetch_wait``), never started."""
+
+    async def build() -> Any:
+        app = adapter.app_with_fetch_wait(5)("commit-test", broker="kafka://127.0.0.1:1")
+        app.topics.acks_enabled_for = lambda topic: topic == "in"
+        return app.consumer
+
+    return asyncio.run(build())
+
+
+def test_faust_takes_acked_offsets_out_before_it_commits_them() -> None:
+    """Why ``commit_to_the_end`` exists: faust's commit removes the acked run first (``_new_offset``),
+    then flushes and commits; a cancel in between loses those offsets for good."""
+    from faust.transport import consumer as faust_consumer
+
+    source = inspect.getsource(faust_consumer.Consumer._new_offset)
+    assert "acked[: len(batch)] = []" in source
+    tps = inspect.getsource(faust_consumer.Consumer._commit_tps)
+    assert tps.index("self._filter_committable_offsets(tps)") < tps.index("self._commit_offsets(")
+
+
+def test_a_commit_whose_caller_is_cancelled_still_commits_the_offsets_it_took() -> None:
+    """The delivery a rebalance cancels, or a stopping worker's task, may be inside a commit: the
+    offsets faust already took out of its bookkeeping are committed all the same, and the next
+    commit finds no hole (before: the partition committed nothing again until it moved)."""
+    from faust.types.tuples import TP
+
+    consumer = _worker_consumer()
+    assert type(consumer).__name__ == "FetchWaitConsumer"
+    tp = TP("in", 0)
+    consumer._committed_offset[tp] = 10
+    consumer._acked[tp].extend(range(10, 20))
+    consumer._acked_index[tp].update(range(10, 20))
+    committed: list[dict[Any, int]] = []
+
+    async def run() -> None:
+        broker = asyncio.Event()
+
+        async def commit_offsets(offsets: dict[Any, int], start_new_transaction: bool = True) -> bool:
+            await broker.wait()  # the producer flush and the broker's answer take a while
+            committed.append(dict(offsets))
+            consumer._committed_offset.update(offsets)
+            return True
+
+        consumer._commit_offsets = commit_offsets
+        caller = asyncio.ensure_future(consumer.commit())
+        await asyncio.sleep(0.01)
+        assert not consumer._acked[tp]  # taken out already, not yet committed
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        broker.set()
+        waiter = asyncio.ensure_future(consumer.commit())  # waits for the one still running
+        assert await waiter is False
+        assert committed == [{tp: 20}]
+        # the partition goes on committing: no hole at the committed offset
+        consumer._acked[tp].extend(range(20, 25))
+        consumer._acked_index[tp].update(range(20, 25))
+        assert await consumer.commit() is True
+        assert committed[-1] == {tp: 25}
+
+    asyncio.run(run())
+
+
+def test_a_delivery_hands_its_records_over_before_it_commits() -> None:
+    """A commit waits for the broker; a rebalance cancelling the delivery then must find the fetched
+    records handed over already, not read past and dropped."""
+    order: list[str] = []
+    stopped, fetcher = _Flag(), type("Fetcher", (), {})()
+    fetcher._stopped = _Flag()
+
+    class Consumer:
+        _stopped = stopped
+        _read_offset: dict[Any, int | None] = {("in", 0): None}
+        _commit_every = 1
+        _n_acked = 5
+        should_stop = False
+        consumer_stopped_errors = (RuntimeError,)
+        diag = type("Diag", (), {"set_flag": lambda self, f: None, "unset_flag": lambda self, f: None})()
+        app = type(
+            "App",
+            (),
+            {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})(), "sensors": ()},
+        )()
+        _unacked_messages: weakref.WeakSet[Any] = weakref.WeakSet()
+        _on_message_in = None  # no sensors: never called
+
+        async def commit(self) -> bool:
+            order.append("commit")
+            return True
+
+        async def getmany(self, timeout: float) -> Any:
+            stopped.value = True
+            yield ("in", 0), _Message("in", 0, 0)
+
+        async def wait_first(self, *coros: Any) -> None:
+            await coros[0]
+            for extra in coros[1:]:
+                extra.close()
+
+    async def route(messages: list[Any]) -> None:
+        order.append("route")
+
+    consumer: Any = Consumer()
+    consumer.callback = None
+
+    async def run() -> None:
+        consumer.suspend_flow = asyncio.Event()
+        await adapter.drain_messages_batched(consumer, fetcher, {"in": route})
+
+    asyncio.run(run())
+    assert order == ["route", "commit"]
