@@ -55,6 +55,21 @@ def committed_offsets(consumer: Any) -> dict[Any, int | None]:
     return offsets
 
 
+def first_acked_offsets(consumer: Any) -> dict[Any, int]:
+    """Per partition, the lowest offset acked and not yet committed (partitions with none are left out).
+
+    faust commits a partition only from its committed offset on (``Consumer._new_offset``): when the
+    lowest acked offset stays beyond it, a record in between was never acked, and the partition
+    commits nothing more while this worker holds it (``moderator.stream.liveness``)."""
+    _require(consumer, "_acked", "faust's acked offsets")
+    first: dict[Any, int] = {}
+    for tp, offsets in list(consumer._acked.items()):
+        lowest = min(offsets, default=None)  # acks from other threads only append
+        if lowest is not None:
+            first[tp] = lowest
+    return first
+
+
 def worker_with_first_stop_hook(on_first_stop: Callable[[], None]) -> type[faust.Worker]:
     """``faust.Worker`` calling ``on_first_stop`` once, when the first stop signal schedules shutdown."""
     _require(faust.Worker, "_schedule_shutdown", "mode's signal-to-shutdown hook")

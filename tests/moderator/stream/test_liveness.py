@@ -15,12 +15,13 @@ class TP(NamedTuple):
 
 
 class Consumer:
-    """The three things Liveness reads from faust's consumer, with values the test sets."""
+    """The four things Liveness reads from faust's consumer, with values the test sets."""
 
     def __init__(self) -> None:
         self.assigned: set[TP] = set()
         self.highwaters: dict[TP, int] = {}
         self._committed_offset: dict[TP, int] = {}
+        self._acked: dict[TP, list[int]] = {}  # faust's acked, not yet committed offsets
 
     def assignment(self) -> set[TP]:
         return set(self.assigned)
@@ -59,3 +60,67 @@ def test_partitions_moved_away_leave_the_lag_series() -> None:
     live.check()
     assert lag_series(metrics) == {("comments", "1"): 0}
     assert live.lag == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_partition_whose_acks_stay_beyond_a_hole_is_stalled_and_named(monkeypatch: Any) -> None:
+    """A record never acked at the committed offset: faust commits nothing more of that partition while
+    the others go on committing, so the global check alone would never see it."""
+    import moderator.stream.liveness as liveness_module
+
+    clock = Clock()
+    monkeypatch.setattr(liveness_module.time, "monotonic", clock)
+    app, metrics = App(), Metrics()
+    live = Liveness(app, metrics, stall_timeout_s=60)
+    a, b = TP("comments", 0), TP("comments", 1)
+    app.consumer.assigned = {a, b}
+    app.consumer.highwaters = {a: 5000, b: 5000}
+    app.consumer._committed_offset = {a: 100, b: 100}
+    # partition 0: offsets 100-199 never acked, 200 on acked; partition 1: a normal run from 100
+    app.consumer._acked = {a: [200, 201, 202], b: [100, 101]}
+    live.check()
+    assert live.live and live.blocked == []  # a hole can be a batch still on its way
+
+    for step in range(4):  # partition 1 keeps committing, partition 0 does not
+        clock.now += 20
+        app.consumer._committed_offset[b] += 1000
+        app.consumer._acked[a].append(203 + step)  # later acks do not move the first one
+        live.check()
+    assert not live.live and live.blocked == ["comments/0"]
+    report = live.report()
+    assert report["live"] is False and report["blocked_partitions"] == ["comments/0"]
+
+    # the missing records acked at last: faust commits again, the partition is live
+    app.consumer._acked[a] = []
+    app.consumer._committed_offset[a] = 207
+    clock.now += 5
+    live.check()
+    assert live.live and live.blocked == []
+
+
+def test_no_hole_when_only_the_committed_offset_itself_is_missing(monkeypatch: Any) -> None:
+    """faust commits past a single missing offset at the committed one (its ``_new_offset`` rule), so
+    that partition is not blocked; nor is one with nothing acked."""
+    import moderator.stream.liveness as liveness_module
+
+    clock = Clock()
+    monkeypatch.setattr(liveness_module.time, "monotonic", clock)
+    app, metrics = App(), Metrics()
+    live = Liveness(app, metrics, stall_timeout_s=10)
+    a, b = TP("comments", 0), TP("comments", 1)
+    app.consumer.assigned = {a, b}
+    app.consumer.highwaters = {a: 50, b: 50}
+    app.consumer._committed_offset = {a: 10, b: 10}
+    app.consumer._acked = {a: [11, 12], b: []}
+    for _ in range(3):
+        live.check()
+        clock.now += 6
+        app.consumer._committed_offset[b] += 1  # commits move: the global check stays happy
+    assert live.live and live.blocked == []
