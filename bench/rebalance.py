@@ -11,16 +11,23 @@ B is stopped with SIGTERM (rebalance 2: it drains, commits and leaves) and A tak
   re-delivered across a rebalance may have two, counted as duplicates);
 * **dip**: verdicts per 0.5 s from the output records' broker timestamps; the slowest bucket around each
   rebalance against the median rate of A alone before the first one.
+
+``--busy N`` runs N busy loops beside the workers for the whole run: the slowed-down machine under
+which a commit cancelled halfway by a rebalance used to leave thousands of duplicates (3 of 6 runs at
+``--messages 500000 --join-after 0.03 --leave-after 3 --busy 1`` before the fix, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -60,6 +67,19 @@ def _worker(services: Services, names: Any, app_id: str, tag: str) -> Any:
     )
 
 
+@contextlib.contextmanager
+def busy_loops(count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` processes spinning on a core each while the block runs, killed when it ends."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield loops
+    finally:
+        for loop in loops:
+            loop.kill()
+        for loop in loops:
+            loop.wait()
+
+
 def duplicate_sources(
     records: list[tuple[bytes | None, bytes, int]], duplicated: set[bytes | None], events: dict[str, float]
 ) -> str:
@@ -93,12 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--join-after", type=float, default=0.2, help="share of the backlog A does alone")
     parser.add_argument("--leave-after", type=float, default=4.0, help="seconds B stays once it verdicts")
+    parser.add_argument("--busy", type=int, default=0, help="busy loops beside the workers (load)")
     args = parser.parse_args(argv)
+    if args.busy < 0:
+        parser.error("--busy takes 0 or more")
     guard_training(args)
     data = load_data()
     values = comment_values(cycle(data.comments, args.messages), "rb")
     events: dict[str, float] = {}
-    with Services() as services:
+    with Services() as services, busy_loops(args.busy):
         names = fresh_topics("rebalance")
         asyncio.run(create_topics(services.broker_url, names, 4))
         asyncio.run(produce_all(services.broker_url, names.comments, values))
@@ -172,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         ["phase", f"verdicts/s (slowest {BUCKET_S} s bucket)", "vs A alone", "time under half rate"], rows
     )
     body += (
-        f"\n\n{len(values):,} comments in 4 partitions, no-op models, real Redis; worker B exit code {b_exit}. "
+        f"\n\n{len(values):,} comments in 4 partitions, no-op models, real Redis"
+        + (f", {args.busy} busy loop(s) beside the workers" if args.busy else "")
+        + f"; worker B exit code {b_exit}. "
         f"Longest stretch without any verdict: {pause:.1f} s. **Lost: {len(missing)}** of {len(values):,} input ids without a verdict; {duplicates} duplicate "
         "verdicts (re-delivered across a rebalance; consumers dedupe on the id)"
         + (f": {where}." if where else ".")

@@ -30,3 +30,13 @@ def test_duplicates_are_named_by_partition_offsets_and_the_event_they_followed()
         "2 of partition 2 (offsets 100-101) after 'B verdicts'"
     )
     assert duplicate_sources(records, set(), events) == ""
+
+
+def test_busy_loops_spin_while_the_block_runs_and_are_gone_after() -> None:
+    from bench.rebalance import busy_loops
+
+    with busy_loops(2) as loops:
+        assert len(loops) == 2 and all(loop.poll() is None for loop in loops)
+    assert all(loop.returncode is not None for loop in loops)
+    with busy_loops(0) as none:
+        assert none == []
