@@ -103,6 +103,33 @@ class _Message:
         self.tp = (topic, partition)
 
 
+class _DrainConsumer:
+    """What ``drain_messages_batched`` reads on a faust consumer; a test sets ``_stopped``, the read
+    offsets, the commit counters and ``getmany``, one fetch, that sets ``_stopped``."""
+
+    _read_offset: dict[Any, int | None]
+    _commit_every: int | None = None
+    _n_acked = 0
+    should_stop = False
+    consumer_stopped_errors = (RuntimeError,)
+    diag = type("Diag", (), {"set_flag": lambda self, f: None, "unset_flag": lambda self, f: None})()
+    app = type(
+        "App",
+        (),
+        {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})(), "sensors": ()},
+    )()
+    _on_message_in = None  # no sensors: never called
+
+    def __init__(self, stopped: _Flag) -> None:
+        self._stopped = stopped
+        self._unacked_messages: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    async def wait_first(self, *coros: Any) -> None:
+        await coros[0]
+        for extra in coros[1:]:
+            extra.close()
+
+
 def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() -> None:
     """A fetched batch: the routed topic's records go to its route at once, each tracked first; the
     others still go through faust's per-record callback; read offsets move for both."""
@@ -116,22 +143,8 @@ def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() 
     stopped, fetcher = _Flag(), type("Fetcher", (), {})()
     fetcher._stopped = _Flag()
 
-    class Consumer:
-        _stopped = stopped
-        _read_offset: dict[Any, int | None] = {("in", 0): 4, ("in", 1): None, ("other", 0): 0}
-        _commit_every = None
-        _n_acked = 0
-        should_stop = False
-        consumer_stopped_errors = (RuntimeError,)
-        diag = type("Diag", (), {"set_flag": lambda self, f: None, "unset_flag": lambda self, f: None})()
-        app = type(
-            "App",
-            (),
-            {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})(), "sensors": ()},
-        )()
-        _unacked_messages: weakref.WeakSet[Any] = weakref.WeakSet()
-        _on_message_in = None  # no sensors: never called
-        suspend_flow = asyncio.Event
+    class Consumer(_DrainConsumer):
+        _read_offset = {("in", 0): 4, ("in", 1): None, ("other", 0): 0}
 
         async def callback(self, message: Any) -> None:
             seen.append(("callback", message.offset))
@@ -144,19 +157,13 @@ def test_routed_topics_reach_their_route_as_one_tracked_batch_in_offset_order() 
         async def _add_gap(self, tp: Any, start: int, end: int) -> None:
             raise AssertionError("no gap in this batch")
 
-        async def wait_first(self, *coros: Any) -> None:
-            await coros[0]
-            for extra in coros[1:]:
-                extra.close()
-
     async def route(messages: list[Any]) -> None:
         # tracked before the route takes them: a rebalance or a stop waits for them from here on
         tracked = sorted((m.partition, m.offset) for m in consumer._unacked_messages)
         seen.append(("route", [(m.partition, m.offset) for m in messages]))
         seen.append(("tracked", tracked))
 
-    consumer: Any = Consumer()
-    consumer.suspend_flow = asyncio.Event()
+    consumer: Any = Consumer(stopped)
 
     async def run() -> None:
         consumer.suspend_flow = asyncio.Event()
@@ -516,21 +523,10 @@ def test_a_delivery_hands_its_records_over_before_it_commits() -> None:
     stopped, fetcher = _Flag(), type("Fetcher", (), {})()
     fetcher._stopped = _Flag()
 
-    class Consumer:
-        _stopped = stopped
-        _read_offset: dict[Any, int | None] = {("in", 0): None}
+    class Consumer(_DrainConsumer):
+        _read_offset = {("in", 0): None}
         _commit_every = 1
         _n_acked = 5
-        should_stop = False
-        consumer_stopped_errors = (RuntimeError,)
-        diag = type("Diag", (), {"set_flag": lambda self, f: None, "unset_flag": lambda self, f: None})()
-        app = type(
-            "App",
-            (),
-            {"topics": type("T", (), {"acks_enabled_for": lambda self, t: True})(), "sensors": ()},
-        )()
-        _unacked_messages: weakref.WeakSet[Any] = weakref.WeakSet()
-        _on_message_in = None  # no sensors: never called
 
         async def commit(self) -> bool:
             order.append("commit")
@@ -540,15 +536,10 @@ def test_a_delivery_hands_its_records_over_before_it_commits() -> None:
             stopped.value = True
             yield ("in", 0), _Message("in", 0, 0)
 
-        async def wait_first(self, *coros: Any) -> None:
-            await coros[0]
-            for extra in coros[1:]:
-                extra.close()
-
     async def route(messages: list[Any]) -> None:
         order.append("route")
 
-    consumer: Any = Consumer()
+    consumer: Any = Consumer(stopped)
     consumer.callback = None
 
     async def run() -> None:

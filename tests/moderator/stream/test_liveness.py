@@ -70,19 +70,26 @@ class Clock:
         return self.now
 
 
-def test_a_partition_whose_acks_stay_beyond_a_hole_is_stalled_and_named(monkeypatch: Any) -> None:
-    """A record never acked at the committed offset: faust commits nothing more of that partition while
-    the others go on committing, so the global check alone would never see it."""
+def _timed(monkeypatch: Any, stall_timeout_s: float, *, highwater: int, committed: int) -> Any:
+    """A clock the test moves, and Liveness over partitions 0 and 1 at these offsets."""
     import moderator.stream.liveness as liveness_module
 
     clock = Clock()
     monkeypatch.setattr(liveness_module.time, "monotonic", clock)
-    app, metrics = App(), Metrics()
-    live = Liveness(app, metrics, stall_timeout_s=60)
+    app = App()
+    live = Liveness(app, Metrics(), stall_timeout_s=stall_timeout_s)
     a, b = TP("comments", 0), TP("comments", 1)
     app.consumer.assigned = {a, b}
-    app.consumer.highwaters = {a: 5000, b: 5000}
-    app.consumer._committed_offset = {a: 100, b: 100}
+    app.consumer.highwaters = {a: highwater, b: highwater}
+    app.consumer._committed_offset = {a: committed, b: committed}
+    return clock, app, live
+
+
+def test_a_partition_whose_acks_stay_beyond_a_hole_is_stalled_and_named(monkeypatch: Any) -> None:
+    """A record never acked at the committed offset: faust commits nothing more of that partition while
+    the others go on committing, so the global check alone would never see it."""
+    clock, app, live = _timed(monkeypatch, 60, highwater=5000, committed=100)
+    a, b = TP("comments", 0), TP("comments", 1)
     # partition 0: offsets 100-199 never acked, 200 on acked; partition 1: a normal run from 100
     app.consumer._acked = {a: [200, 201, 202], b: [100, 101]}
     live.check()
@@ -108,16 +115,8 @@ def test_a_partition_whose_acks_stay_beyond_a_hole_is_stalled_and_named(monkeypa
 def test_no_hole_when_only_the_committed_offset_itself_is_missing(monkeypatch: Any) -> None:
     """faust commits past a single missing offset at the committed one (its ``_new_offset`` rule), so
     that partition is not blocked; nor is one with nothing acked."""
-    import moderator.stream.liveness as liveness_module
-
-    clock = Clock()
-    monkeypatch.setattr(liveness_module.time, "monotonic", clock)
-    app, metrics = App(), Metrics()
-    live = Liveness(app, metrics, stall_timeout_s=10)
+    clock, app, live = _timed(monkeypatch, 10, highwater=50, committed=10)
     a, b = TP("comments", 0), TP("comments", 1)
-    app.consumer.assigned = {a, b}
-    app.consumer.highwaters = {a: 50, b: 50}
-    app.consumer._committed_offset = {a: 10, b: 10}
     app.consumer._acked = {a: [11, 12], b: []}
     for _ in range(3):
         live.check()
