@@ -102,13 +102,14 @@ class Liveness:
     ) -> dict[str, str]:
         """Assigned partitions whose acked offsets have stayed beyond a hole at the committed offset for
         ``stall_timeout_s`` (the same hole, same offsets), by "topic/partition", with what is missing.
-        faust still commits when only the committed offset itself is missing, so that is no hole."""
+        faust's own rule (``Consumer._new_offset``): it still commits when only the committed offset
+        itself is missing, or when that offset is 0 (it checks no hole then), so neither is one here."""
         first_acked = first_acked_offsets(consumer)
         holes: dict[Any, tuple[int, int, float]] = {}
         blocked: dict[str, str] = {}
         for tp in assignment:
             committed, first = committed_map.get(tp), first_acked.get(tp)
-            if committed is None or first is None or first - committed <= 1:
+            if not committed or first is None or first - committed <= 1:
                 continue
             earlier = self._holes.get(tp)
             since = earlier[2] if earlier is not None and earlier[:2] == (committed, first) else now

@@ -118,6 +118,8 @@ def test_no_hole_when_only_the_committed_offset_itself_is_missing(monkeypatch: A
     clock, app, live = _timed(monkeypatch, 10, highwater=50, committed=10)
     a, b = TP("comments", 0), TP("comments", 1)
     app.consumer._acked = {a: [11, 12], b: []}
+    app.consumer.assigned.add(c := TP("comments", 2))  # committed 0: faust checks no hole there
+    app.consumer.highwaters[c], app.consumer._committed_offset[c], app.consumer._acked[c] = 50, 0, [5, 6]
     for _ in range(3):
         live.check()
         clock.now += 6
